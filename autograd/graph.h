@@ -1,0 +1,57 @@
+#pragma once
+// The dynamic graph: every differentiable op that sees an input requiring grad records a Node
+// holding its backward function and edges to the nodes that produced its inputs. Leaves that
+// require grad get an AccumulateGrad node. Modelled on PyTorch's Node / Edge / Engine.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moda {
+
+struct Edge {
+  std::shared_ptr<Node> node;  // null: the input needs no gradient
+  int input_nr = 0;            // which output of `node` the input was
+};
+
+// Backward function: receives one gradient per output (undefined ones are filled with zeros unless
+// all are undefined) and returns one gradient per input (undefined = no gradient for it).
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+
+struct Node {
+  std::string name;
+  std::vector<Edge> next;          // one per input of the op
+  std::vector<Shape> output_shapes;  // for zero-filling missing output gradients
+  std::vector<DType> output_dtypes;
+  Device device;
+  BackwardFn backward;             // cleared after it runs, which frees saved tensors
+  // Run even when no gradient reached any output (used by depth-stream slot writes, whose gradient
+  // arrives through a side buffer rather than through the graph).
+  bool run_without_grad = false;
+  // Leaves only: the tensor whose .grad is accumulated (AccumulateGrad semantics).
+  std::weak_ptr<TensorImpl> leaf;
+  virtual ~Node() = default;
+};
+
+// Whether ops record graph nodes on this thread (NoGradGuard turns it off).
+bool grad_mode_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Runs the backward pass from `roots` (each with its seed gradient). Nodes execute in an order
+// where a node runs only after every consumer of its outputs has run, so gradients arriving at a
+// node are complete; a leaf's grad-ready hooks fire then.
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds);
+
+}  // namespace moda

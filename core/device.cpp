@@ -1,0 +1,40 @@
+#include "core/device.h"
+
+#include "core/error.h"
+
+#ifdef MODA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace moda {
+
+std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return cpu();
+  if (s == "cuda") return cuda(0);
+  if (s.rfind("cuda:", 0) == 0) {
+    try {
+      return cuda(std::stoi(s.substr(5)));
+    } catch (const std::exception&) {
+    }
+  }
+  MODA_FAIL("unknown device '", s, "'; expected cpu, cuda or cuda:N");
+}
+
+int cuda_device_count() {
+#ifdef MODA_HAVE_CUDA
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device / no driver" error
+    return 0;
+  }
+  return n;
+#else
+  return 0;
+#endif
+}
+
+bool cuda_available() { return cuda_device_count() > 0; }
+
+}  // namespace moda
