@@ -32,3 +32,34 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 void accumulate_into(Tensor& acc, const Tensor& g);
 
 }  // namespace moda
+
+// ---------------------------------------------------------------------------------------------
+// The differentiable op library (namespace moda::ops). Each family lives in its own header,
+// written by whoever owns its kernels; autograd/ops.h includes them all. Exact signatures (all
+// ops dispatch on the inputs' device: CPU kernels for f32/f64, CUDA kernels for f32/bf16):
+//
+// autograd/pointwise_ops.h
+//   Tensor add(const Tensor& a, const Tensor& b);          // same shape
+//   Tensor mul(const Tensor& a, const Tensor& b);          // same shape
+//   Tensor scale(const Tensor& a, double alpha);
+//   Tensor cast(const Tensor& a, DType dtype);             // f32 <-> bf16 (f64 on CPU); grad cast back
+//   Tensor sum(const Tensor& a);                           // all elements -> shape {1}, f32 (f64 in)
+//   Tensor mean(const Tensor& a);
+//   Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);  // last dim; weight [D] or undefined
+//   Tensor rope(const Tensor& x, double theta, int64_t position_offset = 0);  // x [B,T,H,d], rotate-half
+//   Tensor swiglu(const Tensor& x);                        // [..., 2h] as [gate | up] -> [..., h]
+//   Tensor softmax(const Tensor& x);                       // last dim
+// autograd/dense_ops.h
+//   Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+//       // a [..., M, K] (or [..., K, M] if trans_a), b [..., K, N] or [K, N] (broadcast over batch)
+//   Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+//       // x [..., in], weight [out, in], bias [out] or undefined -> [..., out]
+//   Tensor embedding(const Tensor& table, const Tensor& ids);  // table [V, D], ids i32/i64 any shape
+//   Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -1);
+//       // logits [N, V] f32/bf16, targets [N] i32/i64 -> mean loss over non-ignored rows, shape {1}, f32
+//   Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
+//       // q [B,T,Hq,d], k,v [B,T,Hk,d] -> [B,T,Hq,d]; plain unfused reference
+// autograd/moda_attention_ops.h
+//   Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
+//                         const Tensor& depth_v, bool causal = true);   // depth_* [B,T,L,Hk,d] views
+// Optimiser kernels (AdamW, grad norm / clipping) are not differentiable: nn/ calls kernels/ directly.
