@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/stream.h"
+#include "core/tensor.h"
+
+using namespace moda;
+
+TEST_CASE("cuda core: caching allocator reuses freed blocks and reports statistics", "[gpu][core]") {
+  cuda_allocator::release_cached(0);
+  auto before = cuda_allocator::stats(0);
+  void* first;
+  {
+    Tensor a = Tensor::empty({1000, 1000}, DType::F32, Device::cuda());  // 4 MB -> 2 MiB granules
+    first = a.data_ptr();
+    auto during = cuda_allocator::stats(0);
+    REQUIRE(during.allocated >= before.allocated + 4000000);
+    REQUIRE(during.peak_allocated >= during.allocated);
+  }
+  auto after_free = cuda_allocator::stats(0);
+  REQUIRE(after_free.allocated == before.allocated);
+  REQUIRE(after_free.reserved >= 4000000);  // kept in the cache
+  Tensor b = Tensor::empty({999, 1000}, DType::F32, Device::cuda());
+  REQUIRE(b.data_ptr() == first);  // served from the cache
+  REQUIRE(cuda_allocator::stats(0).cache_hits > before.cache_hits);
+  b = Tensor();
+  cuda_allocator::release_cached(0);
+  REQUIRE(cuda_allocator::stats(0).reserved == 0);
+}
+
+TEST_CASE("cuda core: out-of-memory error states request, use and peak", "[gpu][core]") {
+  try {
+    Tensor huge = Tensor::empty({int64_t(1) << 50}, DType::F32, Device::cuda());
+    FAIL("expected out of memory");
+  } catch (const OutOfMemoryError& e) {
+    std::string m = e.what();
+    REQUIRE(m.find("requested") != std::string::npos);
+    REQUIRE(m.find("in use") != std::string::npos);
+    REQUIRE(m.find("peak") != std::string::npos);
+  }
+}
+
+TEST_CASE("cuda core: copies between devices, dtypes and strided layouts", "[gpu][core]") {
+  Tensor host = Tensor::randn({4, 33, 3, 17}, 5);
+  Tensor dev = host.to(Device::cuda());
+  REQUIRE(dev.to_float_vector() == host.to_float_vector());
+  // Strided device view (like a depth-stream slot) made contiguous on the device.
+  Tensor slot = dev.select(2, 1);
+  REQUIRE_FALSE(slot.is_contiguous());
+  REQUIRE(slot.contiguous().to_float_vector() == host.select(2, 1).contiguous().to_float_vector());
+  // Write a host tensor into a strided device view.
+  Tensor dst = Tensor::zeros({4, 33, 3, 17}, DType::F32, Device::cuda());
+  dst.select(2, 2).copy_(host.select(2, 0));
+  REQUIRE(dst.select(2, 2).to_float_vector() == host.select(2, 0).contiguous().to_float_vector());
+  REQUIRE(dst.select(2, 0).to_float_vector() == std::vector<float>(4 * 33 * 17, 0.0f));
+  // dtype conversion with the GPU involved.
+  Tensor b = dev.to(DType::BF16);
+  REQUIRE(b.to_float_vector() == host.to(DType::BF16).to_float_vector());
+  // Same seed, same numbers on both devices.
+  REQUIRE(Tensor::randn({1001}, 9, DType::F32, Device::cuda()).to_float_vector() ==
+          Tensor::randn({1001}, 9).to_float_vector());
+}
+
+TEST_CASE("cuda core: events time work on a stream", "[gpu][core]") {
+  Stream s;
+  Event start, stop;
+  start.record(s.get());
+  Tensor big = Tensor::empty({1 << 24}, DType::F32, Device::cuda());
+  stop.record(s.get());
+  stop.synchronize();
+  REQUIRE(stop.elapsed_ms_since(start) >= 0.0f);
+}
