@@ -1,0 +1,126 @@
+#include "distributed/train_config.h"
+
+#include <glob.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/json_config.h"
+
+namespace moda {
+
+std::vector<std::string> expand_shards(const std::string& pattern, const std::string& field) {
+  glob_t g{};
+  int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+  std::vector<std::string> out;
+  if (rc == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  globfree(&g);
+  MODA_CHECK(!out.empty(), field, ": no file matches '", pattern, "'");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+static std::vector<std::string> shard_list(const nlohmann::json& v, const std::string& field) {
+  std::vector<std::string> out;
+  auto add = [&](const nlohmann::json& item) {
+    MODA_CHECK(item.is_string(), field, ": expected a path or glob string, got ", item.dump());
+    auto files = expand_shards(item.get<std::string>(), field);
+    out.insert(out.end(), files.begin(), files.end());
+  };
+  if (v.is_array()) for (const auto& item : v) add(item);
+  else add(v);
+  return out;
+}
+
+TrainConfig train_config_from_json(const nlohmann::json& doc) {
+  TrainConfig c;
+  FieldReader top(doc, "config");
+  c.model = nn::model_config_from_json(top.require<nlohmann::json>("model"));
+
+  nlohmann::json data_json = top.require<nlohmann::json>("data");
+  FieldReader data(data_json, "data");
+  c.data.train = shard_list(data.raw("train"), "data.train");
+  if (data.has("val")) {
+    const auto& val = data.raw("val");
+    MODA_CHECK(val.is_object(), "data.val: expected an object {name: shards}, got ", val.dump());
+    for (auto& [name, shards] : val.items()) c.data.val[name] = shard_list(shards, "data.val." + name);
+  }
+  c.data.seq_len = data.get<int64_t>("seq_len", c.data.seq_len);
+  data.check(c.data.seq_len >= 1, "seq_len", c.data.seq_len, "must be >= 1");
+  data.finish();
+
+  nlohmann::json optim_json = top.get<nlohmann::json>("optim", nlohmann::json::object());
+  FieldReader o(optim_json, "optim");
+  auto& oc = c.optim;
+  oc.lr = o.get("lr", oc.lr);
+  oc.min_lr = o.get("min_lr", oc.min_lr);
+  oc.warmup_steps = o.get("warmup_steps", oc.warmup_steps);
+  oc.beta1 = o.get("beta1", oc.beta1);
+  oc.beta2 = o.get("beta2", oc.beta2);
+  oc.eps = o.get("eps", oc.eps);
+  oc.weight_decay = o.get("weight_decay", oc.weight_decay);
+  oc.grad_clip = o.get("grad_clip", oc.grad_clip);
+  o.check(oc.lr > 0, "lr", oc.lr, "must be > 0");
+  o.check(oc.min_lr >= 0 && oc.min_lr <= oc.lr, "min_lr", oc.min_lr, "must be in [0, lr]");
+  o.check(oc.warmup_steps >= 0, "warmup_steps", oc.warmup_steps, "must be >= 0");
+  o.check(oc.beta1 >= 0 && oc.beta1 < 1, "beta1", oc.beta1, "must be in [0, 1)");
+  o.check(oc.beta2 >= 0 && oc.beta2 < 1, "beta2", oc.beta2, "must be in [0, 1)");
+  o.check(oc.eps > 0, "eps", oc.eps, "must be > 0");
+  o.check(oc.weight_decay >= 0, "weight_decay", oc.weight_decay, "must be >= 0");
+  o.check(oc.grad_clip >= 0, "grad_clip", oc.grad_clip, "must be >= 0 (0 disables clipping)");
+  o.finish();
+
+  nlohmann::json train_json = top.get<nlohmann::json>("train", nlohmann::json::object());
+  FieldReader t(train_json, "train");
+  auto& tc = c.train;
+  tc.steps = t.get("steps", tc.steps);
+  tc.global_batch = t.get("global_batch", tc.global_batch);
+  tc.micro_batch = t.get("micro_batch", tc.micro_batch);
+  tc.eval_every = t.get("eval_every", tc.eval_every);
+  tc.eval_max_batches = t.get("eval_max_batches", tc.eval_max_batches);
+  tc.checkpoint_every = t.get("checkpoint_every", tc.checkpoint_every);
+  tc.keep_checkpoints = t.get("keep_checkpoints", tc.keep_checkpoints);
+  tc.log_every = t.get("log_every", tc.log_every);
+  tc.seed = t.get("seed", tc.seed);
+  tc.device = t.get("device", tc.device);
+  t.check(tc.steps >= 1, "steps", tc.steps, "must be >= 1");
+  t.check(tc.micro_batch >= 1, "micro_batch", tc.micro_batch, "must be >= 1");
+  t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch",
+          tc.global_batch, "must be a positive multiple of micro_batch (" + std::to_string(tc.micro_batch) + ")");
+  t.check(tc.eval_every >= 0, "eval_every", tc.eval_every, "must be >= 0");
+  t.check(tc.eval_max_batches >= 0, "eval_max_batches", tc.eval_max_batches, "must be >= 0");
+  t.check(tc.checkpoint_every >= 0, "checkpoint_every", tc.checkpoint_every, "must be >= 0");
+  t.check(tc.keep_checkpoints >= 0, "keep_checkpoints", tc.keep_checkpoints, "must be >= 0 (0 keeps all)");
+  t.check(tc.log_every >= 1, "log_every", tc.log_every, "must be >= 1");
+  t.check(tc.device == "auto" || tc.device == "cpu" || tc.device.rfind("cuda", 0) == 0, "device", tc.device,
+          "must be auto, cpu, cuda or cuda:N");
+  t.finish();
+  top.finish();
+
+  if (c.model.max_seq_len > 0)
+    MODA_CHECK(c.data.seq_len <= c.model.max_seq_len, "data.seq_len: value ", c.data.seq_len,
+               " is invalid: must be <= model.max_seq_len (", c.model.max_seq_len, ")");
+  c.resolved = doc;
+  c.resolved["model"] = nn::model_config_to_json(c.model);
+  c.resolved["optim"] = {{"lr", oc.lr}, {"min_lr", oc.min_lr}, {"warmup_steps", oc.warmup_steps},
+                         {"beta1", oc.beta1}, {"beta2", oc.beta2}, {"eps", oc.eps},
+                         {"weight_decay", oc.weight_decay}, {"grad_clip", oc.grad_clip}};
+  c.resolved["train"] = {{"steps", tc.steps}, {"global_batch", tc.global_batch}, {"micro_batch", tc.micro_batch},
+                         {"eval_every", tc.eval_every}, {"eval_max_batches", tc.eval_max_batches},
+                         {"checkpoint_every", tc.checkpoint_every}, {"keep_checkpoints", tc.keep_checkpoints},
+                         {"log_every", tc.log_every}, {"seed", tc.seed}, {"device", tc.device}};
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  nlohmann::json doc = read_json_file(path);
+  for (const auto& o : overrides) apply_override(doc, o);
+  try {
+    return train_config_from_json(doc);
+  } catch (const Error& e) {
+    MODA_FAIL(path, ": ", e.what());
+  }
+}
+
+}  // namespace moda
