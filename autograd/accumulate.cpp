@@ -1,12 +1,12 @@
 #include "autograd/function.h"
 #include "core/error.h"
+#include "core/stream.h"
+#include "kernels/cpu/elementwise.h"
+#ifdef MODA_HAVE_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace moda {
-
-template <typename T>
-static void add_loop(int64_t n, const T* g, T* acc) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += g[i];
-}
 
 void accumulate_into(Tensor& acc, const Tensor& g_in) {
   check_same_shape("gradient accumulation", acc, g_in);
@@ -16,10 +16,18 @@ void accumulate_into(Tensor& acc, const Tensor& g_in) {
   int64_t n = acc.numel();
   if (acc.device().is_cpu()) {
     switch (acc.dtype()) {
-      case DType::F32: add_loop(n, g.data<float>(), acc.data<float>()); return;
-      case DType::F64: add_loop(n, g.data<double>(), acc.data<double>()); return;
+      case DType::F32: cpu::axpy(acc.data<float>(), g.data<float>(), 1.0, n); return;
+      case DType::F64: cpu::axpy(acc.data<double>(), g.data<double>(), 1.0, n); return;
       default: break;
     }
+  } else {
+#ifdef MODA_HAVE_CUDA
+    switch (acc.dtype()) {
+      case DType::F32: cuda::axpy(acc.data<float>(), g.data<float>(), 1.0, n, current_stream()); return;
+      case DType::BF16: cuda::axpy(acc.data<bf16>(), g.data<bf16>(), 1.0, n, current_stream()); return;
+      default: break;
+    }
+#endif
   }
   MODA_FAIL("gradient accumulation: unsupported ", acc.describe());
 }

@@ -5,10 +5,9 @@
 #include "core/error.h"
 #include "core/stream.h"
 #include "kernels/cpu/grad_norm.h"
-#if defined(MODA_HAVE_CUDA) && __has_include("kernels/cuda/adamw.h") && __has_include("kernels/cuda/grad_norm.h")
+#ifdef MODA_HAVE_CUDA
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/grad_norm.h"
-#define MODA_OPTIM_CUDA 1
 #endif
 
 namespace moda {
@@ -34,13 +33,17 @@ AdamW::AdamW(std::vector<OptimParam> params, AdamWParams hyper) : hyper_(hyper) 
 
 double AdamW::grad_norm() const {
   double sumsq = 0;
+#ifdef MODA_HAVE_CUDA
+  std::vector<cuda::GradSpan> spans;  // all CUDA gradients: one deterministic reduction, one sync
+  Device cuda_device;
+#endif
   for (const auto& s : slots_) {
     Tensor g = s.p.param.grad();
     if (!g.defined()) continue;
-    g = g.contiguous();
+    MODA_CHECK(g.is_contiguous(), "AdamW: gradient of ", s.p.name, " is not contiguous");
     const int64_t n = g.numel();
-    double norm = 0;
     if (g.device().is_cpu()) {
+      double norm;
       if (g.dtype() == DType::F64) {
         const double* b = g.data<double>();
         norm = cpu::grad_norm<double>(&b, &n, 1);
@@ -49,16 +52,24 @@ double AdamW::grad_norm() const {
         const float* b = f.data<float>();
         norm = cpu::grad_norm<float>(&b, &n, 1);
       }
-    } else {
-#ifdef MODA_OPTIM_CUDA
-      norm = g.dtype() == DType::BF16 ? cuda::grad_norm(g.data<bf16>(), n, current_stream())
-                                      : cuda::grad_norm(g.data<float>(), n, current_stream());
-#else
-      MODA_FAIL("AdamW: CUDA gradients need the CUDA grad-norm kernel, which this build lacks");
-#endif
+      sumsq += norm * norm;
+      continue;
     }
-    sumsq += norm * norm;
+#ifdef MODA_HAVE_CUDA
+    check_dtype("AdamW::grad_norm", g, {DType::F32, DType::BF16}, s.p.name.c_str());
+    spans.push_back({g.data_ptr(), n, g.dtype() == DType::BF16});
+    cuda_device = g.device();
+#endif
   }
+#ifdef MODA_HAVE_CUDA
+  if (!spans.empty()) {
+    Tensor norm = Tensor::empty({1}, DType::F32, cuda_device);
+    cuda::grad_norm(spans.data(), static_cast<int64_t>(spans.size()), norm.data<float>(), nullptr, 0.0,
+                    current_stream());
+    double n = norm.item();
+    sumsq += n * n;
+  }
+#endif
   return std::sqrt(sumsq);
 }
 
@@ -85,7 +96,7 @@ void AdamW::step(double lr, double grad_scale) {
                                s.exp_avg_sq.data<float>(), n, nullptr, grad_scale);
       continue;
     }
-#ifdef MODA_OPTIM_CUDA
+#ifdef MODA_HAVE_CUDA
     if (p.dtype() == DType::BF16) {
       cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(),
                        s.exp_avg_sq.data<float>(), n, p.data<bf16>(), grad_scale, current_stream());
