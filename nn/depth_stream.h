@@ -1,0 +1,73 @@
+#pragma once
+// The depth stream: ONE key buffer and ONE value buffer [B, T, S, Hk, d] per forward pass, holding
+// every K,V pair the network writes (S slots, laid out by nn::stream_layout). Layers write their
+// (RoPE'd) keys and values into their slots in place; layer l's MoDA attention reads its own slot
+// as sequence K,V and slots [0, num_depth) as depth K,V through strides, without copies.
+//
+// Gradients mirror the buffers: dK, dV [B, T, S, Hk, d], zeroed on first use in backward. Each
+// attention backward ADDS its sequence and depth gradients into them (the kernels' accumulate
+// flags). A slot's gradient is complete once every reader of that slot has run its backward; the
+// autograd wiring guarantees that order:
+//   write_slot(k, v) returns a zero-size "token" tensor whose node runs even though no gradient
+//   reaches it (record_op(..., run_without_grad = true)); its backward hands the slot's slice of
+//   dK, dV to k and v. Every attention that reads a slot takes that slot's token as an input (and
+//   returns no gradient for it), so the engine runs all readers' backward before the writer's.
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moda::nn {
+
+class DepthStream {
+ public:
+  DepthStream(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
+              Device device);
+
+  int64_t batch() const { return B_; }
+  int64_t tokens() const { return T_; }
+  int64_t slots() const { return S_; }
+  int64_t kv_heads() const { return Hk_; }
+  int64_t head_dim() const { return d_; }
+  DType dtype() const { return keys_.dtype(); }
+  Device device() const { return keys_.device(); }
+
+  const Tensor& keys() const { return keys_; }      // [B, T, S, Hk, d]
+  const Tensor& values() const { return values_; }
+  // Gradient buffers of the same shape; allocated zero-filled on first call. On CUDA they are
+  // fp32 (many layers add into them; bf16 sums would lose the small contributions).
+  Tensor& grad_keys();
+  Tensor& grad_values();
+  bool has_grad() const { return grad_keys_.defined(); }
+
+ private:
+  void allocate_grads();
+  int64_t B_, T_, S_, Hk_, d_;
+  Tensor keys_, values_, grad_keys_, grad_values_;
+};
+
+// Copies k, v [B, T, Hk, d] into `slot` of the stream and returns the slot's token (see above).
+// Differentiable: the gradients of k and v are the slot's slices of the stream's gradient buffers.
+Tensor write_slot(const std::shared_ptr<DepthStream>& stream, int64_t slot, const Tensor& k, const Tensor& v);
+
+// MoDA attention of q [B, T, Hq, d] over the sequence K,V in slot `own_slot` and the depth K,V in
+// slots [0, num_depth_slots), read in place. `tokens` are the tokens of every slot read (own and
+// depth; extra ones do no harm) so that backward runs before those slots' writers. Returns
+// o [B, T, Hq, d]. Backward returns dq and adds dK, dV of the slots read into the stream's
+// gradient buffers. CPU: reference kernel (f32, f64); CUDA: the fused kernel (bf16).
+Tensor moda_attention_from_stream(const Tensor& q, const std::shared_ptr<DepthStream>& stream, int64_t own_slot,
+                                  int64_t num_depth_slots, bool causal, const std::vector<Tensor>& tokens);
+
+// The per-forward bookkeeping of a model: the stream and the token of every slot written so far.
+struct StreamStep {
+  std::shared_ptr<DepthStream> stream;
+  std::vector<Tensor> tokens;  // one per slot; undefined until written
+
+  StreamStep(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
+             Device device);
+  void write(int64_t slot, const Tensor& k, const Tensor& v);
+  // Attention over own_slot and [0, num_depth); every slot it reads must have been written.
+  Tensor attend(const Tensor& q, int64_t own_slot, int64_t num_depth, bool causal) const;
+};
+
+}  // namespace moda::nn
