@@ -1,0 +1,97 @@
+#pragma once
+// Byte-level BPE tokenizer stored in Hugging Face's tokenizer.json layout (GPT-2 style):
+// model BPE (vocab, merges as "a b" strings or [a, b] pairs), pre_tokenizer ByteLevel (GPT-2
+// regex split, add_prefix_space), decoder ByteLevel, added_tokens such as <|endoftext|>.
+// A file made by Hugging Face `tokenizers` for this kind of tokenizer encodes to the same ids
+// here as there (tests/cpu/test_tokenizer_hf.cpp); the supported subset is listed in
+// docs/data-formats.md, and anything outside it is refused with an error naming the field.
+//
+// encode() is the library's `encode(text, add_special_tokens=False)`: added tokens found in the
+// text are emitted as their ids, the rest is split by the GPT-2 regex, byte-mapped and merged.
+// decode() returns the raw bytes (Hugging Face would replace invalid UTF-8 by U+FFFD).
+// encode() and decode() are thread-safe (the word cache is sharded and locked).
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "data/bpe.h"
+
+namespace moda::data {
+
+struct AddedToken {
+  uint32_t id = 0;
+  std::string content;
+  bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = true;
+};
+
+// Everything tokenizer.json holds that matters here; what load() reads and save() writes.
+struct TokenizerSpec {
+  std::vector<std::pair<std::string, uint32_t>> vocab;           // model.vocab: spelling -> id
+  std::vector<std::pair<std::string, std::string>> merges;       // model.merges, rank order
+  std::vector<AddedToken> added_tokens;
+  std::optional<std::string> unk_token;
+  bool fuse_unk = false;
+  bool ignore_merges = false;     // a word that is itself a token skips the merges (newer HF)
+  bool add_prefix_space = false;  // ByteLevel: prepend ' ' to each segment not starting with one
+  bool use_regex = true;          // ByteLevel: split with the GPT-2 regex (false: no split)
+};
+
+struct TrainOptions {
+  std::vector<std::string> special_tokens = {"<|endoftext|>"};  // get the last ids
+  uint64_t min_frequency = 2;  // a pair seen fewer times is never merged
+};
+
+class Tokenizer {
+ public:
+  static constexpr const char* kEndOfText = "<|endoftext|>";
+
+  // Reads tokenizer.json; throws moda::Error naming the file and the offending field.
+  static Tokenizer load(const std::string& path);
+  // `source` names the origin in error messages.
+  static Tokenizer from_json(const nlohmann::json& j, const std::string& source = "tokenizer.json");
+  static Tokenizer from_spec(TokenizerSpec spec, const std::string& source = "tokenizer spec");
+
+  // Trains on `texts` (each split around the special tokens, then by the GPT-2 regex) until the
+  // vocabulary, special tokens included, has `vocab_size` entries or no pair repeats enough.
+  static Tokenizer train(const std::vector<std::string>& texts, size_t vocab_size,
+                         const TrainOptions& options = {});
+
+  nlohmann::ordered_json to_json() const;
+  void save(const std::string& path) const;  // atomically: temp file, then rename
+
+  std::vector<uint32_t> encode(std::string_view text) const;
+  void encode(std::string_view text, std::vector<uint32_t>& out) const;  // appends
+  std::string decode(std::span<const uint32_t> ids) const;
+
+  size_t vocab_size() const { return id_to_bytes_.size(); }  // 1 + largest id
+  size_t num_merges() const { return spec_.merges.size(); }
+  uint32_t eot_id() const;  // id of <|endoftext|>; throws when the tokenizer has none
+  std::optional<uint32_t> token_to_id(std::string_view spelling) const;
+  const std::string& id_to_token(uint32_t id) const;  // tokenizer.json spelling
+  const TokenizerSpec& spec() const { return spec_; }
+
+ private:
+  struct WordCache;
+  void encode_segment(std::string_view segment, std::vector<uint32_t>& out) const;
+  void encode_piece(std::string_view piece, std::vector<uint32_t>& out) const;
+
+  TokenizerSpec spec_;
+  BpeModel model_;
+  std::vector<std::string> id_to_token_;  // "" for ids no token uses
+  std::vector<std::string> id_to_bytes_;  // what decode() emits per id
+  std::vector<uint8_t> id_used_;
+  std::unordered_map<std::string, uint32_t> token_ids_;  // spelling -> id (vocab + added)
+  std::unordered_map<std::string, uint32_t> bytes_ids_;  // raw bytes -> id (for ignore_merges)
+  std::vector<AddedToken> added_;                        // longest first
+  std::array<bool, 256> added_first_byte_{};
+  std::shared_ptr<WordCache> cache_;
+};
+
+}  // namespace moda::data
