@@ -4,6 +4,7 @@
 // or interrupted run never leaves half a file under the real name.
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace moda::data {
 
@@ -12,12 +13,14 @@ std::string read_file(const std::string& path, const char* what);
 
 class AtomicWriter {
  public:
-  explicit AtomicWriter(std::string path);  // opens "<path>.tmp.<pid>" for writing
+  // Opens "<path>.tmp.<pid>" for writing, creating missing parent folders.
+  explicit AtomicWriter(std::string path);
   AtomicWriter(AtomicWriter&& other) noexcept;
   AtomicWriter& operator=(AtomicWriter&&) = delete;
   ~AtomicWriter();  // removes the temporary file unless committed
 
   void write(const void* data, size_t bytes);
+  void write_at(size_t offset, const void* data, size_t bytes);  // overwrite, then back to the end
   void close();   // flushes, fsyncs and closes the temporary file (idempotent)
   void commit();  // close() then rename onto the final path
 
@@ -28,6 +31,20 @@ class AtomicWriter {
   std::string path_, temp_;
   std::FILE* file_ = nullptr;
   bool committed_ = false;
+};
+
+// A whole file mapped read-only (an empty file gives an empty view).
+class MappedFile {
+ public:
+  MappedFile(const std::string& path, const char* what);
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  std::string_view view() const { return {static_cast<const char*>(data_), size_}; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
 };
 
 void write_file_atomically(const std::string& path, const std::string& content);

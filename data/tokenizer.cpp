@@ -125,7 +125,11 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const AddedToken& x, const AddedToken& y) {
     return x.content.size() > y.content.size();  // the first match at a position is the longest
   });
-  for (auto& a : t.added_) t.added_first_byte_[uint8_t(a.content[0])] = true;
+  for (auto& a : t.added_) {
+    t.added_first_byte_[uint8_t(a.content[0])] = true;
+    if (a.lstrip) t.lstrip_first_byte_[uint8_t(a.content[0])] = true;
+    if (a.content.find('\n') != std::string::npos) t.added_has_newline_ = true;
+  }
   t.spec_ = std::move(spec);
   t.cache_ = std::make_shared<WordCache>();
   return t;
@@ -289,6 +293,20 @@ std::string Tokenizer::decode(std::span<const uint32_t> ids) const {
     out += id_to_bytes_[id];
   }
   return out;
+}
+
+bool Tokenizer::is_split_point(std::string_view s, size_t p) const {
+  if (p == 0 || p >= s.size()) return true;
+  if (spec_.add_prefix_space || !spec_.use_regex || added_has_newline_ || p < 2) return false;
+  // "x\ny" cut after '\n': the regex ends a piece there whether or not text follows ("\n" alone
+  // matches both `\s+(?!\S)` at the end and `\s+` before 'y'). A longer whitespace run would
+  // not do: at the end of a chunk `\s+(?!\S)` would take all of it, before 'y' all but one.
+  auto ascii_nonspace = [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x80 && u != ' ' && !(u >= 0x09 && u <= 0x0D);
+  };
+  return s[p - 1] == '\n' && ascii_nonspace(s[p - 2]) && ascii_nonspace(s[p]) &&
+         !lstrip_first_byte_[uint8_t(s[p])];
 }
 
 uint32_t Tokenizer::eot_id() const {

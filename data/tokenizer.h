@@ -70,6 +70,13 @@ class Tokenizer {
   void encode(std::string_view text, std::vector<uint32_t>& out) const;  // appends
   std::string decode(std::span<const uint32_t> ids) const;
 
+  // True when encoding text[0, p) and text[p, end) separately gives the same ids as encoding the
+  // whole text, checked locally around p (a single '\n' between ASCII non-space characters, no
+  // added token that could reach across). Lets big inputs be cut into chunks encoded in parallel
+  // with a result independent of the chunking. Always false inside text with add_prefix_space or
+  // use_regex false, where every cut changes the result.
+  bool is_split_point(std::string_view text, size_t p) const;
+
   size_t vocab_size() const { return id_to_bytes_.size(); }  // 1 + largest id
   size_t num_merges() const { return spec_.merges.size(); }
   uint32_t eot_id() const;  // id of <|endoftext|>; throws when the tokenizer has none
@@ -91,6 +98,8 @@ class Tokenizer {
   std::unordered_map<std::string, uint32_t> bytes_ids_;  // raw bytes -> id (for ignore_merges)
   std::vector<AddedToken> added_;                        // longest first
   std::array<bool, 256> added_first_byte_{};
+  std::array<bool, 256> lstrip_first_byte_{};  // first bytes of added tokens with lstrip
+  bool added_has_newline_ = false;
   std::shared_ptr<WordCache> cache_;
 };
 
