@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/bf16.h"
+#include "kernels/cpu/moda_attention.h"
 #include "kernels/moda_attention_shape.h"
 
 namespace moda::test {
@@ -129,6 +130,31 @@ inline std::vector<ModaCaseSpec> moda_case_list(bool small) {
     for (auto& s : list) s.c.T = std::min<int64_t>(s.c.T, 33), s.c.B = std::min<int64_t>(s.c.B, 2);
   return list;
 }
+
+// The CPU reference run on the host buffers in precision T: forward, and backward when `grads`
+// (into copies of the gradient-stream buffers, added to them when `accumulate`).
+template <typename T>
+struct ModaReference {
+  std::vector<T> q, kst, vst, dout, o, lse, dq, dkst, dvst;
+
+  ModaReference(const ModaHost& h, bool grads, bool accumulate) {
+    auto cast = [](const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); };
+    q = cast(h.q), kst = cast(h.kst), vst = cast(h.vst), dout = cast(h.dout);
+    o = cast(h.o), lse = cast(h.lse), dq = cast(h.dq), dkst = cast(h.dkst), dvst = cast(h.dvst);
+    const auto& s = h.shape;
+    const int64_t so = h.seq_offset(), dof = h.depth_offset();
+    cpu::moda_attention_forward<T>(s, q.data(), h.q_strides(), kst.data() + so, h.seq_strides(), vst.data() + so,
+                                   h.seq_strides(), kst.data() + dof, h.depth_strides(), vst.data() + dof,
+                                   h.depth_strides(), o.data(), h.o_strides(), lse.data());
+    if (!grads) return;
+    cpu::moda_attention_backward<T>(s, q.data(), h.q_strides(), kst.data() + so, h.seq_strides(), vst.data() + so,
+                                    h.seq_strides(), kst.data() + dof, h.depth_strides(), vst.data() + dof,
+                                    h.depth_strides(), o.data(), h.o_strides(), lse.data(), dout.data(),
+                                    h.o_strides(), dq.data(), h.q_strides(), dkst.data() + so, h.seq_strides(),
+                                    dvst.data() + so, h.seq_strides(), dkst.data() + dof, h.depth_strides(),
+                                    dvst.data() + dof, h.depth_strides(), accumulate, accumulate);
+  }
+};
 
 // Relative L2 error ||out - ref|| / ||ref||; any NaN or size mismatch gives +inf.
 inline double rel_l2(const std::vector<double>& out, const std::vector<double>& ref) {

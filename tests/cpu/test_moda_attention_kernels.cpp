@@ -16,29 +16,8 @@ using moda::test::rel_l2;
 
 namespace {
 
-// Runs the reference forward (and backward when `grads`) on the host buffers in precision T.
 template <typename T>
-struct Run {
-  std::vector<T> q, kst, vst, dout, o, lse, dq, dkst, dvst;
-
-  Run(const ModaHost& h, bool grads, bool accumulate) {
-    auto cast = [](const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); };
-    q = cast(h.q), kst = cast(h.kst), vst = cast(h.vst), dout = cast(h.dout);
-    o = cast(h.o), lse = cast(h.lse), dq = cast(h.dq), dkst = cast(h.dkst), dvst = cast(h.dvst);
-    const auto& s = h.shape;
-    const int64_t so = h.seq_offset(), dof = h.depth_offset();
-    cpu::moda_attention_forward<T>(s, q.data(), h.q_strides(), kst.data() + so, h.seq_strides(), vst.data() + so,
-                                   h.seq_strides(), kst.data() + dof, h.depth_strides(), vst.data() + dof,
-                                   h.depth_strides(), o.data(), h.o_strides(), lse.data());
-    if (!grads) return;
-    cpu::moda_attention_backward<T>(s, q.data(), h.q_strides(), kst.data() + so, h.seq_strides(), vst.data() + so,
-                                    h.seq_strides(), kst.data() + dof, h.depth_strides(), vst.data() + dof,
-                                    h.depth_strides(), o.data(), h.o_strides(), lse.data(), dout.data(),
-                                    h.o_strides(), dq.data(), h.q_strides(), dkst.data() + so, h.seq_strides(),
-                                    dvst.data() + so, h.seq_strides(), dkst.data() + dof, h.depth_strides(),
-                                    dvst.data() + dof, h.depth_strides(), accumulate, accumulate);
-  }
-};
+using Run = moda::test::ModaReference<T>;
 
 // Loss = sum(o * dout) over the output view, so dLoss/do = dout.
 double loss(const ModaHost& h) {

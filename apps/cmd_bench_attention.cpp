@@ -1,0 +1,207 @@
+// `moda bench attention`: times the fused MoDA attention kernels (kernels/cuda/moda_attention.h)
+// on the paper's Table 2 grid and the LM-training shape. Per case: forward ms and forward+backward
+// ms with depth (L) and the same kernels at L = 0, TFLOP/s, and the depth part's memory floor.
+// Operands are laid out as in the model: K, V in depth-stream buffers [B, T, L+1, Hk, d] (the
+// sequence K, V are slot L, the depth view is slots [0, L)), gradients into matching buffers.
+// Timing: CUDA events around each call, median of --iters runs after --warmup runs.
+// FLOPs: 4 * B * Hq * d * (visible keys incl. depth) forward, 2.5x that backward.
+// `--json` prints one JSON array (read by bench/attention_baseline.py, which adds PyTorch's flash
+// attention and prints the combined table).
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "apps/args.h"
+#include "apps/command.h"
+#include "core/bf16.h"
+#include "core/device.h"
+#include "core/error.h"
+#ifdef MODA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/moda_attention.h"
+#endif
+
+namespace moda::app {
+namespace {
+
+struct AttnCase {
+  std::string group;  // "table2" or "lm"
+  int64_t B, T, Hq, Hk, L, d;
+};
+
+std::vector<AttnCase> all_cases() {
+  std::vector<AttnCase> out;
+  for (int64_t T : {4096, 8192, 16384, 32768, 65536}) out.push_back({"table2", 1, T, 64, 8, 64, 64});
+  for (int64_t G : {2, 4, 16, 32}) out.push_back({"table2", 1, 16384, 8 * G, 8, 64, 64});  // G = 8 is above
+  for (int64_t L : {128, 256}) out.push_back({"table2", 1, 16384, 64, 8, L, 64});
+  out.push_back({"lm", 8, 4096, 16, 8, 72, 64});
+  return out;
+}
+
+double visible_keys(const AttnCase& c) { return double(c.T) * double(c.T + 1) / 2 + double(c.T) * double(c.L); }
+double fwd_flops(const AttnCase& c) { return 4.0 * c.B * c.Hq * c.d * visible_keys(c); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+#ifdef MODA_HAVE_CUDA
+const char* kOp = "moda bench attention";
+
+// Device buffer filled with random bf16 values (a 16 MB random block repeated: fine for timing).
+struct DevBuf {
+  void* ptr = nullptr;
+  explicit DevBuf(size_t bytes, const std::vector<bf16>* pattern = nullptr) {
+    MODA_CUDA_CHECK(cudaMalloc(&ptr, bytes), kOp);
+    if (!pattern) return;
+    const size_t pb = pattern->size() * sizeof(bf16);
+    for (size_t off = 0; off < bytes; off += pb)
+      MODA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr) + off, pattern->data(), std::min(pb, bytes - off),
+                                 cudaMemcpyHostToDevice),
+                      kOp);
+  }
+  ~DevBuf() { cudaFree(ptr); }
+  DevBuf(const DevBuf&) = delete;
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+double time_ms(const std::function<void()>& fn, int warmup, int iters) {
+  cudaEvent_t a, b;
+  MODA_CUDA_CHECK(cudaEventCreate(&a), kOp);
+  MODA_CUDA_CHECK(cudaEventCreate(&b), kOp);
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    MODA_CUDA_CHECK(cudaEventRecord(a), kOp);
+    fn();
+    MODA_CUDA_CHECK(cudaEventRecord(b), kOp);
+    MODA_CUDA_CHECK(cudaEventSynchronize(b), kOp);
+    float t = 0;
+    MODA_CUDA_CHECK(cudaEventElapsedTime(&t, a, b), kOp);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return median(ms);
+}
+
+// Device-to-device copy bandwidth (bytes read + written per second), the memory-floor reference.
+double copy_bandwidth(int iters) {
+  const size_t bytes = size_t(1) << 30;
+  DevBuf src(bytes), dst(bytes);
+  const double ms = time_ms([&] { MODA_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice), kOp); },
+                            2, iters);
+  return 2.0 * double(bytes) / (ms * 1e-3);
+}
+
+nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int warmup, int iters, double bw) {
+  const int64_t S = c.L + 1, G = c.Hq / c.Hk;
+  const size_t qbytes = size_t(c.B * c.T * c.Hq * c.d) * 2, sbytes = size_t(c.B * c.T * S * c.Hk * c.d) * 2;
+  DevBuf q(qbytes, &pattern), dout(qbytes, &pattern), o(qbytes), dq(qbytes);
+  DevBuf kst(sbytes, &pattern), vst(sbytes, &pattern), dkst(sbytes), dvst(sbytes);
+  DevBuf lse(size_t(c.B * c.Hq * c.T) * 4);
+  ModaAttentionShape shape;
+  shape.B = c.B, shape.T = c.T, shape.Hq = c.Hq, shape.Hk = c.Hk, shape.L = c.L, shape.d = c.d, shape.causal = true;
+  DevBuf ws(cuda::moda_attention_backward_workspace_bytes(shape));
+  const ModaStrides qs = moda_strides_bthd(c.T, c.Hq, c.d), seq = moda_strides_stream_slot(c.T, S, c.Hk, c.d),
+                    dep = moda_strides_depth(c.T, S, c.Hk, c.d);
+  const int64_t so = c.L * c.Hk * c.d;
+  const bf16 *K = kst.as<bf16>(), *V = vst.as<bf16>();
+  bf16 *dK = dkst.as<bf16>(), *dV = dvst.as<bf16>();
+
+  auto fwd = [&](const ModaAttentionShape& s) {
+    cuda::moda_attention_forward(s, q.as<bf16>(), qs, K + so, seq, V + so, seq, K, dep, V, dep, o.as<bf16>(), qs,
+                                 lse.as<float>(), nullptr);
+  };
+  auto fwd_bwd = [&](const ModaAttentionShape& s) {
+    fwd(s);
+    cuda::moda_attention_backward(s, q.as<bf16>(), qs, K + so, seq, V + so, seq, K, dep, V, dep, o.as<bf16>(), qs,
+                                  lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK + so, seq, dV + so, seq,
+                                  dK, dep, dV, dep, false, false, ws.ptr, nullptr);
+  };
+  ModaAttentionShape flat = shape;
+  flat.L = 0;
+  AttnCase c0 = c;
+  c0.L = 0;
+  nlohmann::json r;
+  r["group"] = c.group, r["B"] = c.B, r["T"] = c.T, r["Hq"] = c.Hq, r["Hk"] = c.Hk, r["G"] = G, r["L"] = c.L,
+  r["d"] = c.d;
+  r["fwd_ms"] = time_ms([&] { fwd(shape); }, warmup, iters);
+  r["fwdbwd_ms"] = time_ms([&] { fwd_bwd(shape); }, warmup, iters);
+  r["l0_fwd_ms"] = time_ms([&] { fwd(flat); }, warmup, iters);
+  r["l0_fwdbwd_ms"] = time_ms([&] { fwd_bwd(flat); }, warmup, iters);
+  MODA_CUDA_CHECK(cudaDeviceSynchronize(), kOp);
+  r["fwd_tflops"] = fwd_flops(c) / (r["fwd_ms"].get<double>() * 1e-3) / 1e12;
+  r["fwdbwd_tflops"] = 3.5 * fwd_flops(c) / (r["fwdbwd_ms"].get<double>() * 1e-3) / 1e12;
+  r["l0_fwdbwd_tflops"] = 3.5 * fwd_flops(c0) / (r["l0_fwdbwd_ms"].get<double>() * 1e-3) / 1e12;
+  // Depth floor: depth K, V read once forward; read once and their gradients written once backward.
+  const double depth_bytes = 2.0 * double(c.B) * c.T * c.L * c.Hk * c.d * 2;
+  r["depth_floor_fwd_ms"] = depth_bytes / bw * 1e3;
+  r["depth_floor_fwdbwd_ms"] = 3.0 * depth_bytes / bw * 1e3;
+  return r;
+}
+#endif
+
+int run(const std::vector<std::string>& argv) {
+  Args args(argv, {"cases", "iters", "warmup", "only"}, {"json"});
+  const std::string which = args.get_or("cases", "all");
+  MODA_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '",
+             which, "'");
+  const int iters = int(args.get_int("iters", 10)), warmup = int(args.get_int("warmup", 3));
+  MODA_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
+  std::vector<size_t> only;  // indices into the case list, for quick runs
+  for (const auto& v : args.all("only")) only.push_back(size_t(std::stoul(v)));
+#ifdef MODA_HAVE_CUDA
+  MODA_CHECK(cuda_available(), "moda bench attention needs a CUDA device");
+  cudaDeviceProp prop{};
+  MODA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0), kOp);
+  std::vector<bf16> pattern(size_t(8) << 20);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& x : pattern) x = float_to_bf16(nd(rng));
+  const double bw = copy_bandwidth(iters);
+  const bool json = args.has("json");
+  nlohmann::json all = nlohmann::json::array();
+  const auto cases = all_cases();
+  if (!json)
+    std::printf("%s, copy bandwidth %.0f GB/s; causal, bf16, median of %d\n%-7s %2s %6s %4s %3s %3s %4s | %9s %9s %7s | %9s %9s | %9s\n",
+                prop.name, bw / 1e9, iters, "group", "B", "T", "Hq", "G", "L", "d", "fwd ms", "fwd+bwd", "TFLOP/s",
+                "L0 fwd", "L0 f+b", "floor ms");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    if ((which != "all" && c.group != which) || (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()))
+      continue;
+    nlohmann::json r = run_case(c, pattern, warmup, iters, bw);
+    r["gpu"] = prop.name;
+    r["copy_GBps"] = bw / 1e9;
+    if (!json)
+      std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f\n",
+                  c.group.c_str(), (long long)c.B, (long long)c.T, (long long)c.Hq, (long long)(c.Hq / c.Hk),
+                  (long long)c.L, (long long)c.d, r["fwd_ms"].get<double>(), r["fwdbwd_ms"].get<double>(),
+                  r["fwdbwd_tflops"].get<double>(), r["l0_fwd_ms"].get<double>(), r["l0_fwdbwd_ms"].get<double>(),
+                  r["depth_floor_fwdbwd_ms"].get<double>());
+    std::fflush(stdout);
+    all.push_back(r);
+  }
+  if (json) std::printf("%s\n", all.dump(1).c_str());
+  return 0;
+#else
+  MODA_FAIL("moda bench attention needs a build with CUDA");
+#endif
+}
+
+MODA_COMMAND("bench attention", "time the fused MoDA attention kernels (fwd, fwd+bwd, L=0) on the paper's shapes",
+             run);
+
+}  // namespace
+}  // namespace moda::app
