@@ -54,6 +54,11 @@ struct Mul { __device__ float operator()(float a, float b) const { return a * b;
 struct Scale { float alpha; __device__ float operator()(float a, float) const { return alpha * a; } };
 struct Axpy { float alpha; __device__ float operator()(float y, float x) const { return fmaf(alpha, x, y); } };
 struct Fill { float value; __device__ float operator()(float, float) const { return value; } };
+struct FillFrom {
+  const float* value;
+  float scale;
+  __device__ float operator()(float, float) const { return scale * *value; }
+};
 struct Copy { __device__ float operator()(float a, float) const { return a; } };
 
 }  // namespace
@@ -83,6 +88,12 @@ void fill(T* out, double value, int64_t n, cudaStream_t stream) {
   launch_map<0>(out, static_cast<const T*>(out), static_cast<const T*>(out), n, Fill{float(value)}, stream, "fill");
 }
 
+template <typename T>
+void fill(T* out, const float* value, double scale, int64_t n, cudaStream_t stream) {
+  launch_map<0>(out, static_cast<const T*>(out), static_cast<const T*>(out), n, FillFrom{value, float(scale)}, stream,
+                "fill (device scalar)");
+}
+
 void cast(bf16* out, const float* in, int64_t n, cudaStream_t stream) {
   launch_map<1>(out, in, in, n, Copy{}, stream, "cast f32->bf16");
 }
@@ -95,7 +106,8 @@ void cast(float* out, const bf16* in, int64_t n, cudaStream_t stream) {
   template void add<T>(T*, const T*, const T*, int64_t, cudaStream_t);       \
   template void mul<T>(T*, const T*, const T*, int64_t, cudaStream_t);       \
   template void scale<T>(T*, const T*, double, int64_t, cudaStream_t);       \
-  template void fill<T>(T*, double, int64_t, cudaStream_t);
+  template void fill<T>(T*, double, int64_t, cudaStream_t);                 \
+  template void fill<T>(T*, const float*, double, int64_t, cudaStream_t);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(bf16)
 #undef MODA_INSTANTIATE

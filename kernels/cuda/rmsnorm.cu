@@ -8,8 +8,8 @@ namespace {
 
 using namespace detail;
 
-template <typename T, int N>
-__global__ void rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols,
+template <typename T, int N, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols,
                                        int G, float eps) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
@@ -47,22 +47,22 @@ __global__ void rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w
 // dw_partial: [gridDim.x, cols], one row of partial weight-gradient sums per block (null: no dw).
 // Each thread owns fixed columns, so its dw sums stay in registers across rows; groups of one block
 // are combined in shared memory in a fixed order.
-template <typename T, int N>
-__global__ void rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dy, const T* x, const T* w,
+template <typename T, int N, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dy, const T* x, const T* w,
                                         const float* rstd, int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   extern __shared__ float smem[];  // [32] reduction scratch, then [gpb][cols] dw partials if gpb > 1
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
   const int64_t nvec = cols / N;
   const float inv_cols = 1.0f / float(cols);
-  float wv[C][N], dwacc[C][N] = {};
-  load_row<T, N, C>(wv, w, nvec, G, lane, w != nullptr, 1.0f);
+  float dwacc[C][N] = {};
   for (int64_t base = int64_t(blockIdx.x) * gpb; base < rows; base += int64_t(gridDim.x) * gpb) {
     const int64_t row = base + group;
     const bool valid = row < rows;
-    float xv[C][N], gv[C][N];
+    float xv[C][N], gv[C][N], wv[C][N];  // w is re-read per row (an L1 hit): fewer registers, more warps
     load_row<T, N, C>(xv, x + row * cols, nvec, G, lane, valid, 0.0f);
     load_row<T, N, C>(gv, dy + row * cols, nvec, G, lane, valid, 0.0f);
+    load_row<T, N, C>(wv, w, nvec, G, lane, w != nullptr, 1.0f);
     const float r = valid ? rstd[row] : 0.0f;
     float s = 0.0f;
 #pragma unroll
@@ -119,21 +119,29 @@ bool row_vectorizable(int64_t cols, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
-template <typename T, int N>
-void forward_impl(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols, float eps,
-                  cudaStream_t stream) {
-  const RowLayout l = row_layout(cols, N, "rmsnorm_forward");
-  auto kernel = rmsnorm_forward_kernel<T, N>;
+// Blocks of 1024 threads (rows longer than 8192 elements) need the kernel compiled for 64
+// registers per thread; every other size gets the 512-thread variant, which is not register-capped.
+template <typename T, int N, int MaxThreads>
+void forward_launch(const RowLayout& l, T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols,
+                    float eps, cudaStream_t stream) {
+  auto kernel = rmsnorm_forward_kernel<T, N, MaxThreads>;
   const int grid = resident_grid(kernel, l.threads, 0, ceil_div(rows, l.groups_per_block));
   kernel<<<grid, l.threads, 0, stream>>>(y, rstd, x, w, rows, cols, l.G, eps);
   check_launch("rmsnorm_forward");
 }
 
 template <typename T, int N>
-void backward_impl(T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd, int64_t rows,
-                   int64_t cols, bool accumulate_dw, cudaStream_t stream) {
-  const RowLayout l = row_layout(cols, N, "rmsnorm_backward");
-  auto kernel = rmsnorm_backward_kernel<T, N>;
+void forward_impl(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols, float eps,
+                  cudaStream_t stream) {
+  const RowLayout l = row_layout(cols, N, "rmsnorm_forward");
+  if (l.threads > 512) forward_launch<T, N, 1024>(l, y, rstd, x, w, rows, cols, eps, stream);
+  else forward_launch<T, N, 512>(l, y, rstd, x, w, rows, cols, eps, stream);
+}
+
+template <typename T, int N, int MaxThreads>
+void backward_launch(const RowLayout& l, T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd,
+                     int64_t rows, int64_t cols, bool accumulate_dw, cudaStream_t stream) {
+  auto kernel = rmsnorm_backward_kernel<T, N, MaxThreads>;
   const size_t smem = (32 + (dw && l.groups_per_block > 1 ? size_t(l.groups_per_block) * cols : 0)) * sizeof(float);
   const int grid = resident_grid(kernel, l.threads, smem, ceil_div(rows, l.groups_per_block));
   if (!dw) {
@@ -145,6 +153,14 @@ void backward_impl(T* dx, float* dw, const T* dy, const T* x, const T* w, const 
   kernel<<<grid, l.threads, smem, stream>>>(dx, partials.as<float>(), dy, x, w, rstd, rows, cols, l.G);
   check_launch("rmsnorm_backward");
   sum_rows<float>(dw, partials.as<float>(), grid, cols, accumulate_dw, stream);
+}
+
+template <typename T, int N>
+void backward_impl(T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd, int64_t rows,
+                   int64_t cols, bool accumulate_dw, cudaStream_t stream) {
+  const RowLayout l = row_layout(cols, N, "rmsnorm_backward");
+  if (l.threads > 512) backward_launch<T, N, 1024>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
+  else backward_launch<T, N, 512>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
 }
 
 }  // namespace

@@ -7,8 +7,8 @@ namespace {
 
 using namespace detail;
 
-template <typename T, int N>
-__global__ void softmax_forward_kernel(T* y, const T* x, int64_t rows, int64_t cols, int G) {
+template <typename T, int N, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) softmax_forward_kernel(T* y, const T* x, int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -47,8 +47,8 @@ __global__ void softmax_forward_kernel(T* y, const T* x, int64_t rows, int64_t c
   }
 }
 
-template <typename T, int N>
-__global__ void softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols, int G) {
+template <typename T, int N, int MaxThreads>
+__global__ void __launch_bounds__(MaxThreads) softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -84,11 +84,29 @@ bool vectorizable(int64_t cols, const void* a, const void* b, const void* c) {
 }
 
 template <int N, typename Kernel, typename... Args>
-void launch_rows(Kernel kernel, int64_t rows, int64_t cols, cudaStream_t stream, const char* op, Args... args) {
-  const RowLayout l = row_layout(cols, N, op);
+void launch_rows(Kernel kernel, const RowLayout& l, int64_t rows, int64_t cols, cudaStream_t stream, const char* op,
+                 Args... args) {
   const int grid = resident_grid(kernel, l.threads, 0, ceil_div(rows, l.groups_per_block));
   kernel<<<grid, l.threads, 0, stream>>>(args..., rows, cols, l.G);
   check_launch(op);
+}
+
+// Blocks of 1024 threads (rows longer than 8192 elements) need the kernels compiled for 64
+// registers per thread; every other size gets the 512-thread variant, which is not register-capped.
+template <typename T, int N>
+void forward_impl(T* y, const T* x, int64_t rows, int64_t cols, cudaStream_t stream) {
+  const RowLayout l = row_layout(cols, N, "softmax_forward");
+  if (l.threads > 512) launch_rows<N>(softmax_forward_kernel<T, N, 1024>, l, rows, cols, stream, "softmax_forward", y, x);
+  else launch_rows<N>(softmax_forward_kernel<T, N, 512>, l, rows, cols, stream, "softmax_forward", y, x);
+}
+
+template <typename T, int N>
+void backward_impl(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols, cudaStream_t stream) {
+  const RowLayout l = row_layout(cols, N, "softmax_backward");
+  if (l.threads > 512)
+    launch_rows<N>(softmax_backward_kernel<T, N, 1024>, l, rows, cols, stream, "softmax_backward", dx, y, dy);
+  else
+    launch_rows<N>(softmax_backward_kernel<T, N, 512>, l, rows, cols, stream, "softmax_backward", dx, y, dy);
 }
 
 }  // namespace
@@ -99,8 +117,8 @@ void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols, cudaStream_t 
   row_layout(cols, 1, "softmax_forward");
   if (rows == 0) return;
   constexpr int N = vec_width<T>();
-  if (vectorizable<T>(cols, y, x, x)) launch_rows<N>(softmax_forward_kernel<T, N>, rows, cols, stream, "softmax_forward", y, x);
-  else launch_rows<1>(softmax_forward_kernel<T, 1>, rows, cols, stream, "softmax_forward", y, x);
+  if (vectorizable<T>(cols, y, x, x)) forward_impl<T, N>(y, x, rows, cols, stream);
+  else forward_impl<T, 1>(y, x, rows, cols, stream);
 }
 
 template <typename T>
@@ -110,9 +128,9 @@ void softmax_backward(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols
   if (rows == 0) return;
   constexpr int N = vec_width<T>();
   if (vectorizable<T>(cols, dx, y, dy))
-    launch_rows<N>(softmax_backward_kernel<T, N>, rows, cols, stream, "softmax_backward", dx, y, dy);
+    backward_impl<T, N>(dx, y, dy, rows, cols, stream);
   else
-    launch_rows<1>(softmax_backward_kernel<T, 1>, rows, cols, stream, "softmax_backward", dx, y, dy);
+    backward_impl<T, 1>(dx, y, dy, rows, cols, stream);
 }
 
 template void softmax_forward<float>(float*, const float*, int64_t, int64_t, cudaStream_t);

@@ -122,6 +122,12 @@ TEMPLATE_TEST_CASE("pointwise cuda: add, mul, scale, axpy, fill match the CPU", 
       cpu::fill(ref.data() + off, 0.5, n);
       CHECK(rel_l2(dout.download(), ref) < tol<T>());
 
+      dout.poison();
+      DeviceArray<float> scalar(std::vector<float>{0.75f});
+      cuda::fill(dout.ptr + off, scalar.ptr, -2.0, n, nullptr);  // broadcast of a device scalar
+      cpu::fill(ref.data() + off, -1.5, n);
+      CHECK(rel_l2(dout.download(), ref) < tol<T>());
+
       cuda::axpy(db.ptr + off, da.ptr + off, 1.5, n, nullptr);  // y += 1.5 x, y was b
       std::vector<float> y = bf;
       cpu::axpy(y.data() + off, af.data() + off, 1.5, n);
