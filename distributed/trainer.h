@@ -14,6 +14,9 @@ namespace moda {
 struct TrainOptions {
   std::string run_dir;
   bool resume = false;
+  // Stop (after checkpointing) once this step is done, as if interrupted; 0 = run to the end.
+  // The schedule still spans train.steps, so a later --resume continues the same run.
+  int64_t stop_after = 0;
 };
 
 struct TrainSummary {

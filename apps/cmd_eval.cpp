@@ -1,0 +1,49 @@
+// moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T]
+#include <cstdio>
+
+#include "apps/args.h"
+#include "apps/command.h"
+#include "core/error.h"
+#include "distributed/checkpoint.h"
+#include "distributed/evaluate.h"
+#include "distributed/train_config.h"
+#include "distributed/trainer.h"
+#include "nn/language_model.h"
+
+namespace moda::app {
+
+static int run_eval(const std::vector<std::string>& argv) {
+  Args args(argv, {"checkpoint", "data", "device", "batch", "seq-len"}, {"json"});
+  LoadedCheckpoint ck = load_checkpoint(args.get("checkpoint"), /*with_optimizer=*/false);
+  const nlohmann::json& config = ck.state.at("config");
+  nn::ModelConfig model_cfg = nn::model_config_from_json(config.at("model"));
+  int64_t seq_len = args.get_int("seq-len", config.at("data").value("seq_len", int64_t(256)));
+  int64_t batch = args.get_int("batch", 8);
+  MODA_CHECK(seq_len >= 1 && batch >= 1, "--seq-len and --batch must be >= 1");
+
+  std::map<std::string, std::vector<std::string>> sets;
+  for (const std::string& spec : args.all("data")) {
+    auto eq = spec.find('=');
+    MODA_CHECK(eq != std::string::npos && eq > 0, "--data '", spec, "': expected NAME=SHARDS (a path or glob)");
+    std::string name = spec.substr(0, eq);
+    auto files = expand_shards(spec.substr(eq + 1), "--data " + name);
+    auto& list = sets[name];
+    list.insert(list.end(), files.begin(), files.end());
+  }
+  MODA_CHECK(!sets.empty(), "eval: give at least one --data NAME=SHARDS");
+
+  Device device = resolve_device(args.get_or("device", "auto"));
+  auto model = std::make_unique<nn::LanguageModel>(model_cfg, nn::ModelInit{0, device, device.is_cuda() ? DType::BF16 : DType::F32});
+  model->load_state_dict(ck.model.tensors);
+  EvalReport report = evaluate(*model, sets, seq_len, batch, 0, device);
+  if (args.has("json")) {
+    std::printf("%s\n", report.to_json().dump().c_str());
+  } else {
+    std::printf("checkpoint %s\n%s", ck.dir.c_str(), report.table().c_str());
+  }
+  return 0;
+}
+
+MODA_COMMAND("eval", "validation loss/perplexity: --checkpoint DIR --data NAME=SHARDS... [--json]", run_eval);
+
+}  // namespace moda::app

@@ -1,0 +1,24 @@
+// moda train --config FILE [--set key=value]... [--run-dir DIR] [--resume]
+#include <spdlog/spdlog.h>
+
+#include "apps/args.h"
+#include "apps/command.h"
+#include "distributed/trainer.h"
+
+namespace moda::app {
+
+static int run_train(const std::vector<std::string>& argv) {
+  Args args(argv, {"config", "set", "run-dir", "stop-after"}, {"resume"});
+  TrainConfig cfg = load_train_config(args.get("config"), args.all("set"));
+  TrainOptions opts;
+  opts.run_dir = args.get_or("run-dir", "runs/latest");
+  opts.resume = args.has("resume");
+  opts.stop_after = args.get_int("stop-after", 0);
+  TrainSummary s = train(cfg, opts);
+  if (!s.eval.sets.empty()) std::printf("\nvalidation after %lld steps:\n%s", static_cast<long long>(s.steps), s.eval.table().c_str());
+  return 0;
+}
+
+MODA_COMMAND("train", "train a model: --config FILE [--set k=v]... [--run-dir DIR] [--resume] [--stop-after N]", run_train);
+
+}  // namespace moda::app
