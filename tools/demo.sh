@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh > runs-build.log 2>&1 || { tail -50 runs-build.log; exit 1; }
 bash tools/make_demo_corpus.sh runs/demo
-steps=${DEMO_STEPS:-300}
+steps=${DEMO_STEPS:-200}
 for variant in depth_kv_ffn sequence; do
   rm -rf "runs/demo/$variant"
   echo "== training $variant"
