@@ -5,12 +5,13 @@
 //      keys. The CTA that owns token t produces d_depth_k / d_depth_v of t completely (summed
 //      over the G heads, no atomics) and writes the depth part of dq as the initial value of
 //      the dq accumulator. Memory-bound; tensor cores with the slots as the M dimension.
-//   3. kv: FlashAttention-2 backward over sequence keys: a CTA owns 64 keys of one KV head and
+//   3. kv: FlashAttention-2 backward over sequence keys: a CTA owns 128 keys of one KV head and
 //      walks the query tiles (G heads x tokens, causal ones only) accumulating dK, dV in
 //      registers (summed over the G heads); dq += dS K goes to the accumulator with atomics.
 //   4. convert: dq (bf16, strided) from the fp32 accumulator.
 // Notation inside a CTA: S^T = K Q^T (keys as MMA rows, query rows as columns), so that P^T and
 // dS^T are already A fragments for dV = P^T dO and dK = dS^T Q.
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cuda/check.h"
@@ -29,6 +30,7 @@ struct BwdParams {
   bf *dq, *dk, *dv, *dkd, *dvd;
   float* dq_acc;  // [B, T, Hq, D] fp32
   float* Dvec;    // [B, Hq, T] fp32
+  float* Lse2;    // [B, Hq, T] fp32: lse * log2(e), the base-2 row offset of P
   int64_t q_b, q_t, q_h, k_b, k_t, k_h, v_b, v_t, v_h, o_b, o_t, o_h, do_b, do_t, do_h;
   int64_t kd_b, kd_t, kd_s, kd_h, vd_b, vd_t, vd_s, vd_h;
   int64_t dq_b, dq_t, dq_h, dk_b, dk_t, dk_h, dv_b, dv_t, dv_h;
@@ -96,26 +98,6 @@ __device__ __forceinline__ void frag_by_rows(const float (&x)[NTL][4], uint32_t 
   }
 }
 
-// Same, accumulating (acc += ...), for the running dK / dV of the kv kernel.
-template <int D, int KS, int NTL>
-__device__ __forceinline__ void frag_by_rows_acc(const float (&x)[NTL][4], uint32_t sy, int lane,
-                                                 float (&acc)[D / 8][4]) {
-  constexpr int NC = D / 8;
-#pragma unroll
-  for (int kk = 0; kk < KS; ++kk) {
-    const uint32_t a[4] = {pack_bf16(x[2 * kk][0], x[2 * kk][1]), pack_bf16(x[2 * kk][2], x[2 * kk][3]),
-                           pack_bf16(x[2 * kk + 1][0], x[2 * kk + 1][1]),
-                           pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3])};
-#pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      uint32_t b[4];
-      ldsm_x4_t(b, sy + swz<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4)));
-      mma16816(acc[2 * dp], a, b[0], b[1]);
-      mma16816(acc[2 * dp + 1], a, b[2], b[3]);
-    }
-  }
-}
-
 // acc (16 x 8*NTW) += dS (rows [16*rb, +16) of the query axis) . K, where dS^T is stored in the
 // swizzled tile sds (rows = keys, QC chunks of query columns) and K in sk (rows = keys, D columns).
 // Columns of the result: n-tiles [nt0, nt0 + NTW) of D.
@@ -157,7 +139,11 @@ __global__ void __launch_bounds__(256) moda_bwd_prep_kernel(const BwdParams p, b
   }
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (lane == 0) p.Dvec[(int64_t(b) * p.Hq + hq) * p.T + t] = acc;
+  if (lane == 0) {
+    const int64_t idx = (int64_t(b) * p.Hq + hq) * p.T + t;
+    p.Dvec[idx] = acc;
+    p.Lse2[idx] = p.lse[idx] * kLog2e;
+  }
   if (zero_dq) {
     float* dst = p.dq_acc + row * D + lane * E;
 #pragma unroll
@@ -306,21 +292,28 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
 }
 
 // ------------------------------------------------------------------------------------------
-// 3. kv: CTA = 4 warps, 64 sequence keys of one (b, kh); loops over query tiles of BMQ rows.
-template <int D, int BMQ>
+template <int D, int BMQ, int NW_>
 struct KvCfg {
-  static constexpr int NW = 4, NT = 128, BNK = 64, NC = D / 8, QC = BMQ / 8;
+  static constexpr int NW = NW_, NT = NW * 32, BNK = NW * 16, NC = D / 8, QC = BMQ / 8;
   static constexpr int TILE = BNK * D * 2, QTILE = BMQ * D * 2;
-  static constexpr int OFF_K = 0, OFF_V = TILE, OFF_STAGE = 2 * TILE;
+  static constexpr int OFF_K = 0, OFF_V = TILE, OFF_ROW = 2 * TILE;  // ROW: (tau << 16 | g) per tile row
+  static constexpr int OFF_STAGE = OFF_ROW + BMQ * 4;
   static constexpr int S_Q = 0, S_DO = QTILE, S_LSE = 2 * QTILE, S_D = S_LSE + BMQ * 4, STAGE = S_D + BMQ * 4;
   static constexpr int OFF_DS = OFF_STAGE + 2 * STAGE;  // dS^T [BNK x BMQ] bf16
   static constexpr int SMEM = OFF_DS + BNK * BMQ * 2;
 };
 
-template <int D, int BMQ>
-__global__ void __launch_bounds__(128) moda_bwd_kv_kernel(const BwdParams p) {
-  using C = KvCfg<D, BMQ>;
-  constexpr int NC = C::NC, BNK = C::BNK;
+// 3. kv: CTA = NW warps, BNK = 16 * NW sequence keys of one (b, kh), each warp 16 keys; the CTA
+// walks the query tiles of BMQ rows (tokens x G heads), causal ones only, from the last one down
+// to the diagonal (CTAs of one KV head that run together share the query tile in L2). Per tile
+// and warp: S^T = K Q^T and dP^T = V dO^T in one loop (independent MMAs interleaved); P^T and
+// dS^T (scale folded in) packed to bf16 A fragments at once, in one straight-line body per mask
+// mode; dV += P^T dO and dK += dS^T Q interleaved; dS^T to shared memory, then dq = dS K added
+// to the fp32 accumulator with 16-byte atomics. P's base-2 offset lse * log2(e) comes from prep.
+template <int D, int BMQ, int NW, int MINB>
+__global__ void __launch_bounds__(NW * 32, MINB) moda_bwd_kv_kernel(const BwdParams p) {
+  using C = KvCfg<D, BMQ, NW>;
+  constexpr int NC = C::NC, BNK = C::BNK, KS = BMQ / 16;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -328,8 +321,11 @@ __global__ void __launch_bounds__(128) moda_bwd_kv_kernel(const BwdParams p) {
   const int n0 = blockIdx.x * BNK;
   const int tcq = BMQ / G, nq = (T + tcq - 1) / tcq;
   const int qt0 = p.causal ? n0 / tcq : 0, n_iter = nq - qt0;
+  int* srow = reinterpret_cast<int*>(smem + C::OFF_ROW);
+  for (int r = tid; r < BMQ; r += C::NT) srow[r] = ((r / G) << 16) | (r % G);
+  __syncthreads();
 
-  {  // this CTA's K, V tile
+  {
     const bf* kb = p.k + b * p.k_b + kh * p.k_h;
     const bf* vb = p.v + b * p.v_b + kh * p.v_h;
     for (int i = tid; i < BNK * NC; i += C::NT) {
@@ -340,12 +336,12 @@ __global__ void __launch_bounds__(128) moda_bwd_kv_kernel(const BwdParams p) {
     }
   }
   auto issue = [&](int it) {
-    const int t0q = (qt0 + it) * tcq, rows_valid = min(tcq, T - t0q) * G;
+    const int t0q = (nq - 1 - it) * tcq, rows_valid = min(tcq, T - t0q) * G;
     const uint32_t s = sbase + C::OFF_STAGE + (it & 1) * C::STAGE;
     const bf* qb = p.q + b * p.q_b + int64_t(t0q) * p.q_t + int64_t(kh) * G * p.q_h;
     const bf* dob = p.dout + b * p.do_b + int64_t(t0q) * p.do_t + int64_t(kh) * G * p.do_h;
     for (int i = tid; i < BMQ * NC; i += C::NT) {
-      const int row = i / NC, cc = i % NC, tau = row / G, g = row - tau * G;
+      const int row = i / NC, cc = i % NC, tg = srow[row], tau = tg >> 16, g = tg & 0xffff;
       const bool valid = row < rows_valid;
       cp_async16(s + C::S_Q + swz<NC>(row, cc), qb + (valid ? int64_t(tau) * p.q_t + int64_t(g) * p.q_h + cc * 8 : 0),
                  valid);
@@ -353,10 +349,10 @@ __global__ void __launch_bounds__(128) moda_bwd_kv_kernel(const BwdParams p) {
                  dob + (valid ? int64_t(tau) * p.do_t + int64_t(g) * p.do_h + cc * 8 : 0), valid);
     }
     for (int row = tid; row < BMQ; row += C::NT) {
-      const int tau = row / G, g = row - tau * G;
+      const int tg = srow[row], tau = tg >> 16, g = tg & 0xffff;
       const bool valid = row < rows_valid;
       const int64_t idx = valid ? (int64_t(b) * p.Hq + kh * G + g) * T + t0q + tau : 0;
-      cp_async4(s + C::S_LSE + 4 * row, p.lse + idx, valid);
+      cp_async4(s + C::S_LSE + 4 * row, p.Lse2 + idx, valid);
       cp_async4(s + C::S_D + 4 * row, p.Dvec + idx, valid);
     }
     cp_async_commit();
@@ -368,75 +364,129 @@ __global__ void __launch_bounds__(128) moda_bwd_kv_kernel(const BwdParams p) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[nt][e] = dv[nt][e] = 0.f;
 
-  constexpr int NRB = BMQ / 16, WPR = C::NW / NRB, NTW = (D / 8) / WPR;
-  const int rb = warp % NRB, ng = warp / NRB;
-
+  constexpr int NRB = BMQ / 16, WPR = NW >= NRB ? NW / NRB : 1, RBPW = NW >= NRB ? 1 : NRB / NW;
+  constexpr int NTW = (D / 8) / WPR;
+  const int key_row0 = n0 + warp * 16 + (lane >> 2);
   issue(0);
   for (int it = 0; it < n_iter; ++it) {
     cp_async_wait<0>();
     __syncthreads();
     if (it + 1 < n_iter) issue(it + 1);
-    const int t0q = (qt0 + it) * tcq, rows_valid = min(tcq, T - t0q) * G;
+    const int t0q = (nq - 1 - it) * tcq, rows_valid = min(tcq, T - t0q) * G;
     const uint32_t s = sbase + C::OFF_STAGE + (it & 1) * C::STAGE;
     const float* slse = reinterpret_cast<const float*>(smem + C::OFF_STAGE + (it & 1) * C::STAGE + C::S_LSE);
     const float* sD = reinterpret_cast<const float*>(smem + C::OFF_STAGE + (it & 1) * C::STAGE + C::S_D);
 
+    // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys, interleaved.
     float sp[BMQ / 8][4], dp[BMQ / 8][4];
-    rows_by_rows<D, BMQ / 8>(sbase + C::OFF_K, warp * 16, s + C::S_Q, lane, sp);
-    rows_by_rows<D, BMQ / 8>(sbase + C::OFF_V, warp * 16, s + C::S_DO, lane, dp);
-    const bool need_mask = n0 + BNK > T || rows_valid < BMQ || (p.causal && t0q < n0 + BNK - 1);
 #pragma unroll
     for (int nt = 0; nt < BMQ / 8; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * (lane & 3) + (e & 1);
-        float pr = fast_exp2(fmaf(sp[nt][e], p.sl2, -slse[col] * kLog2e));
-        if (need_mask) {
-          const int key = n0 + warp * 16 + (lane >> 2) + 8 * (e >> 1);
-          if (key >= T || col >= rows_valid || (p.causal && key > t0q + col / G)) pr = 0.f;
-        }
-        sp[nt][e] = pr;
-        dp[nt][e] = pr * (dp[nt][e] - sD[col]);
+      for (int e = 0; e < 4; ++e) sp[nt][e] = dp[nt][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t ak[4], av[4];
+      const uint32_t arow = swz<NC>(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * kk + (lane >> 4));
+      ldsm_x4(ak, sbase + C::OFF_K + arow);
+      ldsm_x4(av, sbase + C::OFF_V + arow);
+#pragma unroll
+      for (int np = 0; np < BMQ / 16; ++np) {
+        uint32_t bq[4], bo[4];
+        const uint32_t brow = swz<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1));
+        ldsm_x4(bq, s + C::S_Q + brow);
+        ldsm_x4(bo, s + C::S_DO + brow);
+        mma16816(sp[2 * np], ak, bq[0], bq[1]);
+        mma16816(dp[2 * np], av, bo[0], bo[1]);
+        mma16816(sp[2 * np + 1], ak, bq[2], bq[3]);
+        mma16816(dp[2 * np + 1], av, bo[2], bo[3]);
       }
-    frag_by_rows_acc<D, BMQ / 16>(sp, s + C::S_DO, lane, dv);
-    frag_by_rows_acc<D, BMQ / 16>(dp, s + C::S_Q, lane, dk);
+    }
+
+    // P^T, dS^T as packed A fragments; dS^T also to shared memory. One straight-line body per
+    // mask mode (tiles away from the diagonal and the sequence end need no mask).
+    uint32_t pa[KS][4], da[KS][4];
+    auto elementwise = [&](auto mask_tag) {
+      constexpr bool MASK = decltype(mask_tag)::value;
 #pragma unroll
-    for (int nt = 0; nt < BMQ / 8; ++nt)
+      for (int kk = 0; kk < KS; ++kk)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = warp * 16 + (lane >> 2) + 8 * h;
-        *reinterpret_cast<uint32_t*>(smem + C::OFF_DS + swz<C::QC>(row, nt) + 4 * (lane & 3)) =
-            pack_bf16(dp[nt][2 * h], dp[nt][2 * h + 1]);
+        for (int r = 0; r < 4; ++r) {
+          const int nt = 2 * kk + (r >> 1), h = r & 1, col = nt * 8 + 2 * (lane & 3);
+          const float2 l2 = *reinterpret_cast<const float2*>(slse + col);
+          const float2 dd = *reinterpret_cast<const float2*>(sD + col);
+          float p0 = fast_exp2(fmaf(sp[nt][2 * h], p.sl2, -l2.x));
+          float p1 = fast_exp2(fmaf(sp[nt][2 * h + 1], p.sl2, -l2.y));
+          if constexpr (MASK) {
+            const int key = key_row0 + 8 * h;
+            const bool kbad = key >= T;
+            if (kbad || col >= rows_valid || (p.causal && key > t0q + (srow[col] >> 16))) p0 = 0.f;
+            if (kbad || col + 1 >= rows_valid || (p.causal && key > t0q + (srow[col + 1] >> 16))) p1 = 0.f;
+          }
+          pa[kk][r] = pack_bf16(p0, p1);
+          da[kk][r] = pack_bf16(p.scale * p0 * (dp[nt][2 * h] - dd.x), p.scale * p1 * (dp[nt][2 * h + 1] - dd.y));
+          *reinterpret_cast<uint32_t*>(smem + C::OFF_DS + swz<C::QC>(warp * 16 + (lane >> 2) + 8 * h, nt) +
+                                       4 * (lane & 3)) = da[kk][r];
+        }
+    };
+    if (n0 + BNK > T || rows_valid < BMQ || (p.causal && t0q < n0 + BNK - 1))
+      elementwise(std::true_type{});
+    else
+      elementwise(std::false_type{});
+
+    // dV += P^T dO and dK += dS^T Q, interleaved.
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk)
+#pragma unroll
+      for (int d2 = 0; d2 < D / 16; ++d2) {
+        uint32_t bo[4], bq[4];
+        const uint32_t row = swz<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * d2 + (lane >> 4));
+        ldsm_x4_t(bo, s + C::S_DO + row);
+        ldsm_x4_t(bq, s + C::S_Q + row);
+        mma16816(dv[2 * d2], pa[kk], bo[0], bo[1]);
+        mma16816(dk[2 * d2], da[kk], bq[0], bq[1]);
+        mma16816(dv[2 * d2 + 1], pa[kk], bo[2], bo[3]);
+        mma16816(dk[2 * d2 + 1], da[kk], bq[2], bq[3]);
       }
     __syncthreads();
-    float acc[NTW][4];
+
 #pragma unroll
-    for (int nt = 0; nt < NTW; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    ds_by_keys<D, C::QC, BNK, NTW>(sbase + C::OFF_DS, rb, sbase + C::OFF_K, ng * NTW, lane, acc);
+    for (int i = 0; i < RBPW; ++i) {
+      const int rb = NW >= NRB ? warp % NRB : warp + i * NW, ng = NW >= NRB ? warp / NRB : 0;
+      float acc[NTW][4];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = rb * 16 + (lane >> 2) + 8 * h;
+      for (int nt = 0; nt < NTW; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+      ds_by_keys<D, C::QC, BNK, NTW>(sbase + C::OFF_DS, rb, sbase + C::OFF_K, ng * NTW, lane, acc);
+      const bool odd = lane & 1;
+#pragma unroll
+      for (int nt = 0; nt < NTW; ++nt) {
+        const float s0 = odd ? acc[nt][0] : acc[nt][2], s1 = odd ? acc[nt][1] : acc[nt][3];
+        const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+        if (odd)
+          acc[nt][0] = r0, acc[nt][1] = r1;
+        else
+          acc[nt][2] = r0, acc[nt][3] = r1;
+      }
+      const int row = rb * 16 + (lane >> 2) + (odd ? 8 : 0);
       if (row < rows_valid) {
-        const int tau = row / G, g = row - tau * G;
-        float* dst = p.dq_acc + ((int64_t(b) * T + t0q + tau) * p.Hq + kh * G + g) * D + 2 * (lane & 3);
+        const int tg = srow[row], tau = tg >> 16, g = tg & 0xffff;
+        float* dst = p.dq_acc + ((int64_t(b) * T + t0q + tau) * p.Hq + kh * G + g) * D + 2 * (lane & 2);
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt)
-          atomicAdd(reinterpret_cast<float2*>(dst + (ng * NTW + nt) * 8),
-                    make_float2(p.scale * acc[nt][2 * h], p.scale * acc[nt][2 * h + 1]));
+          atomicAdd(reinterpret_cast<float4*>(dst + (ng * NTW + nt) * 8),
+                    make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]));
       }
     }
   }
 
-  // dK (scaled), dV of the 64 keys, summed over every query row and head of the group.
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int key = n0 + warp * 16 + (lane >> 2) + 8 * h;
+    const int key = key_row0 + 8 * h;
     if (key >= T) continue;
     bf* dkr = p.dk + b * p.dk_b + int64_t(key) * p.dk_t + kh * p.dk_h + 2 * (lane & 3);
     bf* dvr = p.dv + b * p.dv_b + int64_t(key) * p.dv_t + kh * p.dv_h + 2 * (lane & 3);
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) {
-      store_pair(dkr + nt * 8, p.scale * dk[nt][2 * h], p.scale * dk[nt][2 * h + 1], p.acc_kv);
+      store_pair(dkr + nt * 8, dk[nt][2 * h], dk[nt][2 * h + 1], p.acc_kv);  // scale is in dS
       store_pair(dvr + nt * 8, dv[nt][2 * h], dv[nt][2 * h + 1], p.acc_kv);
     }
   }
@@ -462,7 +512,20 @@ void set_smem(K kernel, int bytes, const char* op) {
   MODA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), op);
 }
 
-template <int D, int BMQ>
+// Tile shapes of the kv kernel (measured on H100 against other shapes, docs/attention-kernels.md):
+// d = 64: 8 warps x 16 keys, query tiles of 128 rows; d = 128: 8 warps, query tiles of 32 rows
+// (the dK, dV accumulators take twice the registers).
+template <int D>
+void launch_kv(const BwdParams& p, int Hk, cudaStream_t stream) {
+  constexpr int BMQ = D == 64 ? 128 : 32, NW = 8;
+  using C = KvCfg<D, BMQ, NW>;
+  auto kernel = moda_bwd_kv_kernel<D, BMQ, NW, 1>;
+  set_smem(kernel, C::SMEM, "moda_attention_backward");
+  kernel<<<dim3((p.T + C::BNK - 1) / C::BNK, Hk, p.B), C::NT, C::SMEM, stream>>>(p);
+  check_launch("moda_attention_backward");
+}
+
+template <int D>
 void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
   const char* op = "moda_attention_backward";
   const int64_t rows = int64_t(p.B) * p.T * p.Hq;
@@ -482,12 +545,7 @@ void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
     }
     check_launch(op);
   }
-  {
-    using C = KvCfg<D, BMQ>;
-    set_smem(moda_bwd_kv_kernel<D, BMQ>, C::SMEM, op);
-    moda_bwd_kv_kernel<D, BMQ><<<dim3((p.T + C::BNK - 1) / C::BNK, Hk, p.B), C::NT, C::SMEM, stream>>>(p);
-    check_launch(op);
-  }
+  launch_kv<D>(p, Hk, stream);
   moda_bwd_convert_kernel<D><<<unsigned((rows * (D / 8) + 255) / 256), 256, 0, stream>>>(p);
   check_launch(op);
 }
@@ -499,7 +557,7 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 size_t moda_attention_backward_workspace_bytes(const ModaAttentionShape& s) {
   const size_t rows = size_t(s.B) * size_t(s.T) * size_t(s.Hq);
-  return moda_attn::align256(rows * size_t(s.d) * 4) + moda_attn::align256(rows * 4);
+  return moda_attn::align256(rows * size_t(s.d) * 4) + 2 * moda_attn::align256(rows * 4);
 }
 
 void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* k, ModaStrides ks,
@@ -539,6 +597,7 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
   const size_t rows = size_t(s.B) * size_t(s.T) * size_t(s.Hq);
   p.dq_acc = static_cast<float*>(ws);
   p.Dvec = reinterpret_cast<float*>(static_cast<char*>(ws) + align256(rows * size_t(s.d) * 4));
+  p.Lse2 = reinterpret_cast<float*>(reinterpret_cast<char*>(p.Dvec) + align256(rows * 4));
   p.q_b = qs.batch, p.q_t = qs.token, p.q_h = qs.head;
   p.k_b = ks.batch, p.k_t = ks.token, p.k_h = ks.head;
   p.v_b = vs.batch, p.v_t = vs.token, p.v_h = vs.head;
@@ -556,9 +615,9 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
   p.scale = float(s.softmax_scale());
   p.sl2 = p.scale * kLog2e;
   if (s.d == 64)
-    launch_bwd<64, 64>(p, int(s.Hk), stream);
+    launch_bwd<64>(p, int(s.Hk), stream);
   else
-    launch_bwd<128, 32>(p, int(s.Hk), stream);
+    launch_bwd<128>(p, int(s.Hk), stream);
   if (!workspace) MODA_CUDA_CHECK(cudaFreeAsync(ws, stream), op);
 }
 
