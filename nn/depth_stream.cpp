@@ -24,9 +24,8 @@ DepthStream::DepthStream(int64_t batch, int64_t tokens, int64_t slots, int64_t k
 
 void DepthStream::allocate_grads() {
   if (grad_keys_.defined()) return;
-  DType g = device().is_cuda() ? DType::F32 : dtype();
-  grad_keys_ = Tensor::zeros(keys_.shape(), g, device()).set_name("depth_stream.dk");
-  grad_values_ = Tensor::zeros(values_.shape(), g, device()).set_name("depth_stream.dv");
+  grad_keys_ = Tensor::zeros(keys_.shape(), dtype(), device()).set_name("depth_stream.dk");
+  grad_values_ = Tensor::zeros(values_.shape(), dtype(), device()).set_name("depth_stream.dv");
 }
 
 Tensor& DepthStream::grad_keys() {
@@ -122,6 +121,35 @@ void cpu_backward(const Launch& l, const Tensor& q, DepthStream& s, const Tensor
                                   depth ? gV : nullptr, l.depth, /*accumulate_kv=*/true, /*accumulate_depth=*/true);
 }
 
+#if MODA_HAVE_CUDA
+void cuda_forward(const Launch& l, const Tensor& q, const DepthStream& s, Tensor& o, Tensor& lse) {
+  const bf16* K = s.keys().data<bf16>();
+  const bf16* V = s.values().data<bf16>();
+  bool depth = l.shape.L > 0;
+  cuda::moda_attention_forward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset,
+                               l.kv_slot, depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<bf16>(),
+                               l.q, lse.data<float>(), current_stream());
+}
+
+void cuda_backward(const Launch& l, const Tensor& q, DepthStream& s, const Tensor& o, const Tensor& lse,
+                   const Tensor& dout, Tensor& dq) {
+  const bf16* K = s.keys().data<bf16>();
+  const bf16* V = s.values().data<bf16>();
+  bf16* gK = s.grad_keys().data<bf16>();
+  bf16* gV = s.grad_values().data<bf16>();
+  bool depth = l.shape.L > 0;
+  // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
+  size_t bytes = cuda::moda_attention_backward_workspace_bytes(l.shape);
+  Tensor ws = Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::F32, q.device());
+  cuda::moda_attention_backward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset,
+                                l.kv_slot, depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth,
+                                o.data<bf16>(), l.q, lse.data<float>(), dout.data<bf16>(), l.q, dq.data<bf16>(), l.q,
+                                gK + l.own_offset, l.kv_slot, gV + l.own_offset, l.kv_slot, depth ? gK : nullptr,
+                                l.depth, depth ? gV : nullptr, l.depth, /*accumulate_kv=*/true,
+                                /*accumulate_depth=*/true, ws.data_ptr(), current_stream());
+}
+#endif
+
 }  // namespace
 
 Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<DepthStream>& stream, int64_t own_slot,
@@ -153,7 +181,9 @@ Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<Dept
     }
   } else {
 #if MODA_HAVE_CUDA
-    MODA_FAIL(op, ": CUDA path pending the MoDA CUDA kernel");
+    MODA_CHECK(q.dtype() == DType::BF16, op, ": CUDA runs the bf16 kernel, got ", q.describe());
+    lse = Tensor::empty({B, Hq, T}, DType::F32, q.device());
+    cuda_forward(l, q, s, o, lse);
 #else
     MODA_FAIL(op, ": ", q.describe(), " needs CUDA, but moda was built without it");
 #endif
@@ -170,7 +200,9 @@ Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<Dept
       if (q.dtype() == DType::F32) cpu_backward<float>(l, q, *stream, o, lse, dout, dq);
       else cpu_backward<double>(l, q, *stream, o, lse, dout, dq);
     } else {
-      MODA_FAIL("moda_attention_from_stream backward: CUDA path pending");
+#if MODA_HAVE_CUDA
+      cuda_backward(l, q, *stream, o, lse, dout, dq);
+#endif
     }
     std::vector<Tensor> out(n_inputs);
     out[0] = dq;

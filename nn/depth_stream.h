@@ -34,8 +34,8 @@ class DepthStream {
 
   const Tensor& keys() const { return keys_; }      // [B, T, S, Hk, d]
   const Tensor& values() const { return values_; }
-  // Gradient buffers of the same shape; allocated zero-filled on first call. On CUDA they are
-  // fp32 (many layers add into them; bf16 sums would lose the small contributions).
+  // Gradient buffers of the same shape and dtype (the CUDA kernel adds into bf16 buffers, with
+  // fp32 math per addition); allocated zero-filled on first call.
   Tensor& grad_keys();
   Tensor& grad_values();
   bool has_grad() const { return grad_keys_.defined(); }

@@ -1,0 +1,128 @@
+#include "nn/language_model.h"
+
+#include <set>
+
+#include "autograd/ops.h"
+#include "core/error.h"
+
+namespace moda::nn {
+
+static const ModelConfig& validated(const ModelConfig& c) {
+  ModelConfig copy = c;
+  copy.validate();
+  MODA_CHECK(copy.n_kv_heads == c.n_kv_heads && copy.head_dim == c.head_dim,
+             "LanguageModel: config has unresolved defaults (n_kv_heads / head_dim = 0); call validate() first");
+  return c;
+}
+
+LanguageModel::LanguageModel(const ModelConfig& config, const ModelInit& init)
+    : config_(validated(config)),
+      layout_(stream_layout(config_)),
+      embed_(register_module<Embedding>("embed", config_.vocab_size, config_.d_model)) {
+  for (int64_t l = 0; l < config_.n_layers; ++l)
+    blocks_.push_back(&register_module<Block>("blocks." + std::to_string(l), config_, l, layout_.layers[l]));
+  final_norm_ = &register_module<RMSNorm>("final_norm", config_.d_model, config_.norm_eps);
+  if (!config_.tie_embeddings)
+    lm_head_ = &register_module<Linear>("lm_head", config_.d_model, config_.vocab_size, /*bias=*/false);
+
+  // One group per block; the embedding and the head apart (the trainer shards each group).
+  auto with_prefix = [](const std::string& prefix, std::vector<Parameter> ps) {
+    std::vector<Parameter> out;
+    for (auto& p : ps)
+      if (p.name.rfind(prefix, 0) == 0) out.push_back(p);
+    return out;
+  };
+  std::vector<Parameter> all = parameters();
+  groups_.push_back(make_param_group("embed", with_prefix("embed.", all), init.device, init.dtype));
+  for (int64_t l = 0; l < config_.n_layers; ++l) {
+    std::string name = "blocks." + std::to_string(l);
+    groups_.push_back(make_param_group(name, with_prefix(name + ".", all), init.device, init.dtype));
+  }
+  std::vector<Parameter> head = with_prefix("final_norm.", all), lm = with_prefix("lm_head.", all);
+  head.insert(head.end(), lm.begin(), lm.end());
+  groups_.push_back(make_param_group("head", head, init.device, init.dtype));
+  size_t grouped = 0;
+  for (const auto& g : groups_) grouped += g.params.size();
+  MODA_CHECK(grouped == all.size(), "LanguageModel: ", all.size(), " parameters but ", grouped, " in groups");
+  init_weights(init.seed);
+}
+
+Device LanguageModel::device() const { return groups_.front().flat.device(); }
+DType LanguageModel::dtype() const { return groups_.front().flat.dtype(); }
+
+void LanguageModel::init_weights(uint64_t seed) {
+  for (const auto& p : parameters()) init_parameter(p, seed, config_.init_std);
+}
+
+void LanguageModel::zero_grad() {
+  for (auto& g : groups_) g.zero_grad();
+}
+
+void LanguageModel::to(Device device, DType dtype) {
+  for (auto& g : groups_) g.to(device, dtype);
+}
+
+LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& targets) const {
+  MODA_CHECK(ids.dim() == 2 && (ids.dtype() == DType::I32 || ids.dtype() == DType::I64),
+             "LanguageModel: ids must be i32/i64 [B, T], got ", ids.describe());
+  const int64_t B = ids.size(0), T = ids.size(1), V = config_.vocab_size;
+  MODA_CHECK(config_.max_seq_len == 0 || T <= config_.max_seq_len, "LanguageModel: sequence length ", T,
+             " exceeds model.max_seq_len = ", config_.max_seq_len);
+  MODA_CHECK(ids.device() == device(), "LanguageModel: ids on ", ids.device().str(), ", model on ",
+             device().str());
+
+  StreamStep step(B, T, layout_.num_slots, config_.n_kv_heads, config_.head_dim, dtype(), device());
+  Tensor x = embed_.forward(ids);
+  for (const Block* block : blocks_) x = block->forward(x, step);
+  x = final_norm_->forward(x);
+  Output out;
+  out.logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embed_.weight());
+  if (targets.defined()) {
+    MODA_CHECK(targets.shape() == ids.shape(), "LanguageModel: targets ", targets.describe(), " do not match ids ",
+               ids.describe());
+    MODA_CHECK(targets.device() == device(), "LanguageModel: targets on ", targets.device().str(), ", model on ",
+               device().str());
+    out.loss = ops::cross_entropy(reshape(out.logits, {B * T, V}), targets.contiguous().view({B * T}));
+  }
+  return out;
+}
+
+NamedTensors LanguageModel::state_dict() const {
+  NamedTensors out;
+  for (const auto& p : parameters()) out.emplace_back(p.name, p.tensor.detach());
+  return out;
+}
+
+void LanguageModel::load_state_dict(const std::map<std::string, Tensor>& tensors) {
+  std::set<std::string> expected;
+  for (const auto& p : parameters()) {
+    expected.insert(p.name);
+    auto it = tensors.find(p.name);
+    MODA_CHECK(it != tensors.end(), "load_state_dict: missing parameter '", p.name, "' ", shape_str(p.tensor.shape()));
+    MODA_CHECK(it->second.shape() == p.tensor.shape(), "load_state_dict: '", p.name, "' has shape ",
+               shape_str(it->second.shape()), ", the model expects ", shape_str(p.tensor.shape()));
+  }
+  for (const auto& [name, t] : tensors)
+    MODA_CHECK(expected.count(name), "load_state_dict: unexpected tensor '", name, "' ", shape_str(t.shape()),
+               " (not a parameter of this ", variant_name(config_.variant), " model)");
+  for (const auto& p : parameters()) {
+    Tensor dst = p.tensor.detach();  // a plain copy into the parameter's storage, outside the graph
+    dst.copy_(tensors.at(p.name));
+  }
+}
+
+void LanguageModel::load_state_dict(const NamedTensors& tensors) {
+  std::map<std::string, Tensor> m;
+  for (const auto& [name, t] : tensors) {
+    MODA_CHECK(!m.count(name), "load_state_dict: tensor '", name, "' given twice");
+    m.emplace(name, t);
+  }
+  load_state_dict(m);
+}
+
+std::unique_ptr<LanguageModel> make_language_model(ModelConfig config, const ModelInit& init) {
+  config.validate();
+  return std::make_unique<LanguageModel>(config, init);
+}
+
+}  // namespace moda::nn

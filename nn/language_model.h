@@ -1,0 +1,78 @@
+#pragma once
+// The MoDA language model: embedding -> blocks (sharing one depth stream per forward pass) ->
+// final RMSNorm -> logits (tied: embed.weight; untied: lm_head.weight) -> cross-entropy.
+//
+// State-dict names (docs/model.md lists them all):
+//   embed.weight                         [V, D]
+//   blocks.{l}.attn_norm.weight          [D]
+//   blocks.{l}.attn.{q,k,v,o}_proj.{weight,bias}, blocks.{l}.attn.{q,k}_norm.weight
+//   blocks.{l}.attn_depth.{k,v}_proj.{weight,bias}     depth_kv_ffn_attn
+//   blocks.{l}.mlp_norm.weight           [D]
+//   blocks.{l}.mlp.gate_up_proj.{weight,bias} [2h, D], blocks.{l}.mlp.down_proj.{weight,bias} [D, h]
+//   blocks.{l}.ffn_depth.{k,v}_proj.{weight,bias}      depth_kv_ffn, depth_kv_ffn_attn
+//   final_norm.weight                    [D]
+//   lm_head.weight                       [V, D]   only when tie_embeddings is false
+// Parameter groups (one flat buffer each, and one flat gradient buffer each): "embed",
+// "blocks.0" ... "blocks.{L-1}", "head" (final_norm and lm_head).
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "nn/block.h"
+
+namespace moda::nn {
+
+struct ModelInit {
+  uint64_t seed = 0;  // per-parameter seeds derive from (seed, name): device independent
+  Device device = Device::cpu();
+  DType dtype = DType::F32;  // f32/f64 on the CPU, bf16 (or f32) on CUDA
+};
+
+class LanguageModel : public Module {
+ public:
+  // Builds, binds every group on init.device in init.dtype and initialises the weights.
+  explicit LanguageModel(const ModelConfig& config, const ModelInit& init = {});
+
+  struct Output {
+    Tensor logits;  // [B, T, V]
+    Tensor loss;    // {1} f32 (f64 for f64 models); undefined without targets
+  };
+  // ids [B, T] (i32/i64); targets [B, T] (i32/i64, -1 = ignored) or undefined.
+  Output run(const Tensor& ids, const Tensor& targets = Tensor()) const;
+  Tensor forward(const Tensor& ids, const Tensor& targets) const { return run(ids, targets).loss; }
+  Tensor logits(const Tensor& ids) const { return run(ids).logits; }
+
+  const ModelConfig& config() const { return config_; }
+  const StreamLayout& layout() const { return layout_; }
+  Device device() const;
+  DType dtype() const;
+
+  // Flat parameter groups in model order; parameters() lists the same tensors in the same order.
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  void zero_grad();                       // every group: flat grad zeroed, param grads = views
+  void to(Device device, DType dtype);    // moves every group; drops gradients
+  void init_weights(uint64_t seed);       // normal(0, init_std) weights, ones for norms, zero biases
+
+  NamedTensors state_dict() const;        // (name, view of the live parameter) in parameters() order
+  // Copies values in (any device / dtype). Missing or unexpected names and shape mismatches are
+  // errors naming them.
+  void load_state_dict(const std::map<std::string, Tensor>& tensors);
+  void load_state_dict(const NamedTensors& tensors);
+
+ private:
+  ModelConfig config_;
+  StreamLayout layout_;
+  Embedding& embed_;
+  std::vector<Block*> blocks_;
+  RMSNorm* final_norm_ = nullptr;
+  Linear* lm_head_ = nullptr;
+  std::vector<ParamGroup> groups_;
+};
+
+// The factory the trainer uses: validates a copy of the config and builds the model.
+std::unique_ptr<LanguageModel> make_language_model(ModelConfig config, const ModelInit& init = {});
+
+}  // namespace moda::nn
