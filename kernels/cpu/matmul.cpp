@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -14,9 +15,10 @@ GemmDesc GemmDesc::resolved() const {
   MODA_CHECK(batch >= 1, "matmul: batch must be >= 1, got ", batch);
   const int64_t a_cols = trans_a ? m : k, a_rows = trans_a ? k : m;
   const int64_t b_cols = trans_b ? k : n, b_rows = trans_b ? n : k;
-  if (g.lda < 0) g.lda = a_cols;
-  if (g.ldb < 0) g.ldb = b_cols;
-  if (g.ldc < 0) g.ldc = n;
+  // Packed leading dimensions are at least 1 (BLAS requires it even when a size is 0).
+  if (g.lda < 0) g.lda = std::max<int64_t>(a_cols, 1);
+  if (g.ldb < 0) g.ldb = std::max<int64_t>(b_cols, 1);
+  if (g.ldc < 0) g.ldc = std::max<int64_t>(n, 1);
   MODA_CHECK(g.lda >= a_cols && g.lda >= 1, "matmul: lda=", g.lda, " is below the stored row length ", a_cols);
   MODA_CHECK(g.ldb >= b_cols && g.ldb >= 1, "matmul: ldb=", g.ldb, " is below the stored row length ", b_cols);
   MODA_CHECK(g.ldc >= n && g.ldc >= 1, "matmul: ldc=", g.ldc, " is below n=", n);

@@ -101,6 +101,12 @@ TEST_CASE("dense: matmul rejects bad leading dimensions with a clear message", "
   d.m = 4, d.n = 5, d.k = 6, d.lda = 3;
   std::vector<float> a(64), b(64), c(64);
   CHECK_THROWS_WITH(moda::cpu::matmul(d, a.data(), b.data(), c.data()), Catch::Contains("lda=3"));
+  // k = 0: C = beta * C.
+  moda::GemmDesc z;
+  z.m = 2, z.n = 3, z.k = 0, z.beta = 0.5f;
+  std::vector<float> cz{1, 2, 3, 4, 5, 6};
+  moda::cpu::matmul(z, a.data(), b.data(), cz.data());
+  CHECK(cz == std::vector<float>{0.5f, 1, 1.5f, 2, 2.5f, 3});
 }
 
 TEMPLATE_TEST_CASE("dense: bias add and bias backward", "[cpu][ops]", float, double) {
