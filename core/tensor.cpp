@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -10,6 +11,8 @@
 
 #ifdef MODA_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "core/device_copy.h"
 #endif
 
 namespace moda {
@@ -323,38 +326,42 @@ static void host_copy(const Tensor& src, Tensor& dst) {
 }
 
 #ifdef MODA_HAVE_CUDA
-// Same-dtype copy between layouts where at least one side is on a GPU: the innermost dims that are
-// contiguous in both form rows; each remaining index of the outermost loop dims is one 2D copy.
-static void device_copy_same_dtype(const Tensor& src, Tensor& dst) {
-  size_t es = dtype_size(src.dtype());
+// Copies with a GPU on either side. Device-to-device (any layouts, any dtypes) is one kernel on the
+// current stream with no synchronisation. Host-to-device and device-to-host move contiguous bytes
+// of one dtype with cudaMemcpyAsync, converting and re-laying out on the device where needed, and
+// synchronise only when the host is about to read the result or could free the source.
+static void cuda_copy(const Tensor& src, Tensor& dst) {
   cudaStream_t stream = current_stream();
-  const Shape& shape = src.shape();
-  int64_t nd = src.dim();
   if (src.numel() == 0) return;
-  if (src.is_contiguous() && dst.is_contiguous()) {
+  const bool plain = src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous();
+  if (!src.device().is_cpu() && !dst.device().is_cpu()) {
+    if (plain) {
+      CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice, stream), "copy_");
+      return;
+    }
+    MODA_CHECK(src.device() == dst.device(), "copy_: ", src.describe(), " -> ", dst.describe(),
+               ": a copy between two GPUs needs matching dtypes and contiguous layouts");
+    device_copy::strided_copy(src.data_ptr(), src.dtype(), src.strides(), dst.data_ptr(), dst.dtype(), dst.strides(),
+                              src.shape(), stream);
+    return;
+  }
+  if (plain) {
     CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDefault, stream), "copy_");
     CORE_CUDA(cudaStreamSynchronize(stream), "copy_");
     return;
   }
-  // Find the contiguous inner block shared by both layouts.
-  int64_t inner = 1, d = nd - 1;
-  while (d >= 0 && (shape[d] == 1 || (src.strides()[d] == inner && dst.strides()[d] == inner))) inner *= shape[d--];
-  // Dim d (if any) becomes the row dimension of a 2D copy; dims above d are looped on the host.
-  int64_t rows = d >= 0 ? shape[d] : 1;
-  int64_t spitch = d >= 0 ? src.strides()[d] : inner, dpitch = d >= 0 ? dst.strides()[d] : inner;
-  Shape outer(shape.begin(), shape.begin() + std::max<int64_t>(d, 0));
-  Shape so(src.strides().begin(), src.strides().begin() + outer.size());
-  Shape dso(dst.strides().begin(), dst.strides().begin() + outer.size());
-  const char* s = static_cast<const char*>(src.data_ptr());
-  char* dp = static_cast<char*>(dst.data_ptr());
-  auto copy_rows = [&](int64_t a, int64_t b) {
-    CORE_CUDA(cudaMemcpy2DAsync(dp + b * es, dpitch * es, s + a * es, spitch * es, inner * es, rows,
-                                cudaMemcpyDefault, stream),
-              "copy_ (strided)");
-  };
-  if (outer.empty()) copy_rows(0, 0);
-  else for_each_index(outer, so, dso, copy_rows);
-  CORE_CUDA(cudaStreamSynchronize(stream), "copy_");
+  if (src.device().is_cpu()) {  // host -> device: upload contiguous bytes, then convert on the device
+    Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
+    cuda_copy(src.contiguous(), staged);
+    cuda_copy(staged, dst);
+    return;
+  }
+  // device -> host: convert on the device into dst's dtype, download, then lay out on the host
+  Tensor staged = Tensor::empty(src.shape(), dst.dtype(), src.device());
+  cuda_copy(src, staged);
+  Tensor host = Tensor::empty(src.shape(), dst.dtype(), Device::cpu());
+  cuda_copy(staged, host);
+  host_copy(host, dst);
 }
 #endif
 
@@ -365,15 +372,7 @@ void Tensor::copy_(const Tensor& src) {
     return;
   }
 #ifdef MODA_HAVE_CUDA
-  if (src.dtype() == dtype()) {
-    device_copy_same_dtype(src, *this);
-    return;
-  }
-  // Conversion across dtypes with a GPU involved goes through the host; the fast on-device cast is
-  // the `cast` op in autograd/, which calls the CUDA kernel.
-  Tensor staged = Tensor::empty(shape(), dtype(), Device::cpu());
-  host_copy(src.to(Device::cpu()), staged);
-  device_copy_same_dtype(staged, *this);
+  cuda_copy(src, *this);
 #else
   MODA_FAIL("copy_: ", src.describe(), " -> ", describe(), " needs CUDA, but moda was built without it");
 #endif
@@ -403,12 +402,27 @@ Tensor Tensor::to(DType target) const {
 
 void Tensor::fill_(double value) {
   if (numel() == 0) return;
-  Tensor host = empty(shape(), dtype(), Device::cpu());
-  char* d = static_cast<char*>(host.data_ptr());
-  size_t es = dtype_size(dtype());
-  store_values(&value, d, dtype(), 1);
-  for (int64_t i = 1; i < numel(); ++i) std::memcpy(d + i * es, d, es);
-  copy_(host);
+  uint64_t pattern = 0;
+  store_values(&value, &pattern, dtype(), 1);  // the element's bits (little-endian low bytes)
+  if (device().is_cpu()) {
+    char* d = static_cast<char*>(data_ptr());
+    size_t es = dtype_size(dtype());
+    if (is_contiguous()) {
+      auto fill_as = [&](auto bits) { std::fill_n(reinterpret_cast<decltype(bits)*>(d), numel(), bits); };
+      if (es == 2) fill_as(uint16_t(pattern));
+      else if (es == 4) fill_as(uint32_t(pattern));
+      else fill_as(uint64_t(pattern));
+      return;
+    }
+    Shape unused(static_cast<size_t>(dim()), 0);
+    for_each_index(shape(), strides(), unused, [&](int64_t a, int64_t) { std::memcpy(d + a * es, &pattern, es); });
+    return;
+  }
+#ifdef MODA_HAVE_CUDA
+  device_copy::strided_fill(data_ptr(), dtype(), strides(), shape(), pattern, current_stream());
+#else
+  MODA_FAIL("fill_: ", describe(), " needs CUDA, but moda was built without it");
+#endif
 }
 
 std::vector<double> Tensor::to_double_vector() const {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build moda on the GPU host (Ubuntu 24.04, CUDA 13, 16 cores) with Debian 12's packages carried
-# in .deps/ (docs/gpu-host.md). Usage:
+# in .deps/ (tools/fetch-gpu-deps.sh makes it). Usage:
 #   source tools/gpu-host-env.sh && bash tools/gpu-host-build.sh [build-dir] [targets...]
 #   build-gpu/tests/moda_tests_gpu "[attention]"; build-gpu/moda bench ops
 set -uo pipefail
