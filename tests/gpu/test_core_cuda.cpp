@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -61,6 +63,37 @@ TEST_CASE("cuda core: copies between devices, dtypes and strided layouts", "[gpu
   // Same seed, same numbers on both devices.
   REQUIRE(Tensor::randn({1001}, 9, DType::F32, Device::cuda()).to_float_vector() ==
           Tensor::randn({1001}, 9).to_float_vector());
+}
+
+TEST_CASE("cuda core: on-device copies convert between every dtype pair and any layouts", "[gpu][core]") {
+  // Integers small enough to be exact in every dtype, so every conversion must match the host's.
+  Tensor ints = Tensor::randn({5, 7, 9}, 11).to(DType::F64);
+  {
+    std::vector<double> v = ints.to_double_vector();
+    for (double& x : v) x = std::round(std::abs(x) * 20.0);  // non-negative for u16, exact in bf16
+    ints = Tensor::from_vector(v, {5, 7, 9}, DType::F64);
+  }
+  const DType all[] = {DType::F32, DType::BF16, DType::I32, DType::I64, DType::U16, DType::F64};
+  for (DType from : all) {
+    for (DType to : all) {
+      CAPTURE(dtype_name(from), dtype_name(to));
+      Tensor src = ints.to(from).to(Device::cuda()).transpose(0, 2);  // strided source
+      Tensor dst = Tensor::empty({9, 7, 5}, to, Device::cuda());
+      dst.fill_(1.0);
+      dst.copy_(src);
+      REQUIRE(dst.to_double_vector() == ints.to(from).transpose(0, 2).contiguous().to(to).to_double_vector());
+    }
+  }
+  // f32 -> bf16 rounds to nearest even on the device exactly as on the host (random values).
+  Tensor r = Tensor::randn({3, 1001}, 4);
+  REQUIRE(r.to(Device::cuda()).to(DType::BF16).to_float_vector() == r.to(DType::BF16).to_float_vector());
+  // fill_ on a strided view touches only the view.
+  Tensor buf = Tensor::zeros({6, 4, 10}, DType::BF16, Device::cuda());
+  buf.select(1, 2).fill_(2.5);
+  std::vector<float> got = buf.to_float_vector();
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t k = 0; k < 10; ++k) REQUIRE(got[(i * 4 + j) * 10 + k] == (j == 2 ? 2.5f : 0.0f));
 }
 
 TEST_CASE("cuda core: events time work on a stream", "[gpu][core]") {
