@@ -84,6 +84,17 @@ TEST_CASE("cuda core: on-device copies convert between every dtype pair and any 
       REQUIRE(dst.to_double_vector() == ints.to(from).transpose(0, 2).contiguous().to(to).to_double_vector());
     }
   }
+  // A depth-stream slot write: rows of 64 bf16 move as 16-byte elements (the widened path), and
+  // odd row lengths fall back to narrower ones; neighbouring slots stay untouched.
+  for (int64_t d : {64, 6, 3}) {
+    CAPTURE(d);
+    Tensor kv = Tensor::randn({2, 33, 4, d}, 12, DType::BF16);
+    Tensor stream = Tensor::zeros({2, 33, 3, 4, d}, DType::BF16, Device::cuda());
+    stream.select(2, 1).copy_(kv.to(Device::cuda()));
+    REQUIRE(stream.select(2, 1).to_float_vector() == kv.to_float_vector());
+    REQUIRE(stream.select(2, 1).contiguous().to_float_vector() == kv.to_float_vector());
+    for (int64_t other : {0, 2}) REQUIRE(stream.select(2, other).to_double_vector() == std::vector<double>(2 * 33 * 4 * d, 0.0));
+  }
   // f32 -> bf16 rounds to nearest even on the device exactly as on the host (random values).
   Tensor r = Tensor::randn({3, 1001}, 4);
   REQUIRE(r.to(Device::cuda()).to(DType::BF16).to_float_vector() == r.to(DType::BF16).to_float_vector());
