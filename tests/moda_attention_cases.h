@@ -125,6 +125,8 @@ inline std::vector<ModaCaseSpec> moda_case_list(bool small) {
       {{1, 17, 1, 1, 72, 64, false}, true},     {{1, 1, 8, 1, 0, 64, false}, false},
       {{1, 40, 32, 1, 256, 64, true}, true},    {{1, 300, 16, 1, 16, 128, true}, false},
       {{1, 77, 24, 8, 3, 64, true}, false},     {{2, 200, 5, 5, 9, 64, false}, true},
+      // depth backward groupings: 2 warps per token (16 < L <= 32), and G > 16 at small L
+      {{1, 203, 6, 2, 24, 64, true}, true},     {{1, 51, 32, 1, 7, 128, true}, false},
   };
   if (small)
     for (auto& s : list) s.c.T = std::min<int64_t>(s.c.T, 33), s.c.B = std::min<int64_t>(s.c.B, 2);

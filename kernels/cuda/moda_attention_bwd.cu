@@ -152,61 +152,68 @@ __global__ void __launch_bounds__(256) moda_bwd_prep_kernel(const BwdParams p, b
 }
 
 // ------------------------------------------------------------------------------------------
-// 2. depth: CTA = 4 warps, TPB tokens of one (b, kh); items = (token, chunk of 64 slots).
-template <int D, int MG>
+// 2. depth: CTA = 4 warps over `tpb` tokens of one (b, kh). The 4 warps split into TPI = 4 / WPT
+// groups of WPT warps; a group takes one token and 16 * WPT of its slots per iteration (WPT =
+// ceil(L / 16) up to 4), so at small L (early layers) the CTA works on up to 4 tokens at once
+// instead of masking most of a 64-slot chunk. A tile row r belongs to token r / SC of the
+// iteration and to its slot r % SC; each group has its own Q, dO, lse, D and dS^T rows.
+template <int D, int MG, int WPT>
 struct DepthCfg {
-  static constexpr int NW = 4, NT = 128, SC = 64, GP = 16 * MG, NC = D / 8, QC = GP / 8;
-  static constexpr int ROWS_BYTES = SC * D * 2;  // one Kd or Vd chunk
-  static constexpr int QROWS_BYTES = GP * D * 2;
+  static constexpr int NW = 4, NT = 128, TPI = NW / WPT, SC = 16 * WPT, GP = 16 * MG, NC = D / 8, QC = GP / 8;
+  static constexpr int ROWS_BYTES = NW * 16 * D * 2;  // one Kd or Vd tile: 64 rows
+  static constexpr int QROWS_BYTES = TPI * GP * D * 2;
   static constexpr int OFF_KD = 0, OFF_VD = ROWS_BYTES, OFF_Q = 2 * ROWS_BYTES, OFF_DO = OFF_Q + QROWS_BYTES;
-  static constexpr int OFF_LSE = OFF_DO + QROWS_BYTES, OFF_D = OFF_LSE + GP * 4;
-  static constexpr int STAGE = OFF_D + GP * 4;
-  static constexpr int OFF_DS = 2 * STAGE;  // dS^T [SC x GP] bf16
-  static constexpr int SMEM = OFF_DS + SC * GP * 2;
+  static constexpr int OFF_LSE = OFF_DO + QROWS_BYTES, OFF_D = OFF_LSE + TPI * GP * 4;
+  static constexpr int STAGE = OFF_D + TPI * GP * 4;
+  static constexpr int OFF_DS = 2 * STAGE;  // dS^T [64 x GP] bf16
+  static constexpr int SMEM = OFF_DS + NW * 16 * GP * 2;
+  static_assert(WPT >= MG && NW % WPT == 0, "a group must cover the GP query rows");
 };
 
-template <int D, int MG>
+template <int D, int MG, int WPT>
 __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, int tpb) {
-  using C = DepthCfg<D, MG>;
-  constexpr int NC = C::NC, GP = C::GP, SC = C::SC;
+  using C = DepthCfg<D, MG, WPT>;
+  constexpr int NC = C::NC, GP = C::GP, SC = C::SC, TPI = C::TPI;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int grp = warp / WPT, wig = warp % WPT;
   const int kh = blockIdx.y, b = blockIdx.z, G = p.G, L = p.L, T = p.T;
-  const int tstart = blockIdx.x * tpb, ntok = min(tpb, T - tstart);
-  const int nch = (L + SC - 1) / SC, n_iter = ntok * nch;
+  const int tstart = blockIdx.x * tpb, tend = min(tstart + tpb, T);
+  const int nch = (L + SC - 1) / SC, n_iter = ((tend - tstart + TPI - 1) / TPI) * nch;
 
   auto issue = [&](int it) {
-    const int t = tstart + it / nch, c = it % nch;
+    const int t0 = tstart + (it / nch) * TPI, c = it % nch;
     const uint32_t s = sbase + (it & 1) * C::STAGE;
-    const bf* kdb = p.kd + b * p.kd_b + int64_t(t) * p.kd_t + kh * p.kd_h;
-    const bf* vdb = p.vd + b * p.vd_b + int64_t(t) * p.vd_t + kh * p.vd_h;
-    for (int i = tid; i < SC * NC; i += C::NT) {
-      const int row = i / NC, cc = i % NC, j = c * SC + row;
-      const bool valid = j < L;
-      cp_async16(s + C::OFF_KD + swz<NC>(row, cc), kdb + (valid ? int64_t(j) * p.kd_s + cc * 8 : 0), valid);
-      cp_async16(s + C::OFF_VD + swz<NC>(row, cc), vdb + (valid ? int64_t(j) * p.vd_s + cc * 8 : 0), valid);
+    for (int i = tid; i < C::NW * 16 * NC; i += C::NT) {
+      const int row = i / NC, cc = i % NC, t = t0 + row / SC, j = c * SC + row % SC;
+      const bool valid = j < L && t < tend;
+      const int64_t kofs = b * p.kd_b + int64_t(t) * p.kd_t + kh * p.kd_h + int64_t(j) * p.kd_s + cc * 8;
+      const int64_t vofs = b * p.vd_b + int64_t(t) * p.vd_t + kh * p.vd_h + int64_t(j) * p.vd_s + cc * 8;
+      cp_async16(s + C::OFF_KD + swz<NC>(row, cc), p.kd + (valid ? kofs : 0), valid);
+      cp_async16(s + C::OFF_VD + swz<NC>(row, cc), p.vd + (valid ? vofs : 0), valid);
     }
-    const bf* qb = p.q + b * p.q_b + int64_t(t) * p.q_t + int64_t(kh) * G * p.q_h;
-    const bf* dob = p.dout + b * p.do_b + int64_t(t) * p.do_t + int64_t(kh) * G * p.do_h;
-    for (int i = tid; i < GP * NC; i += C::NT) {
-      const int g = i / NC, cc = i % NC;
-      const bool valid = g < G;
-      cp_async16(s + C::OFF_Q + swz<NC>(g, cc), qb + (valid ? int64_t(g) * p.q_h + cc * 8 : 0), valid);
-      cp_async16(s + C::OFF_DO + swz<NC>(g, cc), dob + (valid ? int64_t(g) * p.do_h + cc * 8 : 0), valid);
+    for (int i = tid; i < TPI * GP * NC; i += C::NT) {
+      const int row = i / NC, cc = i % NC, g = row % GP, t = t0 + row / GP;
+      const bool valid = g < G && t < tend;
+      const int64_t qofs = b * p.q_b + int64_t(t) * p.q_t + int64_t(kh * G + g) * p.q_h + cc * 8;
+      const int64_t dofs = b * p.do_b + int64_t(t) * p.do_t + int64_t(kh * G + g) * p.do_h + cc * 8;
+      cp_async16(s + C::OFF_Q + swz<NC>(row, cc), p.q + (valid ? qofs : 0), valid);
+      cp_async16(s + C::OFF_DO + swz<NC>(row, cc), p.dout + (valid ? dofs : 0), valid);
     }
-    for (int g = tid; g < GP; g += C::NT) {
-      const bool valid = g < G;
+    for (int row = tid; row < TPI * GP; row += C::NT) {
+      const int g = row % GP, t = t0 + row / GP;
+      const bool valid = g < G && t < tend;
       const int64_t idx = valid ? (int64_t(b) * p.Hq + kh * G + g) * T + t : 0;
-      cp_async4(s + C::OFF_LSE + 4 * g, p.lse + idx, valid);
-      cp_async4(s + C::OFF_D + 4 * g, p.Dvec + idx, valid);
+      cp_async4(s + C::OFF_LSE + 4 * row, p.lse + idx, valid);
+      cp_async4(s + C::OFF_D + 4 * row, p.Dvec + idx, valid);
     }
     cp_async_commit();
   };
 
-  // dq of the current token: rows [16 * rb, +16) of the GP query rows, n-tiles [ng * NTW, +NTW).
-  constexpr int WPR = C::NW / MG, NTW = (D / 8) / WPR;
-  const int rb = warp % MG, ng = warp / MG;
+  // dq of the group's token: rows [16 * rb, +16) of the GP query rows, n-tiles [ng * NTW, +NTW).
+  constexpr int WPR = WPT / MG, NTW = (D / 8) / WPR;
+  const int rb = wig % MG, ng = wig / MG;
   float dq[NTW][4];
 #pragma unroll
   for (int nt = 0; nt < NTW; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
@@ -216,44 +223,46 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
     cp_async_wait<0>();
     __syncthreads();
     if (it + 1 < n_iter) issue(it + 1);
-    const int t = tstart + it / nch, c = it % nch;
+    const int t = tstart + (it / nch) * TPI + grp, c = it % nch;
+    const bool token = t < tend;
     const uint32_t s = sbase + (it & 1) * C::STAGE;
-    const float* slse = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_LSE);
-    const float* sD = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_D);
+    const uint32_t sq = s + C::OFF_Q + grp * GP * NC * 16, sdo = s + C::OFF_DO + grp * GP * NC * 16;
+    const float* slse = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_LSE) + grp * GP;
+    const float* sD = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_D) + grp * GP;
 
-    // S^T, dP^T for this warp's 16 slots against the GP query rows of token t.
+    // S^T, dP^T for this warp's 16 slots against the GP query rows of its group's token.
     float sp[GP / 8][4], dp[GP / 8][4];
-    rows_by_rows<D, GP / 8>(s + C::OFF_KD, warp * 16, s + C::OFF_Q, lane, sp);
-    rows_by_rows<D, GP / 8>(s + C::OFF_VD, warp * 16, s + C::OFF_DO, lane, dp);
+    rows_by_rows<D, GP / 8>(s + C::OFF_KD, warp * 16, sq, lane, sp);
+    rows_by_rows<D, GP / 8>(s + C::OFF_VD, warp * 16, sdo, lane, dp);
 #pragma unroll
     for (int nt = 0; nt < GP / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int g = nt * 8 + 2 * (lane & 3) + (e & 1);
-        const int j = c * SC + warp * 16 + (lane >> 2) + 8 * (e >> 1);
-        const float pr = (g < G && j < L) ? fast_exp2(fmaf(sp[nt][e], p.sl2, -slse[g] * kLog2e)) : 0.f;
+        const int j = c * SC + wig * 16 + (lane >> 2) + 8 * (e >> 1);
+        const float pr = (g < G && j < L && token) ? fast_exp2(fmaf(sp[nt][e], p.sl2, -slse[g] * kLog2e)) : 0.f;
         sp[nt][e] = pr;
         dp[nt][e] = pr * (dp[nt][e] - sD[g]);
       }
 
     // d_depth_v = P^T dO and d_depth_k = scale * dS^T Q for the 16 slots, summed over the heads.
-    {
+    if (token) {
       float acc[D / 8][4];
       bf* dvb = p.dvd + b * p.dvd_b + int64_t(t) * p.dvd_t + kh * p.dvd_h + 2 * (lane & 3);
       bf* dkb = p.dkd + b * p.dkd_b + int64_t(t) * p.dkd_t + kh * p.dkd_h + 2 * (lane & 3);
-      frag_by_rows<D, MG>(sp, s + C::OFF_DO, lane, acc);
+      frag_by_rows<D, MG>(sp, sdo, lane, acc);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int j = c * SC + warp * 16 + (lane >> 2) + 8 * h;
+        const int j = c * SC + wig * 16 + (lane >> 2) + 8 * h;
         if (j < L)
 #pragma unroll
           for (int nt = 0; nt < D / 8; ++nt)
             store_pair(dvb + int64_t(j) * p.dvd_s + nt * 8, acc[nt][2 * h], acc[nt][2 * h + 1], p.acc_depth);
       }
-      frag_by_rows<D, MG>(dp, s + C::OFF_Q, lane, acc);
+      frag_by_rows<D, MG>(dp, sq, lane, acc);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int j = c * SC + warp * 16 + (lane >> 2) + 8 * h;
+        const int j = c * SC + wig * 16 + (lane >> 2) + 8 * h;
         if (j < L)
 #pragma unroll
           for (int nt = 0; nt < D / 8; ++nt)
@@ -271,13 +280,14 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
             pack_bf16(dp[nt][2 * h], dp[nt][2 * h + 1]);
       }
     __syncthreads();
-    ds_by_keys<D, C::QC, SC, NTW>(sbase + C::OFF_DS, rb, s + C::OFF_KD, ng * NTW, lane, dq);
+    ds_by_keys<D, C::QC, SC, NTW>(sbase + C::OFF_DS + grp * SC * C::QC * 16, rb, s + C::OFF_KD + grp * SC * NC * 16,
+                                  ng * NTW, lane, dq);
 
     if (c == nch - 1) {  // token done: its depth part of dq initialises the accumulator
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int g = rb * 16 + (lane >> 2) + 8 * h;
-        if (g < G) {
+        if (g < G && token) {
           float* dst = p.dq_acc + ((int64_t(b) * T + t) * p.Hq + kh * G + g) * D + 2 * (lane & 3);
 #pragma unroll
           for (int nt = 0; nt < NTW; ++nt)
@@ -289,6 +299,23 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
       for (int nt = 0; nt < NTW; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
     }
   }
+}
+
+template <int D, int MG, int WPT>
+void launch_depth(const BwdParams& p, int Hk, cudaStream_t stream, const char* op) {
+  using C = DepthCfg<D, MG, WPT>;
+  const int tpb = 8 * C::TPI;  // 8 iterations per CTA when L <= 16 * WPT
+  const dim3 grid((p.T + tpb - 1) / tpb, Hk, p.B);
+  set_smem(moda_bwd_depth_kernel<D, MG, WPT>, C::SMEM, op);
+  moda_bwd_depth_kernel<D, MG, WPT><<<grid, C::NT, C::SMEM, stream>>>(p, tpb);
+}
+
+// Warps per token: enough 16-slot blocks for L (a power of two up to 4), at least MG.
+template <int D, int MG>
+void launch_depth_for_l(const BwdParams& p, int Hk, cudaStream_t stream, const char* op) {
+  if (MG == 1 && p.L <= 16) launch_depth<D, MG, MG>(p, Hk, stream, op);
+  else if (p.L <= 32) launch_depth<D, MG, 2>(p, Hk, stream, op);
+  else launch_depth<D, MG, 4>(p, Hk, stream, op);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -532,17 +559,8 @@ void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
   moda_bwd_prep_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(p, p.L == 0);
   check_launch(op);
   if (p.L > 0) {
-    constexpr int TPB = 8;
-    const dim3 grid((p.T + TPB - 1) / TPB, Hk, p.B);
-    if (p.G <= 16) {
-      using C = DepthCfg<D, 1>;
-      set_smem(moda_bwd_depth_kernel<D, 1>, C::SMEM, op);
-      moda_bwd_depth_kernel<D, 1><<<grid, C::NT, C::SMEM, stream>>>(p, TPB);
-    } else {
-      using C = DepthCfg<D, 2>;
-      set_smem(moda_bwd_depth_kernel<D, 2>, C::SMEM, op);
-      moda_bwd_depth_kernel<D, 2><<<grid, C::NT, C::SMEM, stream>>>(p, TPB);
-    }
+    if (p.G <= 16) launch_depth_for_l<D, 1>(p, Hk, stream, op);
+    else launch_depth_for_l<D, 2>(p, Hk, stream, op);
     check_launch(op);
   }
   launch_kv<D>(p, Hk, stream);
