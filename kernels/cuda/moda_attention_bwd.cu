@@ -152,28 +152,34 @@ __global__ void __launch_bounds__(256) moda_bwd_prep_kernel(const BwdParams p, b
 }
 
 // ------------------------------------------------------------------------------------------
-// 2. depth: CTA = 4 warps over `tpb` tokens of one (b, kh). The 4 warps split into TPI = 4 / WPT
-// groups of WPT warps; a group takes one token and 16 * WPT of its slots per iteration (WPT =
-// ceil(L / 16) up to 4), so at small L (early layers) the CTA works on up to 4 tokens at once
-// instead of masking most of a 64-slot chunk. A tile row r belongs to token r / SC of the
-// iteration and to its slot r % SC; each group has its own Q, dO, lse, D and dS^T rows.
-template <int D, int MG, int WPT>
+// 2. depth: CTA = 4 warps over `tpb` tokens of one (b, kh). An iteration takes TPI tokens at once
+// (TPI = 4, 2 or 1, as many as fit: L <= 16 * 4 / TPI slots each and TPI * G <= GP query rows):
+//   * Kd, Vd tile of 64 rows = TPI tokens x SC = 64 / TPI slots (chunks of SC slots when L > SC);
+//     warp w owns rows [16 w, +16), i.e. slots of token w / WPT;
+//   * one GP-row tile of the TPI tokens' query rows, packed token-major (row = tau * G + g), so a
+//     small G does not pad every token to 16 rows: less shared memory, fewer registers for dq,
+//     hence 5 CTAs per SM (the kernel is latency-bound at small L, see docs/attention-kernels.md);
+//   * P is masked to pairs (slot, query row) of the same token, so dV = P^T dO, dK = dS^T Q and
+//     dq = dS Kd over the whole tiles need no further masking.
+template <int D, int MG, int TPI>
 struct DepthCfg {
-  static constexpr int NW = 4, NT = 128, TPI = NW / WPT, SC = 16 * WPT, GP = 16 * MG, NC = D / 8, QC = GP / 8;
-  static constexpr int ROWS_BYTES = NW * 16 * D * 2;  // one Kd or Vd tile: 64 rows
-  static constexpr int QROWS_BYTES = TPI * GP * D * 2;
+  static constexpr int NW = 4, NT = 128, WPT = NW / TPI, SC = 16 * WPT, GP = 16 * MG, NC = D / 8, QC = GP / 8;
+  static constexpr int ROWS = NW * 16;
+  static constexpr int ROWS_BYTES = ROWS * D * 2;  // one Kd or Vd tile
+  static constexpr int QROWS_BYTES = GP * D * 2;
   static constexpr int OFF_KD = 0, OFF_VD = ROWS_BYTES, OFF_Q = 2 * ROWS_BYTES, OFF_DO = OFF_Q + QROWS_BYTES;
-  static constexpr int OFF_LSE = OFF_DO + QROWS_BYTES, OFF_D = OFF_LSE + TPI * GP * 4;
-  static constexpr int STAGE = OFF_D + TPI * GP * 4;
-  static constexpr int OFF_DS = 2 * STAGE;  // dS^T [64 x GP] bf16
-  static constexpr int SMEM = OFF_DS + NW * 16 * GP * 2;
-  static_assert(WPT >= MG && NW % WPT == 0, "a group must cover the GP query rows");
+  static constexpr int OFF_LSE = OFF_DO + QROWS_BYTES, OFF_D = OFF_LSE + GP * 4;
+  static constexpr int STAGE = OFF_D + GP * 4;
+  static constexpr int OFF_DS = 2 * STAGE;  // dS^T [ROWS x GP] bf16
+  static constexpr int SMEM = OFF_DS + ROWS * GP * 2;
+  static constexpr int MIN_CTAS = D == 64 ? 6 - MG : 2;  // what shared memory allows; caps registers
 };
 
-template <int D, int MG, int WPT>
-__global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, int tpb) {
-  using C = DepthCfg<D, MG, WPT>;
-  constexpr int NC = C::NC, GP = C::GP, SC = C::SC, TPI = C::TPI;
+template <int D, int MG, int TPI>
+__global__ void __launch_bounds__(128, DepthCfg<D, MG, TPI>::MIN_CTAS) moda_bwd_depth_kernel(const BwdParams p,
+                                                                                               int tpb) {
+  using C = DepthCfg<D, MG, TPI>;
+  constexpr int NC = C::NC, GP = C::GP, SC = C::SC, WPT = C::WPT;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -185,7 +191,7 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
   auto issue = [&](int it) {
     const int t0 = tstart + (it / nch) * TPI, c = it % nch;
     const uint32_t s = sbase + (it & 1) * C::STAGE;
-    for (int i = tid; i < C::NW * 16 * NC; i += C::NT) {
+    for (int i = tid; i < C::ROWS * NC; i += C::NT) {
       const int row = i / NC, cc = i % NC, t = t0 + row / SC, j = c * SC + row % SC;
       const bool valid = j < L && t < tend;
       const int64_t kofs = b * p.kd_b + int64_t(t) * p.kd_t + kh * p.kd_h + int64_t(j) * p.kd_s + cc * 8;
@@ -193,17 +199,17 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
       cp_async16(s + C::OFF_KD + swz<NC>(row, cc), p.kd + (valid ? kofs : 0), valid);
       cp_async16(s + C::OFF_VD + swz<NC>(row, cc), p.vd + (valid ? vofs : 0), valid);
     }
-    for (int i = tid; i < TPI * GP * NC; i += C::NT) {
-      const int row = i / NC, cc = i % NC, g = row % GP, t = t0 + row / GP;
-      const bool valid = g < G && t < tend;
+    for (int i = tid; i < GP * NC; i += C::NT) {
+      const int row = i / NC, cc = i % NC, tau = row / G, g = row % G, t = t0 + tau;
+      const bool valid = tau < TPI && t < tend;
       const int64_t qofs = b * p.q_b + int64_t(t) * p.q_t + int64_t(kh * G + g) * p.q_h + cc * 8;
       const int64_t dofs = b * p.do_b + int64_t(t) * p.do_t + int64_t(kh * G + g) * p.do_h + cc * 8;
       cp_async16(s + C::OFF_Q + swz<NC>(row, cc), p.q + (valid ? qofs : 0), valid);
       cp_async16(s + C::OFF_DO + swz<NC>(row, cc), p.dout + (valid ? dofs : 0), valid);
     }
-    for (int row = tid; row < TPI * GP; row += C::NT) {
-      const int g = row % GP, t = t0 + row / GP;
-      const bool valid = g < G && t < tend;
+    for (int row = tid; row < GP; row += C::NT) {
+      const int tau = row / G, g = row % G, t = t0 + tau;
+      const bool valid = tau < TPI && t < tend;
       const int64_t idx = valid ? (int64_t(b) * p.Hq + kh * G + g) * T + t : 0;
       cp_async4(s + C::OFF_LSE + 4 * row, p.lse + idx, valid);
       cp_async4(s + C::OFF_D + 4 * row, p.Dvec + idx, valid);
@@ -211,9 +217,9 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
     cp_async_commit();
   };
 
-  // dq of the group's token: rows [16 * rb, +16) of the GP query rows, n-tiles [ng * NTW, +NTW).
-  constexpr int WPR = WPT / MG, NTW = (D / 8) / WPR;
-  const int rb = wig % MG, ng = wig / MG;
+  // dq of the tile's query rows: rows [16 * rb, +16), n-tiles [ng * NTW, +NTW).
+  constexpr int WPR = C::NW / MG, NTW = (D / 8) / WPR;
+  const int rb = warp % MG, ng = warp / MG;
   float dq[NTW][4];
 #pragma unroll
   for (int nt = 0; nt < NTW; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
@@ -223,26 +229,26 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
     cp_async_wait<0>();
     __syncthreads();
     if (it + 1 < n_iter) issue(it + 1);
-    const int t = tstart + (it / nch) * TPI + grp, c = it % nch;
+    const int t0 = tstart + (it / nch) * TPI, c = it % nch, t = t0 + grp;
     const bool token = t < tend;
     const uint32_t s = sbase + (it & 1) * C::STAGE;
-    const uint32_t sq = s + C::OFF_Q + grp * GP * NC * 16, sdo = s + C::OFF_DO + grp * GP * NC * 16;
-    const float* slse = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_LSE) + grp * GP;
-    const float* sD = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_D) + grp * GP;
+    const float* slse = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_LSE);
+    const float* sD = reinterpret_cast<const float*>(smem + (it & 1) * C::STAGE + C::OFF_D);
 
-    // S^T, dP^T for this warp's 16 slots against the GP query rows of its group's token.
+    // S^T, dP^T for this warp's 16 slots against the tile's query rows (own token's rows only).
     float sp[GP / 8][4], dp[GP / 8][4];
-    rows_by_rows<D, GP / 8>(s + C::OFF_KD, warp * 16, sq, lane, sp);
-    rows_by_rows<D, GP / 8>(s + C::OFF_VD, warp * 16, sdo, lane, dp);
+    rows_by_rows<D, GP / 8>(s + C::OFF_KD, warp * 16, s + C::OFF_Q, lane, sp);
+    rows_by_rows<D, GP / 8>(s + C::OFF_VD, warp * 16, s + C::OFF_DO, lane, dp);
 #pragma unroll
     for (int nt = 0; nt < GP / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int g = nt * 8 + 2 * (lane & 3) + (e & 1);
+        const int col = nt * 8 + 2 * (lane & 3) + (e & 1);
         const int j = c * SC + wig * 16 + (lane >> 2) + 8 * (e >> 1);
-        const float pr = (g < G && j < L && token) ? fast_exp2(fmaf(sp[nt][e], p.sl2, -slse[g] * kLog2e)) : 0.f;
+        const bool ok = token && j < L && col / G == grp;
+        const float pr = ok ? fast_exp2(fmaf(sp[nt][e], p.sl2, -slse[col] * kLog2e)) : 0.f;
         sp[nt][e] = pr;
-        dp[nt][e] = pr * (dp[nt][e] - sD[g]);
+        dp[nt][e] = pr * (dp[nt][e] - sD[col]);
       }
 
     // d_depth_v = P^T dO and d_depth_k = scale * dS^T Q for the 16 slots, summed over the heads.
@@ -250,7 +256,7 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
       float acc[D / 8][4];
       bf* dvb = p.dvd + b * p.dvd_b + int64_t(t) * p.dvd_t + kh * p.dvd_h + 2 * (lane & 3);
       bf* dkb = p.dkd + b * p.dkd_b + int64_t(t) * p.dkd_t + kh * p.dkd_h + 2 * (lane & 3);
-      frag_by_rows<D, MG>(sp, sdo, lane, acc);
+      frag_by_rows<D, MG>(sp, s + C::OFF_DO, lane, acc);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int j = c * SC + wig * 16 + (lane >> 2) + 8 * h;
@@ -259,7 +265,7 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
           for (int nt = 0; nt < D / 8; ++nt)
             store_pair(dvb + int64_t(j) * p.dvd_s + nt * 8, acc[nt][2 * h], acc[nt][2 * h + 1], p.acc_depth);
       }
-      frag_by_rows<D, MG>(dp, sq, lane, acc);
+      frag_by_rows<D, MG>(dp, s + C::OFF_Q, lane, acc);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int j = c * SC + wig * 16 + (lane >> 2) + 8 * h;
@@ -280,15 +286,14 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
             pack_bf16(dp[nt][2 * h], dp[nt][2 * h + 1]);
       }
     __syncthreads();
-    ds_by_keys<D, C::QC, SC, NTW>(sbase + C::OFF_DS + grp * SC * C::QC * 16, rb, s + C::OFF_KD + grp * SC * NC * 16,
-                                  ng * NTW, lane, dq);
+    ds_by_keys<D, C::QC, C::ROWS, NTW>(sbase + C::OFF_DS, rb, s + C::OFF_KD, ng * NTW, lane, dq);
 
-    if (c == nch - 1) {  // token done: its depth part of dq initialises the accumulator
+    if (c == nch - 1) {  // tokens done: their depth part of dq initialises the accumulator
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int g = rb * 16 + (lane >> 2) + 8 * h;
-        if (g < G && token) {
-          float* dst = p.dq_acc + ((int64_t(b) * T + t) * p.Hq + kh * G + g) * D + 2 * (lane & 3);
+        const int col = rb * 16 + (lane >> 2) + 8 * h, tau = col / G, g = col % G, tt = t0 + tau;
+        if (tau < TPI && tt < tend) {
+          float* dst = p.dq_acc + ((int64_t(b) * T + tt) * p.Hq + kh * G + g) * D + 2 * (lane & 3);
 #pragma unroll
           for (int nt = 0; nt < NTW; ++nt)
             *reinterpret_cast<float2*>(dst + (ng * NTW + nt) * 8) =
@@ -301,21 +306,24 @@ __global__ void __launch_bounds__(128) moda_bwd_depth_kernel(const BwdParams p, 
   }
 }
 
-template <int D, int MG, int WPT>
+template <int D, int MG, int TPI>
 void launch_depth(const BwdParams& p, int Hk, cudaStream_t stream, const char* op) {
-  using C = DepthCfg<D, MG, WPT>;
-  const int tpb = 8 * C::TPI;  // 8 iterations per CTA when L <= 16 * WPT
+  using C = DepthCfg<D, MG, TPI>;
+  const int tpb = 8 * TPI;  // 8 iterations per CTA when the slots fit one chunk
   const dim3 grid((p.T + tpb - 1) / tpb, Hk, p.B);
-  set_smem(moda_bwd_depth_kernel<D, MG, WPT>, C::SMEM, op);
-  moda_bwd_depth_kernel<D, MG, WPT><<<grid, C::NT, C::SMEM, stream>>>(p, tpb);
+  set_smem(moda_bwd_depth_kernel<D, MG, TPI>, C::SMEM, op);
+  moda_bwd_depth_kernel<D, MG, TPI><<<grid, C::NT, C::SMEM, stream>>>(p, tpb);
 }
 
-// Warps per token: enough 16-slot blocks for L (a power of two up to 4), at least MG.
+// Tokens per iteration: as many as fit both the slots (16 * 4 / TPI >= L) and the query tile
+// (TPI * G <= 16 * MG); one token (in chunks of 64 slots) otherwise.
 template <int D, int MG>
-void launch_depth_for_l(const BwdParams& p, int Hk, cudaStream_t stream, const char* op) {
-  if (MG == 1 && p.L <= 16) launch_depth<D, MG, MG>(p, Hk, stream, op);
-  else if (p.L <= 32) launch_depth<D, MG, 2>(p, Hk, stream, op);
-  else launch_depth<D, MG, 4>(p, Hk, stream, op);
+void launch_depth_for(const BwdParams& p, int Hk, cudaStream_t stream, const char* op) {
+  if constexpr (MG == 1) {  // G > 16 (MG = 2) never fits two tokens in 32 rows
+    if (p.L <= 16 && 4 * p.G <= 16) return launch_depth<D, MG, 4>(p, Hk, stream, op);
+    if (p.L <= 32 && 2 * p.G <= 16) return launch_depth<D, MG, 2>(p, Hk, stream, op);
+  }
+  launch_depth<D, MG, 1>(p, Hk, stream, op);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -559,8 +567,8 @@ void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
   moda_bwd_prep_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(p, p.L == 0);
   check_launch(op);
   if (p.L > 0) {
-    if (p.G <= 16) launch_depth_for_l<D, 1>(p, Hk, stream, op);
-    else launch_depth_for_l<D, 2>(p, Hk, stream, op);
+    if (p.G <= 16) launch_depth_for<D, 1>(p, Hk, stream, op);
+    else launch_depth_for<D, 2>(p, Hk, stream, op);
     check_launch(op);
   }
   launch_kv<D>(p, Hk, stream);
