@@ -172,7 +172,10 @@ struct DepthCfg {
   static constexpr int STAGE = OFF_D + GP * 4;
   static constexpr int OFF_DS = 2 * STAGE;  // dS^T [ROWS x GP] bf16
   static constexpr int SMEM = OFF_DS + ROWS * GP * 2;
-  static constexpr int MIN_CTAS = D == 64 ? 6 - MG : 2;  // what shared memory allows; caps registers
+  // CTAs per SM the register budget must allow: 5 where the packed tile makes that fit in shared
+  // memory (d = 64, several tokens per iteration); one token per iteration (L > 32) measured faster
+  // with the registers uncapped (3 CTAs/SM; LM shape +0.6 ms at 5).
+  static constexpr int MIN_CTAS = D == 64 && TPI > 1 ? 5 : 2;
 };
 
 template <int D, int MG, int TPI>
