@@ -81,36 +81,38 @@ __device__ __forceinline__ void offsets(const Geometry& g, Idx i, Idx& so, Idx& 
   }
 }
 
-template <typename Idx, DType S, DType D>
-__global__ void convert_kernel(const typename Elem<S>::T* src, typename Elem<D>::T* dst, Geometry g) {
+// One thread per element (grid-stride): `op(src_offset, dst_offset)` does the element's work.
+template <typename Idx, typename Op>
+__global__ void indexed_kernel(Geometry g, Op op) {
   const Idx step = Idx(gridDim.x) * blockDim.x;
   for (Idx i = Idx(blockIdx.x) * blockDim.x + threadIdx.x; i < Idx(g.numel); i += step) {
     Idx so, dof;
     offsets<Idx>(g, i, so, dof);
-    dst[dof] = from_double<D>(to_double<S>(src[so]));
+    op(so, dof);
   }
 }
+
+template <DType S, DType D>
+struct Convert {
+  const typename Elem<S>::T* src;
+  typename Elem<D>::T* dst;
+  __device__ void operator()(int64_t so, int64_t dof) const { dst[dof] = from_double<D>(to_double<S>(src[so])); }
+};
 
 // Same-dtype copy of raw elements of `Bits` (2 to 16 bytes: see widen()).
-template <typename Idx, typename Bits>
-__global__ void bits_copy_kernel(const Bits* src, Bits* dst, Geometry g) {
-  const Idx step = Idx(gridDim.x) * blockDim.x;
-  for (Idx i = Idx(blockIdx.x) * blockDim.x + threadIdx.x; i < Idx(g.numel); i += step) {
-    Idx so, dof;
-    offsets<Idx>(g, i, so, dof);
-    dst[dof] = src[so];
-  }
-}
+template <typename Bits>
+struct CopyBits {
+  const Bits* src;
+  Bits* dst;
+  __device__ void operator()(int64_t so, int64_t dof) const { dst[dof] = src[so]; }
+};
 
-template <typename Idx, typename Bits>
-__global__ void fill_kernel(Bits* dst, Bits value, Geometry g) {
-  const Idx step = Idx(gridDim.x) * blockDim.x;
-  for (Idx i = Idx(blockIdx.x) * blockDim.x + threadIdx.x; i < Idx(g.numel); i += step) {
-    Idx so, dof;
-    offsets<Idx>(g, i, so, dof);
-    dst[dof] = value;
-  }
-}
+template <typename Bits>
+struct FillBits {
+  Bits* dst;
+  Bits value;
+  __device__ void operator()(int64_t, int64_t dof) const { dst[dof] = value; }
+};
 
 // Regroups elements of `bytes` into wider ones (up to 16 bytes) when the innermost dim is
 // contiguous in both layouts, its length and every other stride divide evenly and the pointers
@@ -148,39 +150,38 @@ void check(const char* what) {
   if (e != cudaSuccess) MODA_FAIL(what, ": kernel launch failed: ", cudaGetErrorString(e));
 }
 
+template <typename Op>
+void launch(const Geometry& g, Op op, cudaStream_t stream) {
+  if (fits_int32(g)) indexed_kernel<int32_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
+  else indexed_kernel<int64_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
+}
+
 template <DType S, DType D>
-void launch(const void* src, void* dst, const Geometry& g, cudaStream_t stream) {
-  auto s = static_cast<const typename Elem<S>::T*>(src);
-  auto d = static_cast<typename Elem<D>::T*>(dst);
-  if (fits_int32(g)) convert_kernel<int32_t, S, D><<<grid_for(g.numel), 256, 0, stream>>>(s, d, g);
-  else convert_kernel<int64_t, S, D><<<grid_for(g.numel), 256, 0, stream>>>(s, d, g);
+void launch_convert(const void* src, void* dst, const Geometry& g, cudaStream_t stream) {
+  launch(g, Convert<S, D>{static_cast<const typename Elem<S>::T*>(src), static_cast<typename Elem<D>::T*>(dst)},
+         stream);
 }
 
 template <DType S>
 void dispatch_dst(const void* src, void* dst, DType d, const Geometry& g, cudaStream_t stream) {
   switch (d) {
-    case DType::F32: return launch<S, DType::F32>(src, dst, g, stream);
-    case DType::F64: return launch<S, DType::F64>(src, dst, g, stream);
-    case DType::BF16: return launch<S, DType::BF16>(src, dst, g, stream);
-    case DType::I32: return launch<S, DType::I32>(src, dst, g, stream);
-    case DType::I64: return launch<S, DType::I64>(src, dst, g, stream);
-    case DType::U16: return launch<S, DType::U16>(src, dst, g, stream);
+    case DType::F32: return launch_convert<S, DType::F32>(src, dst, g, stream);
+    case DType::F64: return launch_convert<S, DType::F64>(src, dst, g, stream);
+    case DType::BF16: return launch_convert<S, DType::BF16>(src, dst, g, stream);
+    case DType::I32: return launch_convert<S, DType::I32>(src, dst, g, stream);
+    case DType::I64: return launch_convert<S, DType::I64>(src, dst, g, stream);
+    case DType::U16: return launch_convert<S, DType::U16>(src, dst, g, stream);
   }
 }
 
 template <typename Bits>
-void launch_bits(const void* src, void* dst, const Geometry& g, cudaStream_t stream) {
-  auto s = static_cast<const Bits*>(src);
-  auto d = static_cast<Bits*>(dst);
-  if (fits_int32(g)) bits_copy_kernel<int32_t, Bits><<<grid_for(g.numel), 256, 0, stream>>>(s, d, g);
-  else bits_copy_kernel<int64_t, Bits><<<grid_for(g.numel), 256, 0, stream>>>(s, d, g);
+void launch_copy(const void* src, void* dst, const Geometry& g, cudaStream_t stream) {
+  launch(g, CopyBits<Bits>{static_cast<const Bits*>(src), static_cast<Bits*>(dst)}, stream);
 }
 
 template <typename Bits>
 void launch_fill(void* dst, Bits value, const Geometry& g, cudaStream_t stream) {
-  auto d = static_cast<Bits*>(dst);
-  if (fits_int32(g)) fill_kernel<int32_t, Bits><<<grid_for(g.numel), 256, 0, stream>>>(d, value, g);
-  else fill_kernel<int64_t, Bits><<<grid_for(g.numel), 256, 0, stream>>>(d, value, g);
+  launch(g, FillBits<Bits>{static_cast<Bits*>(dst), value}, stream);
 }
 
 }  // namespace
@@ -192,10 +193,10 @@ void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& 
   if (g.numel == 0) return;
   if (src_dtype == dst_dtype) {
     switch (widen(g, int(dtype_size(src_dtype)), src, dst)) {
-      case 2: launch_bits<uint16_t>(src, dst, g, stream); break;
-      case 4: launch_bits<uint32_t>(src, dst, g, stream); break;
-      case 8: launch_bits<uint64_t>(src, dst, g, stream); break;
-      case 16: launch_bits<uint4>(src, dst, g, stream); break;
+      case 2: launch_copy<uint16_t>(src, dst, g, stream); break;
+      case 4: launch_copy<uint32_t>(src, dst, g, stream); break;
+      case 8: launch_copy<uint64_t>(src, dst, g, stream); break;
+      case 16: launch_copy<uint4>(src, dst, g, stream); break;
     }
     check("copy_ (device)");
     return;

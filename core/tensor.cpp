@@ -351,14 +351,13 @@ static void cuda_copy(const Tensor& src, Tensor& dst) {
     return;
   }
   if (src.device().is_cpu()) {  // host -> device: upload contiguous bytes, then convert on the device
-    Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
-    cuda_copy(src.contiguous(), staged);
-    cuda_copy(staged, dst);
+    cuda_copy(src.contiguous().to(dst.device()), dst);
     return;
   }
-  // device -> host: convert on the device into dst's dtype, download, then lay out on the host
-  Tensor staged = Tensor::empty(src.shape(), dst.dtype(), src.device());
-  cuda_copy(src, staged);
+  // device -> host: convert and lay out on the device (no-op when already so), download contiguous
+  // bytes, then lay out on the host where dst is strided
+  const Tensor staged = src.to(dst.dtype()).contiguous();
+  if (dst.is_contiguous()) return cuda_copy(staged, dst);
   Tensor host = Tensor::empty(src.shape(), dst.dtype(), Device::cpu());
   cuda_copy(staged, host);
   host_copy(host, dst);
