@@ -24,8 +24,8 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& kn
       inline_value = key.substr(eq + 1);
       key = key.substr(0, eq);
     }
-    MODA_CHECK(known.count(key) || flags.count(key), "unknown option --", key,
-               "; expected one of: ", choices(known), flags.empty() ? "" : ", ", choices(flags));
+    MODA_CHECK(known.count(key) || flags.count(key), "unknown option --", key, "; expected one of: ", choices(known),
+               flags.empty() ? "" : ", ", choices(flags));
     auto& vals = values_[key];
     if (flags.count(key)) {
       MODA_CHECK(!inline_value, "option --", key, " takes no value");

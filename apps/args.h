@@ -16,9 +16,9 @@ class Args {
        const std::set<std::string>& flags = {});
 
   bool has(const std::string& key) const { return values_.count(key) > 0; }
-  std::string get(const std::string& key) const;                       // required, single value
+  std::string get(const std::string& key) const;  // required, single value
   std::string get_or(const std::string& key, const std::string& fallback) const;
-  std::vector<std::string> all(const std::string& key) const;          // every value given
+  std::vector<std::string> all(const std::string& key) const;  // every value given
   double get_double(const std::string& key, double fallback) const;
   long long get_int(const std::string& key, long long fallback) const;
   const std::vector<std::string>& positional() const { return positional_; }

@@ -65,14 +65,16 @@ struct DevBuf {
     if (!pattern) return;
     const size_t pb = pattern->size() * sizeof(bf16);
     for (size_t off = 0; off < bytes; off += pb)
-      MODA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr) + off, pattern->data(), std::min(pb, bytes - off),
-                                 cudaMemcpyHostToDevice),
-                      kOp);
+      MODA_CUDA_CHECK(
+          cudaMemcpy(static_cast<char*>(ptr) + off, pattern->data(), std::min(pb, bytes - off), cudaMemcpyHostToDevice),
+          kOp);
   }
   ~DevBuf() { cudaFree(ptr); }
   DevBuf(const DevBuf&) = delete;
   template <typename T>
-  T* as() const { return static_cast<T*>(ptr); }
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
 };
 
 double time_ms(const std::function<void()>& fn, int warmup, int iters) {
@@ -99,8 +101,8 @@ double time_ms(const std::function<void()>& fn, int warmup, int iters) {
 double copy_bandwidth(int iters) {
   const size_t bytes = size_t(1) << 30;
   DevBuf src(bytes), dst(bytes);
-  const double ms = time_ms([&] { MODA_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice), kOp); },
-                            2, iters);
+  const double ms = time_ms(
+      [&] { MODA_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice), kOp); }, 2, iters);
   return 2.0 * double(bytes) / (ms * 1e-3);
 }
 
@@ -155,8 +157,8 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
 int run(const std::vector<std::string>& argv) {
   Args args(argv, {"cases", "iters", "warmup", "only"}, {"json"});
   const std::string which = args.get_or("cases", "all");
-  MODA_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '",
-             which, "'");
+  MODA_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '", which,
+             "'");
   const int iters = int(args.get_int("iters", 10)), warmup = int(args.get_int("warmup", 3));
   MODA_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
   std::vector<size_t> only;  // indices into the case list, for quick runs
@@ -174,9 +176,11 @@ int run(const std::vector<std::string>& argv) {
   nlohmann::json all = nlohmann::json::array();
   const auto cases = all_cases();
   if (!json)
-    std::printf("%s, copy bandwidth %.0f GB/s; causal, bf16, median of %d\n%-7s %2s %6s %4s %3s %3s %4s | %9s %9s %7s | %9s %9s | %9s\n",
-                prop.name, bw / 1e9, iters, "group", "B", "T", "Hq", "G", "L", "d", "fwd ms", "fwd+bwd", "TFLOP/s",
-                "L0 fwd", "L0 f+b", "floor ms");
+    std::printf(
+        "%s, copy bandwidth %.0f GB/s; causal, bf16, median of %d\n%-7s %2s %6s %4s %3s %3s %4s | %9s %9s %7s | %9s "
+        "%9s | %9s\n",
+        prop.name, bw / 1e9, iters, "group", "B", "T", "Hq", "G", "L", "d", "fwd ms", "fwd+bwd", "TFLOP/s", "L0 fwd",
+        "L0 f+b", "floor ms");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     if ((which != "all" && c.group != which) || (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()))
@@ -200,8 +204,7 @@ int run(const std::vector<std::string>& argv) {
 #endif
 }
 
-MODA_COMMAND("bench attention", "time the fused MoDA attention kernels (fwd, fwd+bwd, L=0) on the paper's shapes",
-             run);
+MODA_COMMAND("bench attention", "time the fused MoDA attention kernels (fwd, fwd+bwd, L=0) on the paper's shapes", run);
 
 }  // namespace
 }  // namespace moda::app

@@ -110,8 +110,8 @@ std::vector<CaseFactory> cpu_cases(double scale) {
   f.push_back([=] {
     auto x = host<float>(n, 0.5f);
     auto y = host<bf16>(n, bf16{});
-    return Case{"cast f32->bf16", "f32->bf16", shape_of({n}), 6.0 * n, 0,
-                [=] { cpu::cast(y->data(), x->data(), n); }, {x, y}};
+    return Case{
+        "cast f32->bf16", "f32->bf16", shape_of({n}), 6.0 * n, 0, [=] { cpu::cast(y->data(), x->data(), n); }, {x, y}};
   });
   f.push_back([=] {
     auto x = host<float>(n, 0.5f), y = host<float>(n, 0.25f);
@@ -123,48 +123,60 @@ std::vector<CaseFactory> cpu_cases(double scale) {
   });
   f.push_back([=] {
     auto x = host<float>(n, 0.5f), y = host<float>(n, 0.f), w = host<float>(cols, 1.f), r = host<float>(rows, 0.f);
-    return Case{"rmsnorm fwd", "f32", shape_of({rows, cols}), 8.0 * n, 0,
+    return Case{"rmsnorm fwd",
+                "f32",
+                shape_of({rows, cols}),
+                8.0 * n,
+                0,
                 [=] { cpu::rmsnorm_forward(y->data(), r->data(), x->data(), w->data(), rows, cols, 1e-5); },
                 {x, y, w, r}};
   });
   f.push_back([=] {
     auto x = host<float>(n, 0.5f), dy = host<float>(n, 0.1f), dx = host<float>(n, 0.f), w = host<float>(cols, 1.f),
          dw = host<float>(cols, 0.f), r = host<float>(rows, 1.f);
-    return Case{"rmsnorm bwd", "f32", shape_of({rows, cols}), 12.0 * n, 0,
-                [=] {
-                  cpu::rmsnorm_backward(dx->data(), dw->data(), dy->data(), x->data(), w->data(), r->data(), rows,
-                                        cols);
-                },
-                {x, dy, dx, w, dw, r}};
+    return Case{
+        "rmsnorm bwd",
+        "f32",
+        shape_of({rows, cols}),
+        12.0 * n,
+        0,
+        [=] { cpu::rmsnorm_backward(dx->data(), dw->data(), dy->data(), x->data(), w->data(), r->data(), rows, cols); },
+        {x, dy, dx, w, dw, r}};
   });
   f.push_back([=] {
     auto in = host<float>(2 * n, 0.5f), out = host<float>(n, 0.f);
-    return Case{"swiglu fwd", "f32", shape_of({rows, 2 * cols}), 12.0 * n, 0,
-                [=] { cpu::swiglu_forward(out->data(), in->data(), rows, cols); }, {in, out}};
+    return Case{"swiglu fwd", "f32", shape_of({rows, 2 * cols}),
+                12.0 * n,     0,     [=] { cpu::swiglu_forward(out->data(), in->data(), rows, cols); },
+                {in, out}};
   });
   f.push_back([=] {
     auto in = host<float>(2 * n, 0.5f), d_out = host<float>(n, 0.1f), d_in = host<float>(2 * n, 0.f);
-    return Case{"swiglu bwd", "f32", shape_of({rows, 2 * cols}), 20.0 * n, 0,
-                [=] { cpu::swiglu_backward(d_in->data(), d_out->data(), in->data(), rows, cols); }, {in, d_out, d_in}};
+    return Case{
+        "swiglu bwd",     "f32", shape_of({rows, 2 * cols}),
+        20.0 * n,         0,     [=] { cpu::swiglu_backward(d_in->data(), d_out->data(), in->data(), rows, cols); },
+        {in, d_out, d_in}};
   });
   f.push_back([=] {
     RopeShape s;
     s.batch = 1, s.heads = 8, s.head_dim = 128, s.tokens = n / (8 * 128);
     auto x = host<float>(n, 0.5f), y = host<float>(n, 0.f);
     const RopeStrides cs = RopeStrides::contiguous(s);
-    return Case{"rope fwd", "f32", shape_of({s.batch, s.tokens, s.heads, s.head_dim}), 8.0 * n, 0,
-                [=] { cpu::rope_forward(y->data(), cs, x->data(), cs, s); }, {x, y}};
+    return Case{"rope fwd", "f32", shape_of({s.batch, s.tokens, s.heads, s.head_dim}),
+                8.0 * n,    0,     [=] { cpu::rope_forward(y->data(), cs, x->data(), cs, s); },
+                {x, y}};
   });
   f.push_back([=] {
     auto x = host<float>(n, 0.5f), y = host<float>(n, 0.f);
-    return Case{"softmax fwd", "f32", shape_of({rows, cols}), 8.0 * n, 0,
-                [=] { cpu::softmax_forward(y->data(), x->data(), rows, cols); }, {x, y}};
+    return Case{"softmax fwd", "f32", shape_of({rows, cols}),
+                8.0 * n,       0,     [=] { cpu::softmax_forward(y->data(), x->data(), rows, cols); },
+                {x, y}};
   });
   f.push_back([=] {
     auto p = host<float>(n, 0.5f), g = host<float>(n, 0.01f), m = host<float>(n, 0.f), v = host<float>(n, 0.f);
     AdamWParams hp;
-    return Case{"adamw", "f32", shape_of({n}), 28.0 * n, 0,
-                [=] { cpu::adamw_step(hp, p->data(), g->data(), m->data(), v->data(), n); }, {p, g, m, v}};
+    return Case{"adamw",     "f32", shape_of({n}),
+                28.0 * n,    0,     [=] { cpu::adamw_step(hp, p->data(), g->data(), m->data(), v->data(), n); },
+                {p, g, m, v}};
   });
   f.push_back([=] {
     const int64_t vocab = 8192, r = std::max<int64_t>(1, n / vocab);
@@ -172,7 +184,11 @@ std::vector<CaseFactory> cpu_cases(double scale) {
          mean = host<float>(1, 0.f);
     auto tgt = host<int32_t>(r, 1);
     auto count = host<int64_t>(1, 0);
-    return Case{"cross_entropy fwd", "f32", shape_of({r, vocab}), 4.0 * r * vocab, 0,
+    return Case{"cross_entropy fwd",
+                "f32",
+                shape_of({r, vocab}),
+                4.0 * r * vocab,
+                0,
                 [=] {
                   cpu::cross_entropy_forward(logits->data(), tgt->data(), loss->data(), lse->data(), mean->data(),
                                              count->data(), r, vocab);
@@ -184,8 +200,9 @@ std::vector<CaseFactory> cpu_cases(double scale) {
     auto a = host<float>(d * d, 0.5f), b = host<float>(d * d, 0.5f), c = host<float>(d * d, 0.f);
     GemmDesc g;
     g.m = g.n = g.k = d;
-    return Case{"gemm", "f32", shape_of({d, d, d}), 12.0 * d * d, 2.0 * d * d * d,
-                [=] { cpu::matmul(g, a->data(), b->data(), c->data()); }, {a, b, c}};
+    return Case{"gemm",       "f32",           shape_of({d, d, d}),
+                12.0 * d * d, 2.0 * d * d * d, [=] { cpu::matmul(g, a->data(), b->data(), c->data()); },
+                {a, b, c}};
   });
   return f;
 }
@@ -214,11 +231,15 @@ template <typename T>
 std::shared_ptr<DeviceBuffer> dev(size_t n, double value = 0.0) {
   auto b = std::make_shared<DeviceBuffer>(n * sizeof(T));
   if (value != 0.0) {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>) cuda::fill(static_cast<T*>(b->ptr), value, n, nullptr);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, bf16>)
+      cuda::fill(static_cast<T*>(b->ptr), value, n, nullptr);
   }
   return b;
 }
-template <typename T> T* ptr(const std::shared_ptr<DeviceBuffer>& b) { return static_cast<T*>(b->ptr); }
+template <typename T>
+T* ptr(const std::shared_ptr<DeviceBuffer>& b) {
+  return static_cast<T*>(b->ptr);
+}
 
 double gpu_time_ms(const std::function<void()>& fn, cudaStream_t stream, int warmup, int iters) {
   cudaEvent_t a, b;
@@ -252,54 +273,86 @@ double gpu_copy_gbs(int warmup, int iters) {
 // Sizes: every memory-bound case moves >= 256 MB per run at scale 1.
 std::vector<CaseFactory> gpu_cases(double scale) {
   const cudaStream_t s = nullptr;
-  auto sz = [scale](int64_t v, int64_t align = 1) { return std::max<int64_t>(align, int64_t(v * scale) / align * align); };
+  auto sz = [scale](int64_t v, int64_t align = 1) {
+    return std::max<int64_t>(align, int64_t(v * scale) / align * align);
+  };
   const int64_t n = sz(64 << 20, 1024);  // 64M elements
   std::vector<CaseFactory> f;
 
   f.push_back([=] {
     auto x = dev<float>(n, 0.5), y = dev<bf16>(n);
-    return Case{"cast f32->bf16", "f32->bf16", shape_of({n}), 6.0 * n, 0,
-                [=] { cuda::cast(ptr<bf16>(y), ptr<float>(x), n, s); }, {x, y}};
+    return Case{"cast f32->bf16",
+                "f32->bf16",
+                shape_of({n}),
+                6.0 * n,
+                0,
+                [=] { cuda::cast(ptr<bf16>(y), ptr<float>(x), n, s); },
+                {x, y}};
   });
   f.push_back([=] {
     auto x = dev<bf16>(n, 0.5), y = dev<float>(n);
-    return Case{"cast bf16->f32", "bf16->f32", shape_of({n}), 6.0 * n, 0,
-                [=] { cuda::cast(ptr<float>(y), ptr<bf16>(x), n, s); }, {x, y}};
+    return Case{"cast bf16->f32",
+                "bf16->f32",
+                shape_of({n}),
+                6.0 * n,
+                0,
+                [=] { cuda::cast(ptr<float>(y), ptr<bf16>(x), n, s); },
+                {x, y}};
   });
   f.push_back([=] {
     auto a = dev<bf16>(n, 0.5), b = dev<bf16>(n, 0.25), c = dev<bf16>(n);
-    return Case{"add", "bf16", shape_of({n}), 6.0 * n, 0,
-                [=] { cuda::add(ptr<bf16>(c), ptr<bf16>(a), ptr<bf16>(b), n, s); }, {a, b, c}};
+    return Case{"add",    "bf16", shape_of({n}),
+                6.0 * n,  0,      [=] { cuda::add(ptr<bf16>(c), ptr<bf16>(a), ptr<bf16>(b), n, s); },
+                {a, b, c}};
   });
   f.push_back([=] {
     auto y = dev<float>(n, 0.5), x = dev<bf16>(n, 0.25);
-    return Case{"axpy (f32 += bf16)", "f32+bf16", shape_of({n}), 10.0 * n, 0,
-                [=] { cuda::axpy(ptr<float>(y), ptr<bf16>(x), 1e-3, n, s); }, {y, x}};
+    return Case{"axpy (f32 += bf16)",
+                "f32+bf16",
+                shape_of({n}),
+                10.0 * n,
+                0,
+                [=] { cuda::axpy(ptr<float>(y), ptr<bf16>(x), 1e-3, n, s); },
+                {y, x}};
   });
   f.push_back([=] {
     const int64_t m = 4 * n;
     auto x = dev<bf16>(m, 0.5), out = dev<float>(1);
-    return Case{"sum", "bf16", shape_of({m}), 2.0 * m, 0, [=] { cuda::sum(ptr<float>(out), ptr<bf16>(x), m, s); },
+    return Case{"sum",   "bf16", shape_of({m}), 2.0 * m, 0, [=] { cuda::sum(ptr<float>(out), ptr<bf16>(x), m, s); },
                 {x, out}};
   });
   f.push_back([=] {
     const int64_t cols = 4096, rows = 4 * n / cols;
     auto x = dev<bf16>(rows * cols, 0.5), out = dev<float>(cols);
-    return Case{"sum_rows (bias grad)", "bf16", shape_of({rows, cols}), 2.0 * rows * cols, 0,
-                [=] { cuda::sum_rows(ptr<float>(out), ptr<bf16>(x), rows, cols, false, s); }, {x, out}};
+    return Case{"sum_rows (bias grad)",
+                "bf16",
+                shape_of({rows, cols}),
+                2.0 * rows * cols,
+                0,
+                [=] { cuda::sum_rows(ptr<float>(out), ptr<bf16>(x), rows, cols, false, s); },
+                {x, out}};
   });
   for (const int64_t cols : {int64_t(4096), int64_t(1024), int64_t(384)}) {
     const int64_t rows = 2 * n / cols;
     f.push_back([=] {
       auto x = dev<bf16>(rows * cols, 0.5), y = dev<bf16>(rows * cols), w = dev<bf16>(cols, 1.0), r = dev<float>(rows);
-      return Case{"rmsnorm fwd", "bf16", shape_of({rows, cols}), 4.0 * rows * cols + 4.0 * rows, 0,
-                  [=] { cuda::rmsnorm_forward(ptr<bf16>(y), ptr<float>(r), ptr<bf16>(x), ptr<bf16>(w), rows, cols, 1e-5, s); },
-                  {x, y, w, r}};
+      return Case{
+          "rmsnorm fwd",
+          "bf16",
+          shape_of({rows, cols}),
+          4.0 * rows * cols + 4.0 * rows,
+          0,
+          [=] { cuda::rmsnorm_forward(ptr<bf16>(y), ptr<float>(r), ptr<bf16>(x), ptr<bf16>(w), rows, cols, 1e-5, s); },
+          {x, y, w, r}};
     });
     f.push_back([=] {
       auto x = dev<bf16>(rows * cols, 0.5), dy = dev<bf16>(rows * cols, 0.1), dx = dev<bf16>(rows * cols),
            w = dev<bf16>(cols, 1.0), dw = dev<float>(cols), r = dev<float>(rows, 1.0);
-      return Case{"rmsnorm bwd", "bf16", shape_of({rows, cols}), 6.0 * rows * cols + 4.0 * rows, 0,
+      return Case{"rmsnorm bwd",
+                  "bf16",
+                  shape_of({rows, cols}),
+                  6.0 * rows * cols + 4.0 * rows,
+                  0,
                   [=] {
                     cuda::rmsnorm_backward(ptr<bf16>(dx), ptr<float>(dw), ptr<bf16>(dy), ptr<bf16>(x), ptr<bf16>(w),
                                            ptr<float>(r), rows, cols, false, s);
@@ -310,21 +363,35 @@ std::vector<CaseFactory> gpu_cases(double scale) {
   f.push_back([=] {
     const int64_t cols = 4096, rows = n / cols;
     auto x = dev<float>(rows * cols, 0.5), y = dev<float>(rows * cols), w = dev<float>(cols, 1.0), r = dev<float>(rows);
-    return Case{"rmsnorm fwd", "f32", shape_of({rows, cols}), 8.0 * rows * cols + 4.0 * rows, 0,
-                [=] { cuda::rmsnorm_forward(ptr<float>(y), ptr<float>(r), ptr<float>(x), ptr<float>(w), rows, cols, 1e-5, s); },
-                {x, y, w, r}};
+    return Case{
+        "rmsnorm fwd",
+        "f32",
+        shape_of({rows, cols}),
+        8.0 * rows * cols + 4.0 * rows,
+        0,
+        [=] { cuda::rmsnorm_forward(ptr<float>(y), ptr<float>(r), ptr<float>(x), ptr<float>(w), rows, cols, 1e-5, s); },
+        {x, y, w, r}};
   });
   {
     const int64_t hidden = 8192, rows = 2 * n / hidden;
     f.push_back([=] {
       auto in = dev<bf16>(rows * 2 * hidden, 0.5), out = dev<bf16>(rows * hidden);
-      return Case{"swiglu fwd", "bf16", shape_of({rows, 2 * hidden}), 6.0 * rows * hidden, 0,
-                  [=] { cuda::swiglu_forward(ptr<bf16>(out), ptr<bf16>(in), rows, hidden, s); }, {in, out}};
+      return Case{"swiglu fwd",
+                  "bf16",
+                  shape_of({rows, 2 * hidden}),
+                  6.0 * rows * hidden,
+                  0,
+                  [=] { cuda::swiglu_forward(ptr<bf16>(out), ptr<bf16>(in), rows, hidden, s); },
+                  {in, out}};
     });
     f.push_back([=] {
       auto in = dev<bf16>(rows * 2 * hidden, 0.5), d_out = dev<bf16>(rows * hidden, 0.1),
            d_in = dev<bf16>(rows * 2 * hidden);
-      return Case{"swiglu bwd", "bf16", shape_of({rows, 2 * hidden}), 10.0 * rows * hidden, 0,
+      return Case{"swiglu bwd",
+                  "bf16",
+                  shape_of({rows, 2 * hidden}),
+                  10.0 * rows * hidden,
+                  0,
                   [=] { cuda::swiglu_backward(ptr<bf16>(d_in), ptr<bf16>(d_out), ptr<bf16>(in), rows, hidden, s); },
                   {in, d_out, d_in}};
     });
@@ -336,11 +403,16 @@ std::vector<CaseFactory> gpu_cases(double scale) {
       const int64_t m = rs.batch * rs.tokens * rs.heads * rs.head_dim;
       auto x = dev<bf16>(m, 0.5), y = dev<bf16>(m);
       const RopeStrides cs = RopeStrides::contiguous(rs);
-      return Case{dir > 0 ? "rope fwd" : "rope bwd", "bf16", shape_of({rs.batch, rs.tokens, rs.heads, rs.head_dim}),
-                  4.0 * m, 0,
+      return Case{dir > 0 ? "rope fwd" : "rope bwd",
+                  "bf16",
+                  shape_of({rs.batch, rs.tokens, rs.heads, rs.head_dim}),
+                  4.0 * m,
+                  0,
                   [=] {
-                    if (dir > 0) cuda::rope_forward(ptr<bf16>(y), cs, ptr<bf16>(x), cs, rs, s);
-                    else cuda::rope_backward(ptr<bf16>(y), cs, ptr<bf16>(x), cs, rs, s);
+                    if (dir > 0)
+                      cuda::rope_forward(ptr<bf16>(y), cs, ptr<bf16>(x), cs, rs, s);
+                    else
+                      cuda::rope_backward(ptr<bf16>(y), cs, ptr<bf16>(x), cs, rs, s);
                   },
                   {x, y}};
     });
@@ -349,12 +421,21 @@ std::vector<CaseFactory> gpu_cases(double scale) {
     const int64_t cols = 4096, rows = 2 * n / cols;
     f.push_back([=] {
       auto x = dev<bf16>(rows * cols, 0.5), y = dev<bf16>(rows * cols);
-      return Case{"softmax fwd", "bf16", shape_of({rows, cols}), 4.0 * rows * cols, 0,
-                  [=] { cuda::softmax_forward(ptr<bf16>(y), ptr<bf16>(x), rows, cols, s); }, {x, y}};
+      return Case{"softmax fwd",
+                  "bf16",
+                  shape_of({rows, cols}),
+                  4.0 * rows * cols,
+                  0,
+                  [=] { cuda::softmax_forward(ptr<bf16>(y), ptr<bf16>(x), rows, cols, s); },
+                  {x, y}};
     });
     f.push_back([=] {
       auto y = dev<bf16>(rows * cols, 0.5), dy = dev<bf16>(rows * cols, 0.1), dx = dev<bf16>(rows * cols);
-      return Case{"softmax bwd", "bf16", shape_of({rows, cols}), 6.0 * rows * cols, 0,
+      return Case{"softmax bwd",
+                  "bf16",
+                  shape_of({rows, cols}),
+                  6.0 * rows * cols,
+                  0,
                   [=] { cuda::softmax_backward(ptr<bf16>(dx), ptr<bf16>(y), ptr<bf16>(dy), rows, cols, s); },
                   {y, dy, dx}};
     });
@@ -364,21 +445,28 @@ std::vector<CaseFactory> gpu_cases(double scale) {
     AdamWParams hp;
     hp.weight_decay = 0.1;
     // reads p, g (bf16), m, v; writes p, m, v and the bf16 copy of p
-    return Case{"adamw (g bf16, + bf16 copy)", "f32", shape_of({n}), 28.0 * n, 0,
+    return Case{"adamw (g bf16, + bf16 copy)",
+                "f32",
+                shape_of({n}),
+                28.0 * n,
+                0,
                 [=] {
-                  cuda::adamw_step(hp, ptr<float>(p), ptr<bf16>(g), ptr<float>(m), ptr<float>(v), n, ptr<bf16>(pb),
-                                   1.0, s);
+                  cuda::adamw_step(hp, ptr<float>(p), ptr<bf16>(g), ptr<float>(m), ptr<float>(v), n, ptr<bf16>(pb), 1.0,
+                                   s);
                 },
                 {p, m, v, g, pb}};
   });
   f.push_back([=] {
     auto p = dev<float>(n, 0.5), m = dev<float>(n), v = dev<float>(n), g = dev<float>(n, 0.01);
     AdamWParams hp;
-    return Case{"adamw (g f32)", "f32", shape_of({n}), 28.0 * n, 0,
-                [=] {
-                  cuda::adamw_step(hp, ptr<float>(p), ptr<float>(g), ptr<float>(m), ptr<float>(v), n, nullptr, 1.0, s);
-                },
-                {p, m, v, g}};
+    return Case{
+        "adamw (g f32)",
+        "f32",
+        shape_of({n}),
+        28.0 * n,
+        0,
+        [=] { cuda::adamw_step(hp, ptr<float>(p), ptr<float>(g), ptr<float>(m), ptr<float>(v), n, nullptr, 1.0, s); },
+        {p, m, v, g}};
   });
   {
     const int64_t vocab = 50304, rows = std::max<int64_t>(1, 4 * n / vocab);
@@ -386,7 +474,11 @@ std::vector<CaseFactory> gpu_cases(double scale) {
       auto logits = dev<bf16>(rows * vocab, 0.5), loss = dev<float>(rows), lse = dev<float>(rows), mean = dev<float>(1);
       auto tgt = dev<int32_t>(rows);
       auto count = dev<int64_t>(1);
-      return Case{"cross_entropy fwd", "bf16", shape_of({rows, vocab}), 2.0 * rows * vocab + 12.0 * rows, 0,
+      return Case{"cross_entropy fwd",
+                  "bf16",
+                  shape_of({rows, vocab}),
+                  2.0 * rows * vocab + 12.0 * rows,
+                  0,
                   [=] {
                     cuda::cross_entropy_forward(ptr<bf16>(logits), ptr<int32_t>(tgt), ptr<float>(loss), ptr<float>(lse),
                                                 ptr<float>(mean), ptr<int64_t>(count), rows, vocab, -1, s);
@@ -400,10 +492,15 @@ std::vector<CaseFactory> gpu_cases(double scale) {
       auto count = dev<int64_t>(1);
       const int64_t rows_host = rows;
       MODA_CUDA_CHECK(cudaMemcpy(ptr<int64_t>(count), &rows_host, sizeof rows_host, cudaMemcpyHostToDevice), "bench");
-      return Case{"cross_entropy bwd", "bf16", shape_of({rows, vocab}), 4.0 * rows * vocab + 8.0 * rows, 0,
+      return Case{"cross_entropy bwd",
+                  "bf16",
+                  shape_of({rows, vocab}),
+                  4.0 * rows * vocab + 8.0 * rows,
+                  0,
                   [=] {
-                    cuda::cross_entropy_backward(ptr<bf16>(logits), ptr<int32_t>(tgt), ptr<float>(lse), ptr<float>(dloss),
-                                                 ptr<int64_t>(count), ptr<bf16>(dlogits), rows, vocab, -1, s);
+                    cuda::cross_entropy_backward(ptr<bf16>(logits), ptr<int32_t>(tgt), ptr<float>(lse),
+                                                 ptr<float>(dloss), ptr<int64_t>(count), ptr<bf16>(dlogits), rows,
+                                                 vocab, -1, s);
                   },
                   {logits, dlogits, lse, dloss, tgt, count}};
     });
@@ -413,8 +510,13 @@ std::vector<CaseFactory> gpu_cases(double scale) {
     auto a = dev<bf16>(d * d, 0.5), b = dev<bf16>(d * d, 0.5), c = dev<bf16>(d * d);
     GemmDesc g;
     g.m = g.n = g.k = d;
-    return Case{"gemm (cuBLASLt)", "bf16", shape_of({d, d, d}), 6.0 * d * d, 2.0 * d * d * d,
-                [=] { cuda::matmul(g, ptr<bf16>(a), ptr<bf16>(b), ptr<bf16>(c), nullptr, s); }, {a, b, c}};
+    return Case{"gemm (cuBLASLt)",
+                "bf16",
+                shape_of({d, d, d}),
+                6.0 * d * d,
+                2.0 * d * d * d,
+                [=] { cuda::matmul(g, ptr<bf16>(a), ptr<bf16>(b), ptr<bf16>(c), nullptr, s); },
+                {a, b, c}};
   });
   return f;
 }

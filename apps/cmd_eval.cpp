@@ -33,7 +33,8 @@ static int run_eval(const std::vector<std::string>& argv) {
   MODA_CHECK(!sets.empty(), "eval: give at least one --data NAME=SHARDS");
 
   Device device = resolve_device(args.get_or("device", "auto"));
-  auto model = std::make_unique<nn::LanguageModel>(model_cfg, nn::ModelInit{0, device, device.is_cuda() ? DType::BF16 : DType::F32});
+  auto model = std::make_unique<nn::LanguageModel>(
+      model_cfg, nn::ModelInit{0, device, device.is_cuda() ? DType::BF16 : DType::F32});
   model->load_state_dict(ck.model.tensors);
   EvalReport report = evaluate(*model, sets, seq_len, batch, 0, device);
   if (args.has("json")) {

@@ -37,34 +37,37 @@ int run_params(const std::vector<std::string>& argv) {
   const auto p = moda::nn::count_parameters(c);
   const auto f = moda::nn::training_flops_per_token(c, seq_len);
   if (args.has("json")) {
-    nlohmann::json j = {{"config", path},
-                        {"params", p.total},
-                        {"non_embedding_params", p.non_embedding},
-                        {"embedding_params", p.embedding},
-                        {"block_params", p.per_block},
-                        {"depth_projection_params", p.depth_projections},
-                        {"unused_params", p.unused},
-                        {"seq_len", seq_len},
-                        {"flops_per_token", f.per_token()},
-                        {"flops", {{"dense", f.dense}, {"attention", f.attention}, {"depth", f.depth},
-                                   {"lm_head_not_included", f.lm_head}}},
-                        {"model", moda::nn::model_config_to_json(c)}};
+    nlohmann::json j = {
+        {"config", path},
+        {"params", p.total},
+        {"non_embedding_params", p.non_embedding},
+        {"embedding_params", p.embedding},
+        {"block_params", p.per_block},
+        {"depth_projection_params", p.depth_projections},
+        {"unused_params", p.unused},
+        {"seq_len", seq_len},
+        {"flops_per_token", f.per_token()},
+        {"flops",
+         {{"dense", f.dense}, {"attention", f.attention}, {"depth", f.depth}, {"lm_head_not_included", f.lm_head}}},
+        {"model", moda::nn::model_config_to_json(c)}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("model      %s, norm %s, %lld layers, d_model %lld, heads %lld/%lld (d %lld), ffn %lld, vocab %lld (%s)\n",
-              moda::nn::variant_name(c.variant), moda::nn::norm_name(c.norm), (long long)c.n_layers,
-              (long long)c.d_model, (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim,
-              (long long)c.ffn_hidden, (long long)c.vocab_size, c.tie_embeddings ? "tied" : "untied");
+  std::printf(
+      "model      %s, norm %s, %lld layers, d_model %lld, heads %lld/%lld (d %lld), ffn %lld, vocab %lld (%s)\n",
+      moda::nn::variant_name(c.variant), moda::nn::norm_name(c.norm), (long long)c.n_layers, (long long)c.d_model,
+      (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim, (long long)c.ffn_hidden,
+      (long long)c.vocab_size, c.tie_embeddings ? "tied" : "untied");
   std::printf("params             %15s  (%s)\n", grouped(p.total).c_str(), millions(p.total).c_str());
   std::printf("  embedding        %15s\n", grouped(p.embedding).c_str());
   std::printf("  non-embedding    %15s\n", grouped(p.non_embedding).c_str());
   std::printf("  per block        %15s\n", grouped(p.per_block).c_str());
   std::printf("  depth projections%15s\n", grouped(p.depth_projections).c_str());
   if (p.unused) std::printf("  built, unused    %15s  (depth_proj_last_layer)\n", grouped(p.unused).c_str());
-  std::printf("training FLOPs/token at T = %lld: %.4g = dense %.4g + attention %.4g + depth %.4g"
-              " (lm head %.4g not included)\n",
-              (long long)seq_len, f.per_token(), f.dense, f.attention, f.depth, f.lm_head);
+  std::printf(
+      "training FLOPs/token at T = %lld: %.4g = dense %.4g + attention %.4g + depth %.4g"
+      " (lm head %.4g not included)\n",
+      (long long)seq_len, f.per_token(), f.dense, f.attention, f.depth, f.lm_head);
   return 0;
 }
 

@@ -42,8 +42,8 @@ int tokenize_train(const std::vector<std::string>& argv) {
   }
   auto tok = data::Tokenizer::train(texts, size_t(vocab), opt);
   tok.save(out);
-  std::printf("trained %s: vocabulary %zu (%zu merges) from %zu bytes in %zu file(s), %.2f s\n",
-              out.c_str(), tok.vocab_size(), tok.num_merges(), bytes, inputs.size(), seconds_since(t0));
+  std::printf("trained %s: vocabulary %zu (%zu merges) from %zu bytes in %zu file(s), %.2f s\n", out.c_str(),
+              tok.vocab_size(), tok.num_merges(), bytes, inputs.size(), seconds_since(t0));
   return 0;
 }
 
@@ -59,11 +59,12 @@ int tokenize_encode(const std::vector<std::string>& argv) {
   MODA_CHECK(threads >= 0, "tokenize encode: --threads ", threads, " must be >= 0");
   opt.threads = unsigned(threads);
   const auto stats = data::encode_corpus(tok, args.all("input"), args.get("out"), opt);
-  std::printf("encoded %llu bytes -> %llu train tokens (%zu shard(s)), %llu val tokens (%zu shard(s)), "
-              "%.2f s, %.1f MB/s\n",
-              (unsigned long long)stats.bytes, (unsigned long long)stats.train_tokens,
-              stats.train_shards.size(), (unsigned long long)stats.val_tokens, stats.val_shards.size(),
-              stats.seconds, stats.bytes / 1e6 / std::max(stats.seconds, 1e-9));
+  std::printf(
+      "encoded %llu bytes -> %llu train tokens (%zu shard(s)), %llu val tokens (%zu shard(s)), "
+      "%.2f s, %.1f MB/s\n",
+      (unsigned long long)stats.bytes, (unsigned long long)stats.train_tokens, stats.train_shards.size(),
+      (unsigned long long)stats.val_tokens, stats.val_shards.size(), stats.seconds,
+      stats.bytes / 1e6 / std::max(stats.seconds, 1e-9));
   return 0;
 }
 
@@ -90,13 +91,10 @@ int tokenize_decode(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-MODA_COMMAND("tokenize train",
-             "train a byte-level BPE tokenizer: --input FILE... --vocab-size N --out tokenizer.json",
+MODA_COMMAND("tokenize train", "train a byte-level BPE tokenizer: --input FILE... --vocab-size N --out tokenizer.json",
              tokenize_train);
-MODA_COMMAND("tokenize encode",
-             "text -> token shards: --tokenizer T --input FILE... --out PREFIX [--val-fraction F]",
+MODA_COMMAND("tokenize encode", "text -> token shards: --tokenizer T --input FILE... --out PREFIX [--val-fraction F]",
              tokenize_encode);
-MODA_COMMAND("tokenize decode", "print the text of shards: --tokenizer T --input SHARD...",
-             tokenize_decode);
+MODA_COMMAND("tokenize decode", "print the text of shards: --tokenizer T --input SHARD...", tokenize_decode);
 
 }  // namespace moda::app

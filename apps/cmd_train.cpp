@@ -15,10 +15,12 @@ static int run_train(const std::vector<std::string>& argv) {
   opts.resume = args.has("resume");
   opts.stop_after = args.get_int("stop-after", 0);
   TrainSummary s = train(cfg, opts);
-  if (!s.eval.sets.empty()) std::printf("\nvalidation after %lld steps:\n%s", static_cast<long long>(s.steps), s.eval.table().c_str());
+  if (!s.eval.sets.empty())
+    std::printf("\nvalidation after %lld steps:\n%s", static_cast<long long>(s.steps), s.eval.table().c_str());
   return 0;
 }
 
-MODA_COMMAND("train", "train a model: --config FILE [--set k=v]... [--run-dir DIR] [--resume] [--stop-after N]", run_train);
+MODA_COMMAND("train", "train a model: --config FILE [--set k=v]... [--run-dir DIR] [--resume] [--stop-after N]",
+             run_train);
 
 }  // namespace moda::app

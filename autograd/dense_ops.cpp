@@ -48,7 +48,8 @@ void gemm(const GemmDesc& d, const Tensor& a, const Tensor& b, Tensor& c, const 
 #ifdef MODA_HAVE_CUDA
   cudaStream_t s = current_stream();
   if (t == DType::F32)
-    cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(), bias.defined() ? bias.data<float>() : nullptr, s);
+    cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                 s);
   else if (c.dtype() == DType::BF16)
     cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<bf16>(), bias.defined() ? bias.data<bf16>() : nullptr, s);
   else
@@ -79,8 +80,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const int64_t M = ta ? a.size(-1) : a.size(-2), K = ta ? a.size(-2) : a.size(-1);
   const int64_t Kb = tb ? b.size(-1) : b.size(-2), N = tb ? b.size(-2) : b.size(-1);
-  MODA_CHECK(K == Kb, "matmul: inner sizes differ: a ", a.describe(), (ta ? " (transposed)" : ""), ", b ",
-             b.describe(), (tb ? " (transposed)" : ""));
+  MODA_CHECK(K == Kb, "matmul: inner sizes differ: a ", a.describe(), (ta ? " (transposed)" : ""), ", b ", b.describe(),
+             (tb ? " (transposed)" : ""));
   const Shape lead(a.shape().begin(), a.shape().end() - 2);
   const int64_t batch = shape_numel(lead);
   const bool broadcast = b.dim() == 2 && a.dim() > 2;
@@ -93,43 +94,44 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
   if (broadcast && !ta) d.m = batch * M, d.batch = 1;  // a shared b: one tall GEMM over all rows
   if (M > 0 && N > 0 && batch > 0) gemm(d, a, b, c);
   const bool need_a = a_in.requires_grad(), need_b = b_in.requires_grad();
-  return record_op("matmul", {a_in, b_in}, {c}, [a, b, ta, tb, broadcast, batch, M, N, K, need_a, need_b](
-                                                     const std::vector<Tensor>& g) {
-    const Tensor dc = g[0].contiguous();
-    Tensor da, db;
-    // C = op(A) op(B):  dop(A) = dC op(B)^T,  dop(B) = op(A)^T dC, written back through the transposes.
-    if (need_a) {
-      if (!ta)
-        da = product(dc, b, false, !tb);
-      else if (!broadcast)
-        da = product(b, dc, tb, true);
-      else  // dA = (dC op(B)^T)^T per batch entry, with the shared B on the right
-        da = product(dc, b, false, !tb).transpose(dc.dim() - 2, dc.dim() - 1).contiguous();
-    }
-    if (need_b) {
-      if (!broadcast) {
-        db = tb ? product(dc, a, true, ta) : product(a, dc, !ta, false);
-      } else if (!ta) {  // sum over the batch = one GEMM over the stacked rows
-        const Tensor a2 = a.view({batch * M, K}), dc2 = dc.view({batch * M, N});
-        db = tb ? product(dc2, a2, true, false) : product(a2, dc2, true, false);
-      } else {  // A stored [K, M] per entry: accumulate entry by entry (fp32 for bf16)
-        const bool cpu = a.device().is_cpu();
-        Tensor acc = Tensor::zeros(tb ? Shape{N, K} : Shape{K, N}, cpu ? a.dtype() : DType::F32, a.device());
-        GemmDesc e;
-        e.beta = 1.f;
-        if (tb)
-          e.m = N, e.n = K, e.k = M, e.trans_a = true, e.trans_b = true;  // dC_i^T A_i^T
-        else
-          e.m = K, e.n = N, e.k = M;  // A_i dC_i
-        for (int64_t i = 0; i < batch; ++i) {
-          const Tensor ai = a.view({batch, K, M}).select(0, i), dci = dc.view({batch, M, N}).select(0, i);
-          tb ? gemm(e, dci, ai, acc) : gemm(e, ai, dci, acc);
+  return record_op(
+      "matmul", {a_in, b_in}, {c},
+      [a, b, ta, tb, broadcast, batch, M, N, K, need_a, need_b](const std::vector<Tensor>& g) {
+        const Tensor dc = g[0].contiguous();
+        Tensor da, db;
+        // C = op(A) op(B):  dop(A) = dC op(B)^T,  dop(B) = op(A)^T dC, written back through the transposes.
+        if (need_a) {
+          if (!ta)
+            da = product(dc, b, false, !tb);
+          else if (!broadcast)
+            da = product(b, dc, tb, true);
+          else  // dA = (dC op(B)^T)^T per batch entry, with the shared B on the right
+            da = product(dc, b, false, !tb).transpose(dc.dim() - 2, dc.dim() - 1).contiguous();
         }
-        db = acc.to(a.dtype());
-      }
-    }
-    return std::vector<Tensor>{da, db};
-  })[0];
+        if (need_b) {
+          if (!broadcast) {
+            db = tb ? product(dc, a, true, ta) : product(a, dc, !ta, false);
+          } else if (!ta) {  // sum over the batch = one GEMM over the stacked rows
+            const Tensor a2 = a.view({batch * M, K}), dc2 = dc.view({batch * M, N});
+            db = tb ? product(dc2, a2, true, false) : product(a2, dc2, true, false);
+          } else {  // A stored [K, M] per entry: accumulate entry by entry (fp32 for bf16)
+            const bool cpu = a.device().is_cpu();
+            Tensor acc = Tensor::zeros(tb ? Shape{N, K} : Shape{K, N}, cpu ? a.dtype() : DType::F32, a.device());
+            GemmDesc e;
+            e.beta = 1.f;
+            if (tb)
+              e.m = N, e.n = K, e.k = M, e.trans_a = true, e.trans_b = true;  // dC_i^T A_i^T
+            else
+              e.m = K, e.n = N, e.k = M;  // A_i dC_i
+            for (int64_t i = 0; i < batch; ++i) {
+              const Tensor ai = a.view({batch, K, M}).select(0, i), dci = dc.view({batch, M, N}).select(0, i);
+              tb ? gemm(e, dci, ai, acc) : gemm(e, ai, dci, acc);
+            }
+            db = acc.to(a.dtype());
+          }
+        }
+        return std::vector<Tensor>{da, db};
+      })[0];
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
@@ -156,47 +158,47 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
              need_b = bias_in.defined() && bias_in.requires_grad();
   std::vector<Tensor> inputs{x_in, w_in};
   if (bias_in.defined()) inputs.push_back(bias_in);
-  return record_op("linear", inputs, {y}, [x, w, bias, rows, in, out, need_x, need_w, need_b](
-                                              const std::vector<Tensor>& g) {
-    const Tensor dy = g[0].contiguous();
-    std::vector<Tensor> grads(bias.defined() ? 3 : 2);
-    if (need_x) {  // dx = dy W
-      Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-      GemmDesc e;
-      e.m = rows, e.n = in, e.k = out;
-      gemm(e, dy, w, dx);
-      grads[0] = dx;
-    }
-    if (need_w) {  // dW = dy^T x
-      Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-      GemmDesc e;
-      e.m = out, e.n = in, e.k = rows, e.trans_a = true;
-      gemm(e, dy, x, dw);
-      grads[1] = dw;
-    }
-    if (need_b) {  // db = column sums of dy
-      if (dy.device().is_cpu()) {
-        Tensor db = Tensor::zeros({out}, bias.dtype(), bias.device());
-        if (bias.dtype() == DType::F64)
-          cpu::bias_backward<double>(dy.data<double>(), db.data<double>(), rows, out, out);
-        else
-          cpu::bias_backward<float>(dy.data<float>(), db.data<float>(), rows, out, out);
-        grads[2] = db;
-      } else {
+  return record_op("linear", inputs, {y},
+                   [x, w, bias, rows, in, out, need_x, need_w, need_b](const std::vector<Tensor>& g) {
+                     const Tensor dy = g[0].contiguous();
+                     std::vector<Tensor> grads(bias.defined() ? 3 : 2);
+                     if (need_x) {  // dx = dy W
+                       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+                       GemmDesc e;
+                       e.m = rows, e.n = in, e.k = out;
+                       gemm(e, dy, w, dx);
+                       grads[0] = dx;
+                     }
+                     if (need_w) {  // dW = dy^T x
+                       Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+                       GemmDesc e;
+                       e.m = out, e.n = in, e.k = rows, e.trans_a = true;
+                       gemm(e, dy, x, dw);
+                       grads[1] = dw;
+                     }
+                     if (need_b) {  // db = column sums of dy
+                       if (dy.device().is_cpu()) {
+                         Tensor db = Tensor::zeros({out}, bias.dtype(), bias.device());
+                         if (bias.dtype() == DType::F64)
+                           cpu::bias_backward<double>(dy.data<double>(), db.data<double>(), rows, out, out);
+                         else
+                           cpu::bias_backward<float>(dy.data<float>(), db.data<float>(), rows, out, out);
+                         grads[2] = db;
+                       } else {
 #ifdef MODA_HAVE_CUDA
-        Tensor db = Tensor::zeros({out}, DType::F32, bias.device());
-        if (dy.dtype() == DType::F32)
-          cuda::bias_backward(dy.data<float>(), db.data<float>(), rows, out, out, current_stream());
-        else
-          cuda::bias_backward(dy.data<bf16>(), db.data<float>(), rows, out, out, current_stream());
-        grads[2] = db.to(bias.dtype());
+                         Tensor db = Tensor::zeros({out}, DType::F32, bias.device());
+                         if (dy.dtype() == DType::F32)
+                           cuda::bias_backward(dy.data<float>(), db.data<float>(), rows, out, out, current_stream());
+                         else
+                           cuda::bias_backward(dy.data<bf16>(), db.data<float>(), rows, out, out, current_stream());
+                         grads[2] = db.to(bias.dtype());
 #else
         no_cuda("linear");
 #endif
-      }
-    }
-    return grads;
-  })[0];
+                       }
+                     }
+                     return grads;
+                   })[0];
 }
 
 Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
@@ -301,39 +303,40 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
     no_cuda("cross_entropy");
 #endif
   }
-  return record_op("cross_entropy", {logits_in, targets_in}, {mean}, [logits, targets, lse, count, N, V, i64,
-                                                                      ignore_index](const std::vector<Tensor>& g) {
-    Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-    if (logits.device().is_cpu()) {
-      auto run = [&](auto* type_tag) {
-        using T = std::remove_pointer_t<decltype(type_tag)>;
-        const T dloss = T(g[0].item());
-        i64 ? cpu::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<T>(), &dloss,
-                                          count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index)
-            : cpu::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), &dloss,
-                                          count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index);
-      };
-      logits.dtype() == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
-    } else {
+  return record_op(
+      "cross_entropy", {logits_in, targets_in}, {mean},
+      [logits, targets, lse, count, N, V, i64, ignore_index](const std::vector<Tensor>& g) {
+        Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+        if (logits.device().is_cpu()) {
+          auto run = [&](auto* type_tag) {
+            using T = std::remove_pointer_t<decltype(type_tag)>;
+            const T dloss = T(g[0].item());
+            i64 ? cpu::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<T>(), &dloss,
+                                              count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index)
+                : cpu::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), &dloss,
+                                              count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index);
+          };
+          logits.dtype() == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
+        } else {
 #ifdef MODA_HAVE_CUDA
-      cudaStream_t s = current_stream();
-      const Tensor dloss = g[0].to(DType::F32).contiguous();  // stays on the device: no sync
-      auto run = [&](auto* type_tag) {
-        using T = std::remove_pointer_t<decltype(type_tag)>;
-        i64 ? cuda::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<float>(),
-                                           dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
-                                           ignore_index, s)
-            : cuda::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<float>(),
-                                           dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
-                                           ignore_index, s);
-      };
-      logits.dtype() == DType::BF16 ? run((bf16*)nullptr) : run((float*)nullptr);
+          cudaStream_t s = current_stream();
+          const Tensor dloss = g[0].to(DType::F32).contiguous();  // stays on the device: no sync
+          auto run = [&](auto* type_tag) {
+            using T = std::remove_pointer_t<decltype(type_tag)>;
+            i64 ? cuda::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<float>(),
+                                               dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
+                                               ignore_index, s)
+                : cuda::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<float>(),
+                                               dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
+                                               ignore_index, s);
+          };
+          logits.dtype() == DType::BF16 ? run((bf16*)nullptr) : run((float*)nullptr);
 #else
-      no_cuda("cross_entropy");
+          no_cuda("cross_entropy");
 #endif
-    }
-    return std::vector<Tensor>{dlogits, Tensor()};
-  })[0];
+        }
+        return std::vector<Tensor>{dlogits, Tensor()};
+      })[0];
 }
 
 Tensor attention_reference(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool causal) {

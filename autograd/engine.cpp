@@ -166,8 +166,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
           if (!grads[i].defined())
             grads[i] = Tensor::zeros(node->output_shapes[i], node->output_dtypes[i], node->device);
       input_grads = node->backward(grads);
-      MODA_CHECK(input_grads.size() == node->next.size(), "backward of ", node->name, " returned ",
-                 input_grads.size(), " gradients for ", node->next.size(), " inputs");
+      MODA_CHECK(input_grads.size() == node->next.size(), "backward of ", node->name, " returned ", input_grads.size(),
+                 " gradients for ", node->next.size(), " inputs");
     }
     node->backward = nullptr;  // frees saved tensors: the graph is consumed
     for (size_t i = 0; i < node->next.size(); ++i) {

@@ -10,8 +10,8 @@ namespace moda {
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> inputs,
                           double eps, double atol, double rtol) {
   for (auto& x : inputs) {
-    MODA_CHECK(x.device().is_cpu() && x.dtype() == DType::F64 && x.is_contiguous(), "gradcheck: input ",
-               x.describe(), " must be a contiguous f64 CPU tensor");
+    MODA_CHECK(x.device().is_cpu() && x.dtype() == DType::F64 && x.is_contiguous(), "gradcheck: input ", x.describe(),
+               " must be a contiguous f64 CPU tensor");
     if (x.requires_grad()) x.zero_grad();
   }
   Tensor out = f(inputs);

@@ -22,11 +22,11 @@ using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& 
 
 struct Node {
   std::string name;
-  std::vector<Edge> next;          // one per input of the op
+  std::vector<Edge> next;            // one per input of the op
   std::vector<Shape> output_shapes;  // for zero-filling missing output gradients
   std::vector<DType> output_dtypes;
   Device device;
-  BackwardFn backward;             // cleared after it runs, which frees saved tensors
+  BackwardFn backward;  // cleared after it runs, which frees saved tensors
   // Run even when no gradient reached any output (used by depth-stream slot writes, whose gradient
   // arrives through a side buffer rather than through the graph).
   bool run_without_grad = false;

@@ -89,9 +89,9 @@ void forward(const Operands& a, Tensor& o, Tensor& lse) {
     return;
   }
 #ifdef MODA_HAVE_CUDA
-  cuda::moda_attention_forward(a.shape, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v),
-                               bthd(a.v), ptr<bf16>(a.kd), kds, ptr<bf16>(a.vd), vds, o.data<bf16>(), bthd(o),
-                               lse.data<float>(), current_stream());
+  cuda::moda_attention_forward(a.shape, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v),
+                               ptr<bf16>(a.kd), kds, ptr<bf16>(a.vd), vds, o.data<bf16>(), bthd(o), lse.data<float>(),
+                               current_stream());
 #else
   MODA_FAIL(kOp, ": CUDA tensors need the CUDA kernels, which this build lacks");
 #endif
@@ -125,12 +125,11 @@ std::vector<Tensor> backward(const Operands& a, const Tensor& o, const Tensor& l
     MODA_CHECK(dout.dtype() == DType::BF16, kOp, ": gradient of the output must be bf16, got ", dout.describe());
     const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
     Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, dev);
-    cuda::moda_attention_backward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v),
-                                  ptr<bf16>(a.kd), kds, ptr<bf16>(a.vd), vds, ptr<bf16>(o), bthd(o), ptr<float>(lse),
-                                  ptr<bf16>(dout), bthd(dout), dq.data<bf16>(), bthd(dq), dk.data<bf16>(), bthd(dk),
-                                  dv.data<bf16>(), bthd(dv), s.L > 0 ? dkd.data<bf16>() : nullptr, dkds,
-                                  s.L > 0 ? dvd.data<bf16>() : nullptr, dvds, false, false, ws.data_ptr(),
-                                  current_stream());
+    cuda::moda_attention_backward(
+        s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd), kds,
+        ptr<bf16>(a.vd), vds, ptr<bf16>(o), bthd(o), ptr<float>(lse), ptr<bf16>(dout), bthd(dout), dq.data<bf16>(),
+        bthd(dq), dk.data<bf16>(), bthd(dk), dv.data<bf16>(), bthd(dv), s.L > 0 ? dkd.data<bf16>() : nullptr, dkds,
+        s.L > 0 ? dvd.data<bf16>() : nullptr, dvds, false, false, ws.data_ptr(), current_stream());
 #else
     MODA_FAIL(kOp, ": CUDA tensors need the CUDA kernels, which this build lacks");
 #endif
@@ -153,8 +152,10 @@ Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const T
   const bool depth_inputs = depth_k.defined();
   return record_op(kOp, inputs, {o}, [a, o, lse, depth_inputs](const std::vector<Tensor>& g) {
     std::vector<Tensor> grads = backward(a, o, lse, g[0]);
-    if (!depth_inputs) grads.resize(3);
-    else if (a.shape.L == 0) grads[3] = Tensor(), grads[4] = Tensor();  // L = 0: nothing to propagate
+    if (!depth_inputs)
+      grads.resize(3);
+    else if (a.shape.L == 0)
+      grads[3] = Tensor(), grads[4] = Tensor();  // L = 0: nothing to propagate
     return grads;
   })[0];
 }

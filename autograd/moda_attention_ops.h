@@ -13,7 +13,7 @@
 
 namespace moda::ops {
 
-Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
-                      const Tensor& depth_v, bool causal = true);
+Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k, const Tensor& depth_v,
+                      bool causal = true);
 
 }  // namespace moda::ops

@@ -1,5 +1,6 @@
 #include "autograd/pointwise_ops.h"
 
+#include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "core/error.h"
 #include "core/stream.h"
@@ -16,27 +17,10 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/softmax.h"
 #include "kernels/cuda/swiglu.h"
-#define MODA_IF_CUDA(...) __VA_ARGS__
-#else
-#define MODA_IF_CUDA(...)  // no tensor can live on a GPU then, so the CUDA branch never runs
 #endif
 
 namespace moda::ops {
 namespace {
-
-// Calls cpu_fn(T{}) with T = float or double for CPU tensors and cuda_fn(T{}) with T = float or
-// bf16 for CUDA tensors; other dtypes are errors naming the op and the tensor.
-template <typename CpuFn, typename CudaFn>
-void dispatch(const char* op, const Tensor& t, CpuFn&& cpu_fn, CudaFn&& cuda_fn) {
-  if (t.device().is_cpu()) {
-    if (t.dtype() == DType::F32) return cpu_fn(float{});
-    if (t.dtype() == DType::F64) return cpu_fn(double{});
-    MODA_FAIL(op, ": ", t.describe(), " is not supported; CPU kernels take f32 or f64");
-  }
-  if (t.dtype() == DType::F32) return cuda_fn(float{});
-  if (t.dtype() == DType::BF16) return cuda_fn(bf16{});
-  MODA_FAIL(op, ": ", t.describe(), " is not supported; CUDA kernels take f32 or bf16");
-}
 
 void check_same(const char* op, const Tensor& a, const Tensor& b) {
   MODA_CHECK(a.defined() && b.defined(), op, ": undefined input");
@@ -53,7 +37,11 @@ Tensor mul_raw(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in.contiguous(), b = b_in.contiguous(), out = empty_like(a);
   const int64_t n = a.numel();
   dispatch(
-      "mul", a, [&](auto t) { using T = decltype(t); cpu::mul(out.data<T>(), a.data<T>(), b.data<T>(), n); },
+      "mul", a,
+      [&](auto t) {
+        using T = decltype(t);
+        cpu::mul(out.data<T>(), a.data<T>(), b.data<T>(), n);
+      },
       [&](auto t) {
         using T = decltype(t);
         MODA_IF_CUDA(cuda::mul(out.data<T>(), a.data<T>(), b.data<T>(), n, current_stream()));
@@ -65,7 +53,11 @@ Tensor scale_raw(const Tensor& a_in, double alpha) {
   Tensor a = a_in.contiguous(), out = empty_like(a);
   const int64_t n = a.numel();
   dispatch(
-      "scale", a, [&](auto t) { using T = decltype(t); cpu::scale(out.data<T>(), a.data<T>(), alpha, n); },
+      "scale", a,
+      [&](auto t) {
+        using T = decltype(t);
+        cpu::scale(out.data<T>(), a.data<T>(), alpha, n);
+      },
       [&](auto t) {
         using T = decltype(t);
         MODA_IF_CUDA(cuda::scale(out.data<T>(), a.data<T>(), alpha, n, current_stream()));
@@ -81,9 +73,12 @@ Tensor cast_raw(const Tensor& a_in, DType dtype) {
   const bool f32_bf16 = a.dtype() == DType::F32 && dtype == DType::BF16;
   const bool bf16_f32 = a.dtype() == DType::BF16 && dtype == DType::F32;
   if (a.device().is_cpu()) {
-    if (f32_bf16) cpu::cast(out.data<bf16>(), a.data<float>(), n);
-    else if (bf16_f32) cpu::cast(out.data<float>(), a.data<bf16>(), n);
-    else out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
+    if (f32_bf16)
+      cpu::cast(out.data<bf16>(), a.data<float>(), n);
+    else if (bf16_f32)
+      cpu::cast(out.data<float>(), a.data<bf16>(), n);
+    else
+      out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
     return out;
   }
 #ifdef MODA_HAVE_CUDA
@@ -111,8 +106,10 @@ Tensor sum_raw(const char* op, const Tensor& a_in, bool mean) {
       op, a,
       [&](auto t) {
         using T = decltype(t);
-        if (mean) cpu::mean(out.data<T>(), a.data<T>(), n);
-        else cpu::sum(out.data<T>(), a.data<T>(), n);
+        if (mean)
+          cpu::mean(out.data<T>(), a.data<T>(), n);
+        else
+          cpu::sum(out.data<T>(), a.data<T>(), n);
       },
       [&](auto t) {
         using T = decltype(t);
@@ -129,7 +126,12 @@ Tensor broadcast_grad(const Tensor& g_in, const Tensor& like, double factor) {
   if (like.device().is_cpu()) {
     const double v = g_in.to(DType::F64).data<double>()[0] * factor;
     dispatch(
-        "sum backward", out, [&](auto t) { using T = decltype(t); cpu::fill(out.data<T>(), v, n); }, [](auto) {});
+        "sum backward", out,
+        [&](auto t) {
+          using T = decltype(t);
+          cpu::fill(out.data<T>(), v, n);
+        },
+        [](auto) {});
     return out;
   }
   Tensor g = cast_raw(g_in, DType::F32).contiguous();
@@ -156,7 +158,11 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in.contiguous(), b = b_in.contiguous(), out = empty_like(a);
   const int64_t n = a.numel();
   dispatch(
-      "add", a, [&](auto t) { using T = decltype(t); cpu::add(out.data<T>(), a.data<T>(), b.data<T>(), n); },
+      "add", a,
+      [&](auto t) {
+        using T = decltype(t);
+        cpu::add(out.data<T>(), a.data<T>(), b.data<T>(), n);
+      },
       [&](auto t) {
         using T = decltype(t);
         MODA_IF_CUDA(cuda::add(out.data<T>(), a.data<T>(), b.data<T>(), n, current_stream()));
@@ -178,9 +184,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor scale(const Tensor& a, double alpha) {
   MODA_CHECK(a.defined(), "scale: undefined input");
   Tensor out = scale_raw(a, alpha);
-  return record_op("scale", {a}, {out}, [alpha](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{scale_raw(g[0], alpha)};
-  })[0];
+  return record_op("scale", {a}, {out},
+                   [alpha](const std::vector<Tensor>& g) { return std::vector<Tensor>{scale_raw(g[0], alpha)}; })[0];
 }
 
 Tensor cast(const Tensor& a, DType dtype) {
@@ -188,17 +193,15 @@ Tensor cast(const Tensor& a, DType dtype) {
   if (a.dtype() == dtype) return a;
   Tensor out = cast_raw(a, dtype);
   const DType back = a.dtype();
-  return record_op("cast", {a}, {out}, [back](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{cast_raw(g[0], back)};
-  })[0];
+  return record_op("cast", {a}, {out},
+                   [back](const std::vector<Tensor>& g) { return std::vector<Tensor>{cast_raw(g[0], back)}; })[0];
 }
 
 Tensor sum(const Tensor& a) {
   MODA_CHECK(a.defined(), "sum: undefined input");
   Tensor out = sum_raw("sum", a, false);
-  return record_op("sum", {a}, {out}, [a](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{broadcast_grad(g[0], a, 1.0)};
-  })[0];
+  return record_op("sum", {a}, {out},
+                   [a](const std::vector<Tensor>& g) { return std::vector<Tensor>{broadcast_grad(g[0], a, 1.0)}; })[0];
 }
 
 Tensor mean(const Tensor& a) {
@@ -229,8 +232,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
       "rms_norm", x,
       [&](auto t) {
         using T = decltype(t);
-        cpu::rmsnorm_forward(y.data<T>(), rstd.data<T>(), x.data<T>(), w.defined() ? w.data<T>() : nullptr, rows,
-                             cols, eps);
+        cpu::rmsnorm_forward(y.data<T>(), rstd.data<T>(), x.data<T>(), w.defined() ? w.data<T>() : nullptr, rows, cols,
+                             eps);
       },
       [&](auto t) {
         using T = decltype(t);
@@ -274,15 +277,16 @@ Tensor rope_raw(const Tensor& x_in, double theta, int64_t offset, bool forward) 
       "rope", x,
       [&](auto t) {
         using T = decltype(t);
-        if (forward) cpu::rope_forward(out.data<T>(), out_strides, x.data<T>(), in_strides, s);
-        else cpu::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s);
+        if (forward)
+          cpu::rope_forward(out.data<T>(), out_strides, x.data<T>(), in_strides, s);
+        else
+          cpu::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s);
       },
       [&](auto t) {
         using T = decltype(t);
-        MODA_IF_CUDA(if (forward) cuda::rope_forward(out.data<T>(), out_strides, x.data<T>(), in_strides, s,
-                                                     current_stream());
-                     else cuda::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s,
-                                              current_stream()));
+        MODA_IF_CUDA(
+            if (forward) cuda::rope_forward(out.data<T>(), out_strides, x.data<T>(), in_strides, s, current_stream());
+            else cuda::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s, current_stream()));
       });
   return out;
 }
@@ -310,7 +314,11 @@ Tensor swiglu(const Tensor& x_in) {
   out_shape.back() = hidden;
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch(
-      "swiglu", x, [&](auto t) { using T = decltype(t); cpu::swiglu_forward(out.data<T>(), x.data<T>(), rows, hidden); },
+      "swiglu", x,
+      [&](auto t) {
+        using T = decltype(t);
+        cpu::swiglu_forward(out.data<T>(), x.data<T>(), rows, hidden);
+      },
       [&](auto t) {
         using T = decltype(t);
         MODA_IF_CUDA(cuda::swiglu_forward(out.data<T>(), x.data<T>(), rows, hidden, current_stream()));
@@ -326,7 +334,8 @@ Tensor swiglu(const Tensor& x_in) {
         },
         [&](auto t) {
           using T = decltype(t);
-          MODA_IF_CUDA(cuda::swiglu_backward(dx.data<T>(), dout.data<T>(), x.data<T>(), rows, hidden, current_stream()));
+          MODA_IF_CUDA(
+              cuda::swiglu_backward(dx.data<T>(), dout.data<T>(), x.data<T>(), rows, hidden, current_stream()));
         });
     return std::vector<Tensor>{dx};
   })[0];
@@ -340,7 +349,11 @@ Tensor softmax(const Tensor& x_in) {
   Tensor y = empty_like(x);
   if (cols > 0)
     dispatch(
-        "softmax", x, [&](auto t) { using T = decltype(t); cpu::softmax_forward(y.data<T>(), x.data<T>(), rows, cols); },
+        "softmax", x,
+        [&](auto t) {
+          using T = decltype(t);
+          cpu::softmax_forward(y.data<T>(), x.data<T>(), rows, cols);
+        },
         [&](auto t) {
           using T = decltype(t);
           MODA_IF_CUDA(cuda::softmax_forward(y.data<T>(), x.data<T>(), rows, cols, current_stream()));

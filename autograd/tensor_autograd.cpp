@@ -14,9 +14,7 @@ Tensor& Tensor::set_requires_grad(bool r) {
   return *this;
 }
 
-Tensor Tensor::grad() const {
-  return impl_->autograd.grad ? Tensor(impl_->autograd.grad) : Tensor();
-}
+Tensor Tensor::grad() const { return impl_->autograd.grad ? Tensor(impl_->autograd.grad) : Tensor(); }
 
 void Tensor::set_grad(const Tensor& g) {
   if (g.defined()) check_same_shape("set_grad", *this, g);

@@ -16,9 +16,12 @@ namespace moda {
 
 static std::string human_bytes(size_t b) {
   char buf[64];
-  if (b >= (size_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
-  else if (b >= (size_t(1) << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / double(1ull << 20));
-  else std::snprintf(buf, sizeof buf, "%zu B", b);
+  if (b >= (size_t(1) << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
+  else if (b >= (size_t(1) << 20))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", b / double(1ull << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%zu B", b);
   return buf;
 }
 
@@ -88,8 +91,7 @@ void* allocate(size_t bytes, int device, cudaStream_t stream) {
   cache.stats.allocations++;
   void* ptr = nullptr;
   // Reuse a cached block from the same stream, at most twice the rounded size, to bound waste.
-  for (auto it = cache.free_blocks.lower_bound(size);
-       it != cache.free_blocks.end() && it->first <= 2 * size; ++it) {
+  for (auto it = cache.free_blocks.lower_bound(size); it != cache.free_blocks.end() && it->first <= 2 * size; ++it) {
     if (it->second.second != stream) continue;
     ptr = it->second.first;
     size = it->first;
@@ -111,10 +113,10 @@ void* allocate(size_t bytes, int device, cudaStream_t stream) {
     cudaSetDevice(previous);
     if (err != cudaSuccess) {
       cudaGetLastError();
-      throw OutOfMemoryError(detail::concat(
-          "CUDA out of memory on cuda:", device, ": requested ", human_bytes(bytes), ", in use ",
-          human_bytes(cache.stats.allocated), ", peak ", human_bytes(cache.stats.peak_allocated),
-          ", reserved ", human_bytes(cache.stats.reserved), " (", cudaGetErrorString(err), ")"));
+      throw OutOfMemoryError(detail::concat("CUDA out of memory on cuda:", device, ": requested ", human_bytes(bytes),
+                                            ", in use ", human_bytes(cache.stats.allocated), ", peak ",
+                                            human_bytes(cache.stats.peak_allocated), ", reserved ",
+                                            human_bytes(cache.stats.reserved), " (", cudaGetErrorString(err), ")"));
     }
     cache.stats.reserved += size;
   }

@@ -23,8 +23,8 @@ static void fsync_path(const std::string& path, bool directory) {
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   namespace fs = std::filesystem;
   fs::path target(path);
-  std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp." +
-                                             std::to_string(::getpid()))).string();
+  std::string tmp =
+      (target.parent_path() / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
   try {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

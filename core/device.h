@@ -15,7 +15,7 @@ struct Device {
   bool is_cuda() const { return kind == Kind::CUDA; }
   bool operator==(const Device& o) const { return kind == o.kind && (is_cpu() || index == o.index); }
   bool operator!=(const Device& o) const { return !(*this == o); }
-  std::string str() const;                 // "cpu", "cuda:0"
+  std::string str() const;                  // "cpu", "cuda:0"
   static Device parse(const std::string&);  // inverse of str(); "cuda" means cuda:0
 };
 

@@ -49,21 +49,46 @@ Geometry collapse(const std::vector<int64_t>& shape, const std::vector<int64_t>&
 }
 
 // Storage type and conversion through double for each dtype (bf16 kept as raw bits).
-template <DType D> struct Elem;
-template <> struct Elem<DType::F32> { using T = float; };
-template <> struct Elem<DType::F64> { using T = double; };
-template <> struct Elem<DType::BF16> { using T = uint16_t; };
-template <> struct Elem<DType::I32> { using T = int32_t; };
-template <> struct Elem<DType::I64> { using T = int64_t; };
-template <> struct Elem<DType::U16> { using T = uint16_t; };
+template <DType D>
+struct Elem;
+template <>
+struct Elem<DType::F32> {
+  using T = float;
+};
+template <>
+struct Elem<DType::F64> {
+  using T = double;
+};
+template <>
+struct Elem<DType::BF16> {
+  using T = uint16_t;
+};
+template <>
+struct Elem<DType::I32> {
+  using T = int32_t;
+};
+template <>
+struct Elem<DType::I64> {
+  using T = int64_t;
+};
+template <>
+struct Elem<DType::U16> {
+  using T = uint16_t;
+};
 
-template <DType D> __device__ __forceinline__ double to_double(typename Elem<D>::T v) {
-  if constexpr (D == DType::BF16) return double(__uint_as_float(uint32_t(v) << 16));
-  else return double(v);
+template <DType D>
+__device__ __forceinline__ double to_double(typename Elem<D>::T v) {
+  if constexpr (D == DType::BF16)
+    return double(__uint_as_float(uint32_t(v) << 16));
+  else
+    return double(v);
 }
-template <DType D> __device__ __forceinline__ typename Elem<D>::T from_double(double v) {
-  if constexpr (D == DType::BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(float(v)));
-  else return static_cast<typename Elem<D>::T>(v);
+template <DType D>
+__device__ __forceinline__ typename Elem<D>::T from_double(double v) {
+  if constexpr (D == DType::BF16)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(float(v)));
+  else
+    return static_cast<typename Elem<D>::T>(v);
 }
 
 // Element offsets of flat index i in both layouts. Idx is 32-bit when every offset fits, which
@@ -152,8 +177,10 @@ void check(const char* what) {
 
 template <typename Op>
 void launch(const Geometry& g, Op op, cudaStream_t stream) {
-  if (fits_int32(g)) indexed_kernel<int32_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
-  else indexed_kernel<int64_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
+  if (fits_int32(g))
+    indexed_kernel<int32_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
+  else
+    indexed_kernel<int64_t><<<grid_for(g.numel), 256, 0, stream>>>(g, op);
 }
 
 template <DType S, DType D>
@@ -186,9 +213,8 @@ void launch_fill(void* dst, Bits value, const Geometry& g, cudaStream_t stream) 
 
 }  // namespace
 
-void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& src_strides, void* dst,
-                  DType dst_dtype, const std::vector<int64_t>& dst_strides, const std::vector<int64_t>& shape,
-                  cudaStream_t stream) {
+void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& src_strides, void* dst, DType dst_dtype,
+                  const std::vector<int64_t>& dst_strides, const std::vector<int64_t>& shape, cudaStream_t stream) {
   Geometry g = collapse(shape, src_strides, dst_strides);
   if (g.numel == 0) return;
   if (src_dtype == dst_dtype) {

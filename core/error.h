@@ -31,8 +31,8 @@ std::string concat(Args&&... args) {
 }  // namespace moda
 
 // MODA_CHECK(cond, parts...) throws moda::Error built from the streamed parts when cond is false.
-#define MODA_CHECK(cond, ...)                                          \
-  do {                                                                 \
+#define MODA_CHECK(cond, ...)                                              \
+  do {                                                                     \
     if (!(cond)) throw ::moda::Error(::moda::detail::concat(__VA_ARGS__)); \
   } while (0)
 

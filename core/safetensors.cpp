@@ -37,7 +37,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     MODA_CHECK(name != "__metadata__", path, ": '__metadata__' is reserved, not a tensor name");
     MODA_CHECK(!header.contains(name), path, ": duplicate tensor name '", name, "'");
     Tensor h = t.to(Device::cpu()).contiguous();
-    header[name] = {{"dtype", st_dtype(h.dtype())}, {"shape", h.shape()}, {"data_offsets", {offset, offset + h.nbytes()}}};
+    header[name] = {
+        {"dtype", st_dtype(h.dtype())}, {"shape", h.shape()}, {"data_offsets", {offset, offset + h.nbytes()}}};
     offset += h.nbytes();
     host.push_back(h);
   }
@@ -49,7 +50,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
     out.write(reinterpret_cast<const char*>(len), 8);
     out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    for (const Tensor& h : host) out.write(static_cast<const char*>(h.data_ptr()), static_cast<std::streamsize>(h.nbytes()));
+    for (const Tensor& h : host)
+      out.write(static_cast<const char*>(h.data_ptr()), static_cast<std::streamsize>(h.nbytes()));
   });
 }
 
@@ -85,8 +87,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
       DType dtype = from_st_dtype(entry.at("dtype").get<std::string>(), path, name);
       Shape shape = entry.at("shape").get<Shape>();
       auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
-      MODA_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size, path, ": tensor '",
-                 name, "' data_offsets [", offsets.at(0), ", ", offsets.at(1), "] lie outside the ", data_size,
+      MODA_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size, path, ": tensor '", name,
+                 "' data_offsets [", offsets.at(0), ", ", offsets.at(1), "] lie outside the ", data_size,
                  "-byte data section (truncated file?)");
       Tensor t = Tensor::empty(shape, dtype, Device::cpu());
       MODA_CHECK(offsets[1] - offsets[0] == t.nbytes(), path, ": tensor '", name, "' has ", offsets[1] - offsets[0],

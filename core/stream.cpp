@@ -4,9 +4,9 @@
 
 #ifdef MODA_HAVE_CUDA
 #include <cuda_runtime_api.h>
-#define STREAM_CHECK(call, op)                                                                  \
-  do {                                                                                          \
-    cudaError_t e = (call);                                                                     \
+#define STREAM_CHECK(call, op)                                                                       \
+  do {                                                                                               \
+    cudaError_t e = (call);                                                                          \
     if (e != cudaSuccess) MODA_FAIL("CUDA error in ", op, ": ", #call, ": ", cudaGetErrorString(e)); \
   } while (0)
 #endif

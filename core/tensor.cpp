@@ -63,8 +63,10 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 }
 
 Storage::~Storage() {
-  if (device_.is_cpu()) host_free(data_);
-  else cuda_allocator::free(data_);
+  if (device_.is_cpu())
+    host_free(data_);
+  else
+    cuda_allocator::free(data_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -91,12 +93,22 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 // Writes double values into host memory of the given dtype.
 static void store_values(const double* src, void* dst, DType dtype, int64_t n) {
   switch (dtype) {
-    case DType::F32: for (int64_t i = 0; i < n; ++i) static_cast<float*>(dst)[i] = static_cast<float>(src[i]); break;
+    case DType::F32:
+      for (int64_t i = 0; i < n; ++i) static_cast<float*>(dst)[i] = static_cast<float>(src[i]);
+      break;
     case DType::F64: std::memcpy(dst, src, n * sizeof(double)); break;
-    case DType::BF16: for (int64_t i = 0; i < n; ++i) static_cast<bf16*>(dst)[i] = float_to_bf16(static_cast<float>(src[i])); break;
-    case DType::I32: for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(src[i]); break;
-    case DType::I64: for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(dst)[i] = static_cast<int64_t>(src[i]); break;
-    case DType::U16: for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = static_cast<uint16_t>(src[i]); break;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) static_cast<bf16*>(dst)[i] = float_to_bf16(static_cast<float>(src[i]));
+      break;
+    case DType::I32:
+      for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(src[i]);
+      break;
+    case DType::I64:
+      for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(dst)[i] = static_cast<int64_t>(src[i]);
+      break;
+    case DType::U16:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = static_cast<uint16_t>(src[i]);
+      break;
   }
 }
 
@@ -238,12 +250,11 @@ Tensor Tensor::view(const Shape& requested) const {
     }
   }
   if (infer >= 0) {
-    MODA_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested), " for ",
-               numel(), " elements");
+    MODA_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested), " for ", numel(),
+               " elements");
     shape[infer] = numel() / known;
   }
-  MODA_CHECK(shape_numel(shape) == numel(), "view: shape ", shape_str(requested), " does not match ",
-             describe());
+  MODA_CHECK(shape_numel(shape) == numel(), "view: shape ", shape_str(requested), " does not match ", describe());
   MODA_CHECK(is_contiguous(), "view: ", describe(), " is not contiguous; use reshape()");
   return as_strided(shape, contiguous_strides(shape), offset());
 }
@@ -252,8 +263,8 @@ Tensor Tensor::reshape(const Shape& shape) const { return is_contiguous() ? view
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
-  MODA_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: range [", start, ", ",
-             start + length, ") out of bounds for dim ", d, " of ", describe());
+  MODA_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: range [", start, ", ", start + length,
+             ") out of bounds for dim ", d, " of ", describe());
   Shape s = shape();
   s[d] = length;
   return as_strided(s, strides(), offset() + start * strides()[d]);
@@ -336,7 +347,8 @@ static void cuda_copy(const Tensor& src, Tensor& dst) {
   const bool plain = src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous();
   if (!src.device().is_cpu() && !dst.device().is_cpu()) {
     if (plain) {
-      CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice, stream), "copy_");
+      CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice, stream),
+                "copy_");
       return;
     }
     MODA_CHECK(src.device() == dst.device(), "copy_: ", src.describe(), " -> ", dst.describe(),
@@ -408,9 +420,12 @@ void Tensor::fill_(double value) {
     size_t es = dtype_size(dtype());
     if (is_contiguous()) {
       auto fill_as = [&](auto bits) { std::fill_n(reinterpret_cast<decltype(bits)*>(d), numel(), bits); };
-      if (es == 2) fill_as(uint16_t(pattern));
-      else if (es == 4) fill_as(uint32_t(pattern));
-      else fill_as(uint64_t(pattern));
+      if (es == 2)
+        fill_as(uint16_t(pattern));
+      else if (es == 4)
+        fill_as(uint32_t(pattern));
+      else
+        fill_as(uint64_t(pattern));
       return;
     }
     Shape unused(static_cast<size_t>(dim()), 0);
@@ -450,8 +465,7 @@ double Tensor::item() const {
 // checks
 
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  MODA_CHECK(a.shape() == b.shape(), op, ": shape mismatch: ", shape_str(a.shape()), " vs ",
-             shape_str(b.shape()));
+  MODA_CHECK(a.shape() == b.shape(), op, ": shape mismatch: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
 }
 
 void check_same_device(const char* op, const Tensor& a, const Tensor& b) {

@@ -40,10 +40,10 @@ struct Node;  // autograd/graph.h
 
 struct AutogradMeta {
   bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;         // the node that produced this tensor (non-leaf)
-  int output_nr = 0;                     // which output of grad_fn
-  std::shared_ptr<Node> grad_accumulator;  // leaves: accumulates into `grad`
-  std::shared_ptr<struct TensorImpl> grad;  // accumulated gradient (leaves)
+  std::shared_ptr<Node> grad_fn;                               // the node that produced this tensor (non-leaf)
+  int output_nr = 0;                                           // which output of grad_fn
+  std::shared_ptr<Node> grad_accumulator;                      // leaves: accumulates into `grad`
+  std::shared_ptr<struct TensorImpl> grad;                     // accumulated gradient (leaves)
   std::vector<std::function<void(Tensor&)>> grad_ready_hooks;  // leaves: fire once grad is complete
 };
 
@@ -94,12 +94,17 @@ class Tensor {
   int64_t offset() const { return impl_->offset; }
   void* data_ptr() const;  // address of the first element (storage + offset)
   template <typename T>
-  T* data() const { return static_cast<T*>(data_ptr()); }
+  T* data() const {
+    return static_cast<T*>(data_ptr());
+  }
   const std::shared_ptr<Storage>& storage() const { return impl_->storage; }
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   const std::string& name() const { return impl_->name; }
-  Tensor& set_name(std::string n) { impl_->name = std::move(n); return *this; }
+  Tensor& set_name(std::string n) {
+    impl_->name = std::move(n);
+    return *this;
+  }
   std::string describe() const;  // "f32[2, 3] on cpu"
   bool same_storage(const Tensor& o) const { return impl_->storage == o.impl_->storage; }
 
@@ -112,11 +117,11 @@ class Tensor {
   Tensor as_strided(const Shape& shape, const Shape& strides, int64_t offset) const;
 
   // --- copies ---------------------------------------------------------------------------------
-  Tensor contiguous() const;               // self when already contiguous
-  Tensor clone() const;                    // always a new contiguous copy
-  Tensor to(Device device) const;          // self when already there
-  Tensor to(DType dtype) const;            // self when already that dtype
-  void copy_(const Tensor& src);           // same shape; any devices, dtypes and strides
+  Tensor contiguous() const;       // self when already contiguous
+  Tensor clone() const;            // always a new contiguous copy
+  Tensor to(Device device) const;  // self when already there
+  Tensor to(DType dtype) const;    // self when already that dtype
+  void copy_(const Tensor& src);   // same shape; any devices, dtypes and strides
   void fill_(double value);
   void zero_() { fill_(0.0); }
   std::vector<float> to_float_vector() const;    // host copy, row-major
@@ -128,14 +133,14 @@ class Tensor {
   bool requires_grad() const { return impl_ && impl_->autograd.requires_grad; }
   Tensor& set_requires_grad(bool r);
   bool is_leaf() const { return !impl_->autograd.grad_fn; }
-  Tensor grad() const;           // undefined until a backward pass reached this leaf
+  Tensor grad() const;  // undefined until a backward pass reached this leaf
   void set_grad(const Tensor& g);
-  void zero_grad();              // drops the gradient
-  void backward() const;         // this must be a one-element tensor; seeds with 1
+  void zero_grad();       // drops the gradient
+  void backward() const;  // this must be a one-element tensor; seeds with 1
   void backward(const Tensor& seed) const;
   // Fires when this leaf's gradient is complete for the current backward pass (after accumulation).
   void register_grad_ready_hook(std::function<void(Tensor&)> hook);
-  Tensor detach() const;         // shares data, no graph
+  Tensor detach() const;  // shares data, no graph
 
  private:
   std::shared_ptr<TensorImpl> impl_;

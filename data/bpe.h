@@ -22,8 +22,8 @@ class BpeModel {
   // byte_ids[b]: id of the single-byte token for byte b, or -1 when the vocabulary lacks it.
   // merges in rank order (rank = index). A later duplicate of a pair replaces the earlier rank,
   // as in Hugging Face's loader. unk: id emitted for a byte without a token (none: dropped).
-  BpeModel(const std::array<int64_t, 256>& byte_ids, const std::vector<BpeMerge>& merges,
-           std::optional<uint32_t> unk, bool fuse_unk);
+  BpeModel(const std::array<int64_t, 256>& byte_ids, const std::vector<BpeMerge>& merges, std::optional<uint32_t> unk,
+           bool fuse_unk);
 
   // Appends the ids of `word` (raw bytes) to `out`.
   void encode_word(std::string_view word, std::vector<uint32_t>& out) const;

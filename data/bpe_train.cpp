@@ -23,8 +23,8 @@ struct HeapEntry {
 
 }  // namespace
 
-BpeTrainResult train_bpe(const std::unordered_map<std::string, uint64_t>& word_counts,
-                         size_t max_tokens, uint64_t min_frequency) {
+BpeTrainResult train_bpe(const std::unordered_map<std::string, uint64_t>& word_counts, size_t max_tokens,
+                         uint64_t min_frequency) {
   BpeTrainResult result;
   for (int b = 0; b < 256; ++b) result.tokens.emplace_back(1, static_cast<char>(b));
   std::unordered_map<std::string, uint32_t> token_ids;

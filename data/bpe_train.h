@@ -22,7 +22,7 @@ struct BpeTrainResult {
 };
 
 // Stops when `max_tokens` tokens exist or the best pair occurs fewer than `min_frequency` times.
-BpeTrainResult train_bpe(const std::unordered_map<std::string, uint64_t>& word_counts,
-                         size_t max_tokens, uint64_t min_frequency);
+BpeTrainResult train_bpe(const std::unordered_map<std::string, uint64_t>& word_counts, size_t max_tokens,
+                         uint64_t min_frequency);
 
 }  // namespace moda::data

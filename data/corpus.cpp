@@ -109,14 +109,14 @@ std::vector<uint32_t> encode_parallel(const Tokenizer& tok, std::string_view tex
   return out;
 }
 
-EncodeStats encode_corpus(const Tokenizer& tok, const std::vector<std::string>& inputs,
-                          const std::string& prefix, const EncodeOptions& opt) {
+EncodeStats encode_corpus(const Tokenizer& tok, const std::vector<std::string>& inputs, const std::string& prefix,
+                          const EncodeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   MODA_CHECK(!inputs.empty(), "tokenize encode: no input files");
-  MODA_CHECK(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0, "tokenize encode: --val-fraction ",
-             opt.val_fraction, " is not in [0, 1)");
-  MODA_CHECK(opt.shard_tokens >= 1 && opt.shard_tokens <= kMaxShardTokens,
-             "tokenize encode: --shard-tokens ", opt.shard_tokens, " is not in [1, ", kMaxShardTokens, "]");
+  MODA_CHECK(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0, "tokenize encode: --val-fraction ", opt.val_fraction,
+             " is not in [0, 1)");
+  MODA_CHECK(opt.shard_tokens >= 1 && opt.shard_tokens <= kMaxShardTokens, "tokenize encode: --shard-tokens ",
+             opt.shard_tokens, " is not in [1, ", kMaxShardTokens, "]");
   MODA_CHECK(!prefix.empty(), "tokenize encode: empty --out prefix");
   const uint32_t eot = tok.eot_id();
   const unsigned threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -124,8 +124,7 @@ EncodeStats encode_corpus(const Tokenizer& tok, const std::vector<std::string>& 
   // Check every input before writing anything.
   for (const auto& path : inputs) {
     struct stat st {};
-    MODA_CHECK(::stat(path.c_str(), &st) == 0, "tokenize encode: input file '", path, "': ",
-               std::strerror(errno));
+    MODA_CHECK(::stat(path.c_str(), &st) == 0, "tokenize encode: input file '", path, "': ", std::strerror(errno));
     MODA_CHECK(S_ISREG(st.st_mode), "tokenize encode: input '", path, "' is not a regular file");
     MODA_CHECK(st.st_size > 0, "tokenize encode: input file '", path, "' is empty");
   }

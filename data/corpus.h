@@ -21,10 +21,10 @@
 namespace moda::data {
 
 struct EncodeOptions {
-  double val_fraction = 0.0;           // in [0, 1)
-  size_t shard_tokens = 100'000'000;   // tokens per shard file (llm.c's default)
-  unsigned threads = 0;                // 0: std::thread::hardware_concurrency()
-  size_t chunk_bytes = 4 << 20;        // text per parallel encoding task
+  double val_fraction = 0.0;          // in [0, 1)
+  size_t shard_tokens = 100'000'000;  // tokens per shard file (llm.c's default)
+  unsigned threads = 0;               // 0: std::thread::hardware_concurrency()
+  size_t chunk_bytes = 4 << 20;       // text per parallel encoding task
 };
 
 struct EncodeStats {
@@ -33,12 +33,12 @@ struct EncodeStats {
   double seconds = 0;
 };
 
-EncodeStats encode_corpus(const Tokenizer& tokenizer, const std::vector<std::string>& inputs,
-                          const std::string& prefix, const EncodeOptions& options);
+EncodeStats encode_corpus(const Tokenizer& tokenizer, const std::vector<std::string>& inputs, const std::string& prefix,
+                          const EncodeOptions& options);
 
 // Encodes text with `threads` workers, cutting it only at Tokenizer::is_split_point, so the ids
 // equal tokenizer.encode(text) for any thread count and chunk size.
-std::vector<uint32_t> encode_parallel(const Tokenizer& tokenizer, std::string_view text,
-                                      unsigned threads, size_t chunk_bytes = 4 << 20);
+std::vector<uint32_t> encode_parallel(const Tokenizer& tokenizer, std::string_view text, unsigned threads,
+                                      size_t chunk_bytes = 4 << 20);
 
 }  // namespace moda::data

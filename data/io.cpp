@@ -48,16 +48,15 @@ AtomicWriter::~AtomicWriter() {
 void AtomicWriter::write(const void* data, size_t bytes) {
   MODA_CHECK(file_, "write to closed file '", temp_, "'");
   if (bytes == 0) return;
-  MODA_CHECK(std::fwrite(data, 1, bytes, file_) == bytes, "cannot write ", bytes, " bytes to '",
-             temp_, "': ", std::strerror(errno));
+  MODA_CHECK(std::fwrite(data, 1, bytes, file_) == bytes, "cannot write ", bytes, " bytes to '", temp_,
+             "': ", std::strerror(errno));
 }
 
 void AtomicWriter::write_at(size_t offset, const void* data, size_t bytes) {
   MODA_CHECK(file_, "write to closed file '", temp_, "'");
   bool ok = std::fseek(file_, static_cast<long>(offset), SEEK_SET) == 0 &&
             std::fwrite(data, 1, bytes, file_) == bytes && std::fseek(file_, 0, SEEK_END) == 0;
-  MODA_CHECK(ok, "cannot write ", bytes, " bytes at offset ", offset, " of '", temp_, "': ",
-             std::strerror(errno));
+  MODA_CHECK(ok, "cannot write ", bytes, " bytes at offset ", offset, " of '", temp_, "': ", std::strerror(errno));
 }
 
 void AtomicWriter::close() {
@@ -71,8 +70,8 @@ void AtomicWriter::close() {
 
 void AtomicWriter::commit() {
   close();
-  MODA_CHECK(std::rename(temp_.c_str(), path_.c_str()) == 0, "cannot rename '", temp_, "' to '",
-             path_, "': ", std::strerror(errno));
+  MODA_CHECK(std::rename(temp_.c_str(), path_.c_str()) == 0, "cannot rename '", temp_, "' to '", path_,
+             "': ", std::strerror(errno));
   committed_ = true;
 }
 

@@ -96,10 +96,9 @@ TrainLoader::TrainLoader(const LoaderOptions& o) : opt_(o), set_((check_options(
   // fall back to it (epoch_layout), so this is the one condition to check.
   uint64_t windows = 0;
   for (const auto& s : set_.shards()) windows += s.size() > 0 ? (s.size() - 1) / opt_.seq_len : 0;
-  MODA_CHECK(windows >= uint64_t(opt_.world_size), "train loader: the ", set_.shards().size(),
-             " shard(s) (", set_.total_tokens(), " tokens, first ", set_.shards()[0].path(),
-             ") hold ", windows, " windows of ", opt_.seq_len + 1, " tokens; need at least one per rank (",
-             opt_.world_size, ")");
+  MODA_CHECK(windows >= uint64_t(opt_.world_size), "train loader: the ", set_.shards().size(), " shard(s) (",
+             set_.total_tokens(), " tokens, first ", set_.shards()[0].path(), ") hold ", windows, " windows of ",
+             opt_.seq_len + 1, " tokens; need at least one per rank (", opt_.world_size, ")");
 }
 
 const TrainLoader::Epoch& TrainLoader::epoch_layout(int64_t e) const {
@@ -158,8 +157,8 @@ nlohmann::json TrainLoader::state() const {
 
 void TrainLoader::load_state(const nlohmann::json& s) {
   const char* who = "train loader";
-  MODA_CHECK(state_field<std::string>(s, who, "format") == "moda.train_loader/1", who,
-             " state: format ", s.at("format").dump(), " is not moda.train_loader/1");
+  MODA_CHECK(state_field<std::string>(s, who, "format") == "moda.train_loader/1", who, " state: format ",
+             s.at("format").dump(), " is not moda.train_loader/1");
   expect_same<int64_t>(s, who, "seq_len", opt_.seq_len);
   expect_same<int64_t>(s, who, "world_size", opt_.world_size);
   expect_same<uint64_t>(s, who, "num_shards", set_.shards().size());
@@ -169,8 +168,8 @@ void TrainLoader::load_state(const nlohmann::json& s) {
   MODA_CHECK(epoch >= 0, who, " state: epoch ", epoch, " is negative");
   opt_.seed = state_field<uint64_t>(s, who, "seed");  // the run's seed, with its RNG position
   layout_.index = -1;
-  MODA_CHECK(int64_t(cursor) <= windows_per_rank(epoch), who, " state: cursor ", cursor,
-             " is past the ", windows_per_rank(epoch), " windows per rank of epoch ", epoch);
+  MODA_CHECK(int64_t(cursor) <= windows_per_rank(epoch), who, " state: cursor ", cursor, " is past the ",
+             windows_per_rank(epoch), " windows per rank of epoch ", epoch);
   epoch_ = epoch;
   cursor_ = cursor;
 }
@@ -187,8 +186,7 @@ EvalLoader::EvalLoader(const LoaderOptions& o) : opt_(o), set_((check_options(o,
     targets_ += predictable;
     cumulative_.push_back(windows_);
   }
-  MODA_CHECK(windows_ > 0, "eval loader: the shards (first ", set_.shards()[0].path(),
-             ") hold no token to predict");
+  MODA_CHECK(windows_ > 0, "eval loader: the shards (first ", set_.shards()[0].path(), ") hold no token to predict");
   const uint64_t per_rank = (windows_ + opt_.world_size - 1) / opt_.world_size;
   batches_ = int64_t((per_rank + opt_.batch_size - 1) / opt_.batch_size);
 }
@@ -221,32 +219,30 @@ bool EvalLoader::next_impl(I* inputs, I* targets, int64_t* valid) {
   return true;
 }
 
-bool EvalLoader::next(int32_t* inputs, int32_t* targets, int64_t* valid) {
-  return next_impl(inputs, targets, valid);
-}
-bool EvalLoader::next(int64_t* inputs, int64_t* targets, int64_t* valid) {
-  return next_impl(inputs, targets, valid);
-}
+bool EvalLoader::next(int32_t* inputs, int32_t* targets, int64_t* valid) { return next_impl(inputs, targets, valid); }
+bool EvalLoader::next(int64_t* inputs, int64_t* targets, int64_t* valid) { return next_impl(inputs, targets, valid); }
 
 nlohmann::json EvalLoader::state() const {
-  return {{"format", "moda.eval_loader/1"},   {"cursor", cursor_},
-          {"seq_len", opt_.seq_len},          {"batch_size", opt_.batch_size},
-          {"world_size", opt_.world_size},    {"num_shards", set_.shards().size()},
+  return {{"format", "moda.eval_loader/1"},
+          {"cursor", cursor_},
+          {"seq_len", opt_.seq_len},
+          {"batch_size", opt_.batch_size},
+          {"world_size", opt_.world_size},
+          {"num_shards", set_.shards().size()},
           {"total_tokens", set_.total_tokens()}};
 }
 
 void EvalLoader::load_state(const nlohmann::json& s) {
   const char* who = "eval loader";
-  MODA_CHECK(state_field<std::string>(s, who, "format") == "moda.eval_loader/1", who,
-             " state: format ", s.at("format").dump(), " is not moda.eval_loader/1");
+  MODA_CHECK(state_field<std::string>(s, who, "format") == "moda.eval_loader/1", who, " state: format ",
+             s.at("format").dump(), " is not moda.eval_loader/1");
   expect_same<int64_t>(s, who, "seq_len", opt_.seq_len);
   expect_same<int64_t>(s, who, "batch_size", opt_.batch_size);
   expect_same<int64_t>(s, who, "world_size", opt_.world_size);
   expect_same<uint64_t>(s, who, "num_shards", set_.shards().size());
   expect_same<uint64_t>(s, who, "total_tokens", set_.total_tokens());
   const auto cursor = state_field<int64_t>(s, who, "cursor");
-  MODA_CHECK(cursor >= 0 && cursor <= batches_, who, " state: cursor ", cursor, " is not in [0, ",
-             batches_, "]");
+  MODA_CHECK(cursor >= 0 && cursor <= batches_, who, " state: cursor ", cursor, " is not in [0, ", batches_, "]");
   cursor_ = cursor;
 }
 

@@ -40,8 +40,8 @@ struct LoaderOptions {
   int64_t batch_size = 1;           // B: windows per batch on each rank
   int64_t seq_len = 0;              // T
   int rank = 0, world_size = 1;
-  uint64_t seed = 0;       // TrainLoader only
-  size_t vocab_size = 0;   // > 0: check token ids
+  uint64_t seed = 0;      // TrainLoader only
+  size_t vocab_size = 0;  // > 0: check token ids
 };
 
 // The opened shards shared by both loaders.

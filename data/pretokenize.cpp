@@ -11,10 +11,14 @@ char32_t utf8_decode(std::string_view s, size_t i, size_t& len) {
   if (b0 < 0x80) return b0;
   size_t need;
   char32_t cp, min;
-  if ((b0 & 0xE0) == 0xC0) need = 1, cp = b0 & 0x1F, min = 0x80;
-  else if ((b0 & 0xF0) == 0xE0) need = 2, cp = b0 & 0x0F, min = 0x800;
-  else if ((b0 & 0xF8) == 0xF0) need = 3, cp = b0 & 0x07, min = 0x10000;
-  else return kInvalid;
+  if ((b0 & 0xE0) == 0xC0)
+    need = 1, cp = b0 & 0x1F, min = 0x80;
+  else if ((b0 & 0xF0) == 0xE0)
+    need = 2, cp = b0 & 0x0F, min = 0x800;
+  else if ((b0 & 0xF8) == 0xF0)
+    need = 3, cp = b0 & 0x07, min = 0x10000;
+  else
+    return kInvalid;
   if (i + need >= s.size()) return kInvalid;  // truncated sequence
   for (size_t k = 1; k <= need; ++k) {
     const auto b = static_cast<unsigned char>(s[i + k]);

@@ -18,23 +18,22 @@ namespace moda::data {
 int shard_version_for_vocab(size_t vocab_size) { return vocab_size <= 65536 ? 1 : 2; }
 
 ShardWriter::ShardWriter(const std::string& path, int version) : file_(path), version_(version) {
-  MODA_CHECK(version == 1 || version == 2, "shard ", path, ": version ", version,
-             " is not 1 (uint16) or 2 (uint32)");
+  MODA_CHECK(version == 1 || version == 2, "shard ", path, ": version ", version, " is not 1 (uint16) or 2 (uint32)");
   std::vector<int32_t> header(kShardHeaderInts, 0);  // count filled in by close()
   file_.write(header.data(), kShardHeaderBytes);
 }
 
 void ShardWriter::append(std::span<const uint32_t> tokens) {
   MODA_CHECK(!closed_, "shard ", path(), ": append after close");
-  MODA_CHECK(count_ + tokens.size() <= kMaxShardTokens, "shard ", path(), ": more than ",
-             kMaxShardTokens, " tokens do not fit the int32 count of the header");
+  MODA_CHECK(count_ + tokens.size() <= kMaxShardTokens, "shard ", path(), ": more than ", kMaxShardTokens,
+             " tokens do not fit the int32 count of the header");
   if (version_ == 2) {
     file_.write(tokens.data(), tokens.size_bytes());
   } else {
     narrow_.resize(tokens.size());
     for (size_t i = 0; i < tokens.size(); ++i) {
-      MODA_CHECK(tokens[i] <= 0xFFFF, "shard ", path(), ": token id ", tokens[i], " at index ",
-                 count_ + i, " does not fit version 1 (uint16) shards");
+      MODA_CHECK(tokens[i] <= 0xFFFF, "shard ", path(), ": token id ", tokens[i], " at index ", count_ + i,
+                 " does not fit version 1 (uint16) shards");
       narrow_[i] = static_cast<uint16_t>(tokens[i]);
     }
     file_.write(narrow_.data(), narrow_.size() * sizeof(uint16_t));
@@ -91,8 +90,7 @@ ShardView::ShardView(const std::string& path) : path_(path) {
     MODA_FAIL("shard ", path, ": ", parts...);
   };
   if (head[0] != kShardMagic)
-    fail("bad magic number ", head[0], " at byte offset 0 (expected ", kShardMagic,
-         "; not an llm.c/moda token shard)");
+    fail("bad magic number ", head[0], " at byte offset 0 (expected ", kShardMagic, "; not an llm.c/moda token shard)");
   if (head[1] != 1 && head[1] != 2)
     fail("unsupported version ", head[1], " at byte offset 4 (expected 1 = uint16 or 2 = uint32 tokens)");
   if (head[2] < 0) fail("negative token count ", head[2], " at byte offset 8");
@@ -100,12 +98,11 @@ ShardView::ShardView(const std::string& path) : path_(path) {
   count_ = static_cast<size_t>(head[2]);
   const size_t expected = kShardHeaderBytes + count_ * (version_ == 1 ? 2 : 4);
   if (bytes < expected)
-    fail("truncated: the header (byte offset 8) says ", count_, " tokens, i.e. ", expected,
-         " bytes, but the file has ", bytes, " bytes (data ends at token ",
-         (bytes - kShardHeaderBytes) / (version_ == 1 ? 2 : 4), ")");
+    fail("truncated: the header (byte offset 8) says ", count_, " tokens, i.e. ", expected, " bytes, but the file has ",
+         bytes, " bytes (data ends at token ", (bytes - kShardHeaderBytes) / (version_ == 1 ? 2 : 4), ")");
   if (bytes > expected)
-    fail("the header (byte offset 8) says ", count_, " tokens, i.e. ", expected,
-         " bytes, but the file has ", bytes, " bytes (trailing data after byte offset ", expected, ")");
+    fail("the header (byte offset 8) says ", count_, " tokens, i.e. ", expected, " bytes, but the file has ", bytes,
+         " bytes (trailing data after byte offset ", expected, ")");
   tokens_ = static_cast<const unsigned char*>(map) + kShardHeaderBytes;
 }
 
@@ -127,14 +124,14 @@ ShardView::~ShardView() {
 }
 
 void ShardView::bad_token(size_t i, size_t vocab_size) const {
-  MODA_FAIL("shard ", path_, ": token id ", (*this)[i], " at index ", i, " (byte offset ",
-            byte_offset(i), ") is not below the vocabulary size ", vocab_size);
+  MODA_FAIL("shard ", path_, ": token id ", (*this)[i], " at index ", i, " (byte offset ", byte_offset(i),
+            ") is not below the vocabulary size ", vocab_size);
 }
 
 template <typename T>
 void ShardView::read(size_t offset, size_t count, T* out, size_t vocab_size) const {
-  MODA_CHECK(offset + count <= count_, "shard ", path_, ": read of tokens [", offset, ", ",
-             offset + count, ") past the end (", count_, " tokens)");
+  MODA_CHECK(offset + count <= count_, "shard ", path_, ": read of tokens [", offset, ", ", offset + count,
+             ") past the end (", count_, " tokens)");
   for (size_t i = 0; i < count; ++i) {
     const uint32_t v = (*this)[offset + i];
     if (vocab_size && v >= vocab_size) bad_token(offset + i, vocab_size);

@@ -64,11 +64,11 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   t.id_used_.assign(n, 0);
 
   auto set_id = [&](const std::string& spelling, uint32_t id, const std::string& field) {
-    MODA_CHECK(!t.id_used_[id] || t.id_to_token_[id] == spelling, where(field), ": id ", id,
-               " is given to both '", t.id_to_token_[id], "' and '", spelling, "'");
+    MODA_CHECK(!t.id_used_[id] || t.id_to_token_[id] == spelling, where(field), ": id ", id, " is given to both '",
+               t.id_to_token_[id], "' and '", spelling, "'");
     auto [it, fresh] = t.token_ids_.emplace(spelling, id);
-    MODA_CHECK(fresh || it->second == id, where(field), ": token '", spelling, "' has id ", id,
-               " but also id ", it->second);
+    MODA_CHECK(fresh || it->second == id, where(field), ": token '", spelling, "' has id ", id, " but also id ",
+               it->second);
     t.id_used_[id] = 1;
     t.id_to_token_[id] = spelling;
     // Hugging Face's ByteLevel decoder: all characters mapped back to bytes, or the UTF-8 as is.
@@ -77,8 +77,7 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   for (auto& [s, id] : spec.vocab) set_id(s, id, "model.vocab");
   for (size_t i = 0; i < spec.added_tokens.size(); ++i) {
     const auto& a = spec.added_tokens[i];
-    MODA_CHECK(!a.content.empty(), where("added_tokens[" + std::to_string(i) + "].content"),
-               ": empty token");
+    MODA_CHECK(!a.content.empty(), where("added_tokens[" + std::to_string(i) + "].content"), ": empty token");
     set_id(a.content, a.id, "added_tokens[" + std::to_string(i) + "]");
   }
 
@@ -100,16 +99,14 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
     auto ia = t.token_ids_.find(a), ib = t.token_ids_.find(b), iab = t.token_ids_.find(a + b);
     MODA_CHECK(ia != t.token_ids_.end(), field(), ": '", a, "' is not in model.vocab");
     MODA_CHECK(ib != t.token_ids_.end(), field(), ": '", b, "' is not in model.vocab");
-    MODA_CHECK(iab != t.token_ids_.end(), field(), ": the merged token '", a + b,
-               "' is not in model.vocab");
+    MODA_CHECK(iab != t.token_ids_.end(), field(), ": the merged token '", a + b, "' is not in model.vocab");
     merges.push_back({ia->second, ib->second, iab->second});
   }
 
   std::optional<uint32_t> unk;
   if (spec.unk_token) {
     auto it = t.token_ids_.find(*spec.unk_token);
-    MODA_CHECK(it != t.token_ids_.end(), where("model.unk_token"), ": '", *spec.unk_token,
-               "' is not in model.vocab");
+    MODA_CHECK(it != t.token_ids_.end(), where("model.unk_token"), ": '", *spec.unk_token, "' is not in model.vocab");
     unk = it->second;
   }
   if (!missing.empty())
@@ -135,8 +132,7 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   return t;
 }
 
-Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_size,
-                           const TrainOptions& options) {
+Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_size, const TrainOptions& options) {
   const size_t n_special = options.special_tokens.size();
   MODA_CHECK(vocab_size >= 256 + n_special, "tokenize train: --vocab-size ", vocab_size,
              " is too small: need at least 256 byte tokens + ", n_special, " special tokens");
@@ -172,8 +168,7 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_s
 
   BpeTrainResult r = train_bpe(counts, vocab_size - n_special, options.min_frequency);
   TokenizerSpec spec;
-  for (uint32_t id = 0; id < r.tokens.size(); ++id)
-    spec.vocab.emplace_back(byte_level_encode(r.tokens[id]), id);
+  for (uint32_t id = 0; id < r.tokens.size(); ++id) spec.vocab.emplace_back(byte_level_encode(r.tokens[id]), id);
   for (auto& m : r.merges)
     spec.merges.emplace_back(byte_level_encode(r.tokens[m.left]), byte_level_encode(r.tokens[m.right]));
   for (const auto& sp : options.special_tokens) {
@@ -184,10 +179,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_s
     spec.added_tokens.push_back(a);
   }
   if (spec.vocab.size() < vocab_size)
-    spdlog::warn("tokenize train: stopped at {} tokens (asked {}): no pair occurs {} or more times",
-                 spec.vocab.size(), vocab_size, options.min_frequency);
-  spdlog::info("tokenize train: {} distinct words, {} merges, vocabulary {}", counts.size(),
-               spec.merges.size(), spec.vocab.size());
+    spdlog::warn("tokenize train: stopped at {} tokens (asked {}): no pair occurs {} or more times", spec.vocab.size(),
+                 vocab_size, options.min_frequency);
+  spdlog::info("tokenize train: {} distinct words, {} merges, vocabulary {}", counts.size(), spec.merges.size(),
+               spec.vocab.size());
   return from_spec(std::move(spec), "trained");
 }
 
@@ -215,8 +210,7 @@ void Tokenizer::encode(std::string_view s, std::vector<uint32_t>& out) const {
       }
     size_t start = i, end = hit ? i + hit->content.size() : i;
     if (hit && hit->single_word &&
-        ((start > 0 && is_word_char_at(s, prev_char_start(s, start))) ||
-         (end < s.size() && is_word_char_at(s, end))))
+        ((start > 0 && is_word_char_at(s, prev_char_start(s, start))) || (end < s.size() && is_word_char_at(s, end))))
       hit = nullptr;
     if (!hit) {
       ++i;
@@ -305,8 +299,7 @@ bool Tokenizer::is_split_point(std::string_view s, size_t p) const {
     auto u = static_cast<unsigned char>(c);
     return u < 0x80 && u != ' ' && !(u >= 0x09 && u <= 0x0D);
   };
-  return s[p - 1] == '\n' && ascii_nonspace(s[p - 2]) && ascii_nonspace(s[p]) &&
-         !lstrip_first_byte_[uint8_t(s[p])];
+  return s[p - 1] == '\n' && ascii_nonspace(s[p - 2]) && ascii_nonspace(s[p]) && !lstrip_first_byte_[uint8_t(s[p])];
 }
 
 uint32_t Tokenizer::eot_id() const {
@@ -322,8 +315,8 @@ std::optional<uint32_t> Tokenizer::token_to_id(std::string_view spelling) const 
 }
 
 const std::string& Tokenizer::id_to_token(uint32_t id) const {
-  MODA_CHECK(id < id_used_.size() && id_used_[id], "token id ", id,
-             " is not in the vocabulary (size ", vocab_size(), ")");
+  MODA_CHECK(id < id_used_.size() && id_used_[id], "token id ", id, " is not in the vocabulary (size ", vocab_size(),
+             ")");
   return id_to_token_[id];
 }
 

@@ -33,8 +33,8 @@ struct AddedToken {
 
 // Everything tokenizer.json holds that matters here; what load() reads and save() writes.
 struct TokenizerSpec {
-  std::vector<std::pair<std::string, uint32_t>> vocab;           // model.vocab: spelling -> id
-  std::vector<std::pair<std::string, std::string>> merges;       // model.merges, rank order
+  std::vector<std::pair<std::string, uint32_t>> vocab;      // model.vocab: spelling -> id
+  std::vector<std::pair<std::string, std::string>> merges;  // model.merges, rank order
   std::vector<AddedToken> added_tokens;
   std::optional<std::string> unk_token;
   bool fuse_unk = false;
@@ -45,7 +45,7 @@ struct TokenizerSpec {
 
 struct TrainOptions {
   std::vector<std::string> special_tokens = {"<|endoftext|>"};  // get the last ids
-  uint64_t min_frequency = 2;  // a pair seen fewer times is never merged
+  uint64_t min_frequency = 2;                                   // a pair seen fewer times is never merged
 };
 
 class Tokenizer {
@@ -60,8 +60,7 @@ class Tokenizer {
 
   // Trains on `texts` (each split around the special tokens, then by the GPT-2 regex) until the
   // vocabulary, special tokens included, has `vocab_size` entries or no pair repeats enough.
-  static Tokenizer train(const std::vector<std::string>& texts, size_t vocab_size,
-                         const TrainOptions& options = {});
+  static Tokenizer train(const std::vector<std::string>& texts, size_t vocab_size, const TrainOptions& options = {});
 
   nlohmann::ordered_json to_json() const;
   void save(const std::string& path) const;  // atomically: temp file, then rename

@@ -63,8 +63,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
   if (m.contains("type") && m["type"] != "BPE")
     r.fail("model.type", m["type"].dump() + " is not supported (only \"BPE\")");
   if (!m.contains("vocab") || !m["vocab"].is_object()) r.fail("model.vocab", "missing or not an object");
-  for (auto& [tok, id] : m["vocab"].items())
-    spec.vocab.emplace_back(tok, r.get_id(id, "model.vocab[\"" + tok + "\"]"));
+  for (auto& [tok, id] : m["vocab"].items()) spec.vocab.emplace_back(tok, r.get_id(id, "model.vocab[\"" + tok + "\"]"));
   if (m.contains("merges") && !m["merges"].is_null()) {
     if (!m["merges"].is_array()) r.fail("model.merges", "expected an array");
     const json& merges = m["merges"];
@@ -101,10 +100,9 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
 
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& n = j["normalizer"];
-    bool empty_sequence = n.is_object() && n.value("type", "") == "Sequence" &&
-                          n.contains("normalizers") && n["normalizers"].empty();
-    if (!empty_sequence)
-      r.fail("normalizer", n.dump().substr(0, 80) + " is not supported (only null)");
+    bool empty_sequence =
+        n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].empty();
+    if (!empty_sequence) r.fail("normalizer", n.dump().substr(0, 80) + " is not supported (only null)");
   }
   if (!j.contains("pre_tokenizer")) r.fail("pre_tokenizer", "missing (a ByteLevel one is needed)");
   const json& bl = r.byte_level(j["pre_tokenizer"]);
@@ -143,8 +141,8 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
 nlohmann::ordered_json Tokenizer::to_json() const {
   using oj = nlohmann::ordered_json;
   auto byte_level = [&](bool prefix) {
-    return oj{{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"trim_offsets", true},
-              {"use_regex", spec_.use_regex}};
+    return oj{
+        {"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"trim_offsets", true}, {"use_regex", spec_.use_regex}};
   };
   oj j;
   j["version"] = "1.0";
@@ -152,13 +150,17 @@ nlohmann::ordered_json Tokenizer::to_json() const {
   j["padding"] = nullptr;
   j["added_tokens"] = oj::array();
   for (const auto& a : spec_.added_tokens)
-    j["added_tokens"].push_back(oj{{"id", a.id}, {"content", a.content}, {"single_word", a.single_word},
-                                   {"lstrip", a.lstrip}, {"rstrip", a.rstrip},
-                                   {"normalized", a.normalized}, {"special", a.special}});
+    j["added_tokens"].push_back(oj{{"id", a.id},
+                                   {"content", a.content},
+                                   {"single_word", a.single_word},
+                                   {"lstrip", a.lstrip},
+                                   {"rstrip", a.rstrip},
+                                   {"normalized", a.normalized},
+                                   {"special", a.special}});
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = byte_level(spec_.add_prefix_space);
-  j["post_processor"] = oj{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
-                           {"use_regex", true}};
+  j["post_processor"] =
+      oj{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   j["decoder"] = byte_level(true);
   oj m;
   m["type"] = "BPE";
@@ -184,9 +186,8 @@ nlohmann::ordered_json Tokenizer::to_json() const {
 
 void Tokenizer::save(const std::string& path) const {
   for (auto& [a, b] : spec_.merges)
-    MODA_CHECK(a.find(' ') == std::string::npos && b.find(' ') == std::string::npos,
-               "tokenizer save '", path, "': merge ('", a, "', '", b,
-               "') holds a space and cannot be written as \"a b\"");
+    MODA_CHECK(a.find(' ') == std::string::npos && b.find(' ') == std::string::npos, "tokenizer save '", path,
+               "': merge ('", a, "', '", b, "') holds a space and cannot be written as \"a b\"");
   write_file_atomically(path, to_json().dump(2) + "\n");
 }
 

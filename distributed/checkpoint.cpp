@@ -38,7 +38,8 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    save_safetensors((tmp / "model.safetensors").string(), ckpt.model, {{"format", "moda"}, {"step", std::to_string(step)}});
+    save_safetensors((tmp / "model.safetensors").string(), ckpt.model,
+                     {{"format", "moda"}, {"step", std::to_string(step)}});
     save_safetensors((tmp / "optimizer.safetensors").string(), ckpt.optimizer);
     write_file_atomically((tmp / "state.json").string(), [&](std::ostream& out) { out << ckpt.state.dump(2) << "\n"; });
     if (fs::exists(final_dir)) {  // re-saving a step (e.g. after a resume): swap, then drop the old one

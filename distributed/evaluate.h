@@ -9,7 +9,9 @@
 #include "core/device.h"
 
 namespace moda {
-namespace nn { class LanguageModel; }
+namespace nn {
+class LanguageModel;
+}
 
 struct SetLoss {
   double loss = 0;     // mean cross-entropy (nats per token)
@@ -19,7 +21,7 @@ struct SetLoss {
 
 struct EvalReport {
   std::map<std::string, SetLoss> sets;
-  SetLoss average;  // token-weighted over the sets
+  SetLoss average;                 // token-weighted over the sets
   nlohmann::json to_json() const;  // {"sets": {name: {loss, ppl, tokens}}, "average": {...}}
   std::string table() const;       // aligned text table
 };

@@ -28,8 +28,10 @@ static std::vector<std::string> shard_list(const nlohmann::json& v, const std::s
     auto files = expand_shards(item.get<std::string>(), field);
     out.insert(out.end(), files.begin(), files.end());
   };
-  if (v.is_array()) for (const auto& item : v) add(item);
-  else add(v);
+  if (v.is_array())
+    for (const auto& item : v) add(item);
+  else
+    add(v);
   return out;
 }
 
@@ -86,8 +88,8 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   tc.device = t.get("device", tc.device);
   t.check(tc.steps >= 1, "steps", tc.steps, "must be >= 1");
   t.check(tc.micro_batch >= 1, "micro_batch", tc.micro_batch, "must be >= 1");
-  t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch",
-          tc.global_batch, "must be a positive multiple of micro_batch (" + std::to_string(tc.micro_batch) + ")");
+  t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch", tc.global_batch,
+          "must be a positive multiple of micro_batch (" + std::to_string(tc.micro_batch) + ")");
   t.check(tc.eval_every >= 0, "eval_every", tc.eval_every, "must be >= 0");
   t.check(tc.eval_max_batches >= 0, "eval_max_batches", tc.eval_max_batches, "must be >= 0");
   t.check(tc.checkpoint_every >= 0, "checkpoint_every", tc.checkpoint_every, "must be >= 0");
@@ -103,13 +105,19 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
                " is invalid: must be <= model.max_seq_len (", c.model.max_seq_len, ")");
   c.resolved = doc;
   c.resolved["model"] = nn::model_config_to_json(c.model);
-  c.resolved["optim"] = {{"lr", oc.lr}, {"min_lr", oc.min_lr}, {"warmup_steps", oc.warmup_steps},
-                         {"beta1", oc.beta1}, {"beta2", oc.beta2}, {"eps", oc.eps},
-                         {"weight_decay", oc.weight_decay}, {"grad_clip", oc.grad_clip}};
-  c.resolved["train"] = {{"steps", tc.steps}, {"global_batch", tc.global_batch}, {"micro_batch", tc.micro_batch},
-                         {"eval_every", tc.eval_every}, {"eval_max_batches", tc.eval_max_batches},
-                         {"checkpoint_every", tc.checkpoint_every}, {"keep_checkpoints", tc.keep_checkpoints},
-                         {"log_every", tc.log_every}, {"seed", tc.seed}, {"device", tc.device}};
+  c.resolved["optim"] = {
+      {"lr", oc.lr},       {"min_lr", oc.min_lr}, {"warmup_steps", oc.warmup_steps}, {"beta1", oc.beta1},
+      {"beta2", oc.beta2}, {"eps", oc.eps},       {"weight_decay", oc.weight_decay}, {"grad_clip", oc.grad_clip}};
+  c.resolved["train"] = {{"steps", tc.steps},
+                         {"global_batch", tc.global_batch},
+                         {"micro_batch", tc.micro_batch},
+                         {"eval_every", tc.eval_every},
+                         {"eval_max_batches", tc.eval_max_batches},
+                         {"checkpoint_every", tc.checkpoint_every},
+                         {"keep_checkpoints", tc.keep_checkpoints},
+                         {"log_every", tc.log_every},
+                         {"seed", tc.seed},
+                         {"device", tc.device}};
   return c;
 }
 

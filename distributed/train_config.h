@@ -12,8 +12,8 @@
 namespace moda {
 
 struct DataConfig {
-  std::vector<std::string> train;                            // shard paths (globs expanded)
-  std::map<std::string, std::vector<std::string>> val;       // validation set name -> shards
+  std::vector<std::string> train;                       // shard paths (globs expanded)
+  std::map<std::string, std::vector<std::string>> val;  // validation set name -> shards
   int64_t seq_len = 256;
 };
 
@@ -27,9 +27,9 @@ struct OptimConfig {
 
 struct TrainerConfig {
   int64_t steps = 100;
-  int64_t global_batch = 8;   // sequences per optimiser step
-  int64_t micro_batch = 8;    // sequences per forward/backward; global_batch must be a multiple
-  int64_t eval_every = 0;     // steps; 0: only at the end
+  int64_t global_batch = 8;      // sequences per optimiser step
+  int64_t micro_batch = 8;       // sequences per forward/backward; global_batch must be a multiple
+  int64_t eval_every = 0;        // steps; 0: only at the end
   int64_t eval_max_batches = 0;  // cap per validation set during training (0: whole sets)
   int64_t checkpoint_every = 0;  // steps; 0: only at the end
   int64_t keep_checkpoints = 2;

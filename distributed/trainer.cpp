@@ -14,8 +14,8 @@
 #include "data/loader.h"
 #include "distributed/checkpoint.h"
 #include "kernels/cpu/grad_norm.h"
-#include "nn/lr_schedule.h"
 #include "nn/language_model.h"
+#include "nn/lr_schedule.h"
 #include "nn/optim.h"
 
 namespace moda {
@@ -167,8 +167,8 @@ TrainSummary train(const TrainConfig& cfg, const TrainOptions& opts) {
       double tps = window_tokens / std::max(secs, 1e-9);
       double elapsed = std::chrono::duration<double>(now - run_start).count();
       double eta = elapsed / static_cast<double>(step - start_step) * static_cast<double>(cfg.train.steps - step);
-      nlohmann::json rec = {{"step", step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", norm},
-                            {"tokens", tokens_seen}, {"tokens_per_s", tps}};
+      nlohmann::json rec = {{"step", step},      {"loss", loss_sum},      {"lr", lr},
+                            {"grad_norm", norm}, {"tokens", tokens_seen}, {"tokens_per_s", tps}};
       std::string mfu;
       if (device.is_cuda()) {
         double m = tps * flops_per_token / peak_flops();

@@ -40,9 +40,7 @@ struct ModaStrides {
 };
 
 // Strides of a contiguous [B, T, H, d] tensor.
-inline ModaStrides moda_strides_bthd(int64_t T, int64_t H, int64_t d) {
-  return ModaStrides{T * H * d, H * d, 0, d};
-}
+inline ModaStrides moda_strides_bthd(int64_t T, int64_t H, int64_t d) { return ModaStrides{T * H * d, H * d, 0, d}; }
 
 // Strides of slots [first, first + L) viewed inside a contiguous depth-stream buffer
 // [B, T, S, Hk, d] (the caller offsets the base pointer by first * Hk * d).

@@ -11,8 +11,8 @@
 
 namespace moda::nn {
 
-DepthStream::DepthStream(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim,
-                         DType dtype, Device device)
+DepthStream::DepthStream(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
+                         Device device)
     : B_(batch), T_(tokens), S_(slots), Hk_(kv_heads), d_(head_dim) {
   MODA_CHECK(batch >= 1 && tokens >= 1 && slots >= 1 && kv_heads >= 1 && head_dim >= 1,
              "DepthStream: every size must be >= 1, got B=", batch, " T=", tokens, " S=", slots, " Hk=", kv_heads,
@@ -114,11 +114,11 @@ void cpu_backward(const Launch& l, const Tensor& q, DepthStream& s, const Tensor
   T* gK = s.grad_keys().data<T>();
   T* gV = s.grad_values().data<T>();
   bool depth = l.shape.L > 0;
-  cpu::moda_attention_backward<T>(l.shape, q.data<T>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset,
-                                  l.kv_slot, depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<T>(),
-                                  l.q, lse.data<T>(), dout.data<T>(), l.q, dq.data<T>(), l.q, gK + l.own_offset,
-                                  l.kv_slot, gV + l.own_offset, l.kv_slot, depth ? gK : nullptr, l.depth,
-                                  depth ? gV : nullptr, l.depth, /*accumulate_kv=*/true, /*accumulate_depth=*/true);
+  cpu::moda_attention_backward<T>(l.shape, q.data<T>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset, l.kv_slot,
+                                  depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<T>(), l.q,
+                                  lse.data<T>(), dout.data<T>(), l.q, dq.data<T>(), l.q, gK + l.own_offset, l.kv_slot,
+                                  gV + l.own_offset, l.kv_slot, depth ? gK : nullptr, l.depth, depth ? gV : nullptr,
+                                  l.depth, /*accumulate_kv=*/true, /*accumulate_depth=*/true);
 }
 
 #if MODA_HAVE_CUDA
@@ -126,9 +126,9 @@ void cuda_forward(const Launch& l, const Tensor& q, const DepthStream& s, Tensor
   const bf16* K = s.keys().data<bf16>();
   const bf16* V = s.values().data<bf16>();
   bool depth = l.shape.L > 0;
-  cuda::moda_attention_forward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset,
-                               l.kv_slot, depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<bf16>(),
-                               l.q, lse.data<float>(), current_stream());
+  cuda::moda_attention_forward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset, l.kv_slot,
+                               depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<bf16>(), l.q,
+                               lse.data<float>(), current_stream());
 }
 
 void cuda_backward(const Launch& l, const Tensor& q, DepthStream& s, const Tensor& o, const Tensor& lse,
@@ -141,11 +141,11 @@ void cuda_backward(const Launch& l, const Tensor& q, DepthStream& s, const Tenso
   // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
   size_t bytes = cuda::moda_attention_backward_workspace_bytes(l.shape);
   Tensor ws = Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::F32, q.device());
-  cuda::moda_attention_backward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset,
-                                l.kv_slot, depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth,
-                                o.data<bf16>(), l.q, lse.data<float>(), dout.data<bf16>(), l.q, dq.data<bf16>(), l.q,
-                                gK + l.own_offset, l.kv_slot, gV + l.own_offset, l.kv_slot, depth ? gK : nullptr,
-                                l.depth, depth ? gV : nullptr, l.depth, /*accumulate_kv=*/true,
+  cuda::moda_attention_backward(l.shape, q.data<bf16>(), l.q, K + l.own_offset, l.kv_slot, V + l.own_offset, l.kv_slot,
+                                depth ? K : nullptr, l.depth, depth ? V : nullptr, l.depth, o.data<bf16>(), l.q,
+                                lse.data<float>(), dout.data<bf16>(), l.q, dq.data<bf16>(), l.q, gK + l.own_offset,
+                                l.kv_slot, gV + l.own_offset, l.kv_slot, depth ? gK : nullptr, l.depth,
+                                depth ? gV : nullptr, l.depth, /*accumulate_kv=*/true,
                                 /*accumulate_depth=*/true, ws.data_ptr(), current_stream());
 }
 #endif
@@ -157,8 +157,7 @@ Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<Dept
   const char* op = "moda_attention_from_stream";
   MODA_CHECK(stream, op, ": no stream");
   const DepthStream& s = *stream;
-  MODA_CHECK(q_in.dim() == 4 && q_in.size(0) == s.batch() && q_in.size(1) == s.tokens() &&
-                 q_in.size(3) == s.head_dim(),
+  MODA_CHECK(q_in.dim() == 4 && q_in.size(0) == s.batch() && q_in.size(1) == s.tokens() && q_in.size(3) == s.head_dim(),
              op, ": q has shape ", shape_str(q_in.shape()), ", expected [", s.batch(), ", ", s.tokens(), ", Hq, ",
              s.head_dim(), "]");
   MODA_CHECK(q_in.dtype() == s.dtype() && q_in.device() == s.device(), op, ": q is ", q_in.describe(),
@@ -193,12 +192,15 @@ Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<Dept
   inputs.insert(inputs.end(), tokens.begin(), tokens.end());
   const size_t n_inputs = inputs.size();
   // Saved without graph links: o's node would otherwise own a closure that owns o (a cycle).
-  auto backward = [stream, l, q = q.detach(), o = o.detach(), lse, n_inputs](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
+  auto backward = [stream, l, q = q.detach(), o = o.detach(), lse,
+                   n_inputs](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
     Tensor dout = grads[0].contiguous();
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     if (q.device().is_cpu()) {
-      if (q.dtype() == DType::F32) cpu_backward<float>(l, q, *stream, o, lse, dout, dq);
-      else cpu_backward<double>(l, q, *stream, o, lse, dout, dq);
+      if (q.dtype() == DType::F32)
+        cpu_backward<float>(l, q, *stream, o, lse, dout, dq);
+      else
+        cpu_backward<double>(l, q, *stream, o, lse, dout, dq);
     } else {
 #if MODA_HAVE_CUDA
       cuda_backward(l, q, *stream, o, lse, dout, dq);
@@ -215,12 +217,11 @@ Tensor moda_attention_from_stream(const Tensor& q_in, const std::shared_ptr<Dept
 
 StreamStep::StreamStep(int64_t batch, int64_t tokens_, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
                        Device device)
-    : stream(std::make_shared<DepthStream>(batch, tokens_, slots, kv_heads, head_dim, dtype, device)),
-      tokens(slots) {}
+    : stream(std::make_shared<DepthStream>(batch, tokens_, slots, kv_heads, head_dim, dtype, device)), tokens(slots) {}
 
 void StreamStep::write(int64_t slot, const Tensor& k, const Tensor& v) {
-  MODA_CHECK(slot >= 0 && slot < stream->slots(), "StreamStep::write: slot ", slot, " outside [0, ",
-             stream->slots(), ")");
+  MODA_CHECK(slot >= 0 && slot < stream->slots(), "StreamStep::write: slot ", slot, " outside [0, ", stream->slots(),
+             ")");
   MODA_CHECK(!tokens[slot].defined(), "StreamStep::write: slot ", slot, " written twice in one forward pass");
   tokens[slot] = write_slot(stream, slot, k, v);
 }

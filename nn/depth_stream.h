@@ -32,7 +32,7 @@ class DepthStream {
   DType dtype() const { return keys_.dtype(); }
   Device device() const { return keys_.device(); }
 
-  const Tensor& keys() const { return keys_; }      // [B, T, S, Hk, d]
+  const Tensor& keys() const { return keys_; }  // [B, T, S, Hk, d]
   const Tensor& values() const { return values_; }
   // Gradient buffers of the same shape and dtype (the CUDA kernel adds into bf16 buffers, with
   // fp32 math per addition); allocated zero-filled on first call.

@@ -68,8 +68,7 @@ LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& target
   const int64_t B = ids.size(0), T = ids.size(1), V = config_.vocab_size;
   MODA_CHECK(config_.max_seq_len == 0 || T <= config_.max_seq_len, "LanguageModel: sequence length ", T,
              " exceeds model.max_seq_len = ", config_.max_seq_len);
-  MODA_CHECK(ids.device() == device(), "LanguageModel: ids on ", ids.device().str(), ", model on ",
-             device().str());
+  MODA_CHECK(ids.device() == device(), "LanguageModel: ids on ", ids.device().str(), ", model on ", device().str());
 
   StreamStep step(B, T, layout_.num_slots, config_.n_kv_heads, config_.head_dim, dtype(), device());
   Tensor x = embed_.forward(ids);

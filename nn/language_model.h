@@ -52,11 +52,11 @@ class LanguageModel : public Module {
   // Flat parameter groups in model order; parameters() lists the same tensors in the same order.
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
-  void zero_grad();                       // every group: flat grad zeroed, param grads = views
-  void to(Device device, DType dtype);    // moves every group; drops gradients
-  void init_weights(uint64_t seed);       // normal(0, init_std) weights, ones for norms, zero biases
+  void zero_grad();                     // every group: flat grad zeroed, param grads = views
+  void to(Device device, DType dtype);  // moves every group; drops gradients
+  void init_weights(uint64_t seed);     // normal(0, init_std) weights, ones for norms, zero biases
 
-  NamedTensors state_dict() const;        // (name, view of the live parameter) in parameters() order
+  NamedTensors state_dict() const;  // (name, view of the live parameter) in parameters() order
   // Copies values in (any device / dtype). Missing or unexpected names and shape mismatches are
   // errors naming them.
   void load_state_dict(const std::map<std::string, Tensor>& tensors);

@@ -8,9 +8,8 @@ namespace moda::nn {
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Tensor y = x.reshape(shape);
   Shape in_shape = x.shape();
-  return record_op("reshape", {x}, {y}, [in_shape](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{g[0].reshape(in_shape)};
-  })[0];
+  return record_op("reshape", {x}, {y},
+                   [in_shape](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0].reshape(in_shape)}; })[0];
 }
 
 Linear::Linear(int64_t in, int64_t out, bool bias) {

@@ -49,8 +49,7 @@ void ModelConfig::validate() {
          "n_heads (" + std::to_string(n_heads) + ") must be a multiple of n_kv_heads (grouped-query attention)");
   if (head_dim == 0) {
     if (d_model % n_heads != 0)
-      fail("n_heads", n_heads,
-           "must divide d_model (" + std::to_string(d_model) + ") when head_dim is not given");
+      fail("n_heads", n_heads, "must divide d_model (" + std::to_string(d_model) + ") when head_dim is not given");
     head_dim = d_model / n_heads;
   }
   if (head_dim < 2 || head_dim % 2 != 0) fail("head_dim", head_dim, "must be even and >= 2 (rotary embedding)");
@@ -129,11 +128,11 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
   if (r.has("head_dim") && c.head_dim == 0) r.check(false, "head_dim", 0, "must be even and >= 2");
   c.ffn_hidden = read_int(r, "ffn_hidden", nullptr);
   c.max_seq_len = read_int(r, "max_seq_len", &zero);
-  c.variant = read_enum(r, "variant", Variant::Sequence,
-                        {Variant::Sequence, Variant::DepthKV, Variant::DepthKVFFN, Variant::DepthKVFFNAttn},
-                        variant_name);
-  c.norm = read_enum(r, "norm", NormPlacement::Pre,
-                     {NormPlacement::Pre, NormPlacement::Post, NormPlacement::Reordered}, norm_name);
+  c.variant =
+      read_enum(r, "variant", Variant::Sequence,
+                {Variant::Sequence, Variant::DepthKV, Variant::DepthKVFFN, Variant::DepthKVFFNAttn}, variant_name);
+  c.norm = read_enum(r, "norm", NormPlacement::Pre, {NormPlacement::Pre, NormPlacement::Post, NormPlacement::Reordered},
+                     norm_name);
   c.qk_norm = read_bool(r, "qk_norm", false);
   c.bias = read_bool(r, "bias", false);
   c.depth_kv_bias = read_bool(r, "depth_kv_bias", c.bias);  // follows `bias` unless given

@@ -3,8 +3,8 @@
 // without building the model: the depth-stream slot layout, analytic parameter counts and training
 // FLOPs per token. Counting is closed-form so that a 700M config can be inspected on a laptop; a
 // test holds the counts against real (small) models of every variant.
-#include <nlohmann/json_fwd.hpp>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -24,13 +24,13 @@ struct ModelConfig {
   int64_t d_model = 0;
   int64_t n_layers = 0;
   int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;   // 0 in JSON-less construction means "= n_heads" (resolved by validate())
-  int64_t head_dim = 0;     // 0 means d_model / n_heads
-  int64_t ffn_hidden = 0;   // SwiGLU hidden width h (the gate/up projection is 2h wide)
+  int64_t n_kv_heads = 0;  // 0 in JSON-less construction means "= n_heads" (resolved by validate())
+  int64_t head_dim = 0;    // 0 means d_model / n_heads
+  int64_t ffn_hidden = 0;  // SwiGLU hidden width h (the gate/up projection is 2h wide)
   Variant variant = Variant::Sequence;
   NormPlacement norm = NormPlacement::Pre;
-  bool qk_norm = false;     // RMSNorm over the whole q projection [Hq*d] and k projection [Hk*d]
-  bool bias = false;        // biases on every linear map of the blocks
+  bool qk_norm = false;        // RMSNorm over the whole q projection [Hq*d] and k projection [Hk*d]
+  bool bias = false;           // biases on every linear map of the blocks
   bool depth_kv_bias = false;  // biases on the depth K,V projections (FFN / attention inputs)
   bool tie_embeddings = true;  // logits use embed.weight; otherwise a separate lm_head.weight
   // Build the last layer's depth projections too, although no later layer reads them. They are
@@ -83,11 +83,11 @@ StreamLayout stream_layout(const ModelConfig& c);
 // --- counting --------------------------------------------------------------------------------
 struct ParamCount {
   int64_t total = 0;
-  int64_t embedding = 0;      // embed.weight (+ lm_head.weight when untied)
-  int64_t non_embedding = 0;  // total - embedding
-  int64_t per_block = 0;      // a block without depth projections
+  int64_t embedding = 0;          // embed.weight (+ lm_head.weight when untied)
+  int64_t non_embedding = 0;      // total - embedding
+  int64_t per_block = 0;          // a block without depth projections
   int64_t depth_projections = 0;  // all depth K,V projections built
-  int64_t unused = 0;         // built but never computed (depth_proj_last_layer)
+  int64_t unused = 0;             // built but never computed (depth_proj_last_layer)
 };
 ParamCount count_parameters(const ModelConfig& c);
 

@@ -63,11 +63,11 @@ class Module {
 constexpr int64_t kParamAlignment = 64;
 
 struct ParamGroup {
-  std::string name;                 // "embed", "blocks.0", ..., "head"
-  std::vector<Parameter> params;    // views into `flat`
-  std::vector<int64_t> offsets;     // element offset of each parameter in `flat`
-  Tensor flat;                      // 1-D [numel()], parameters back to back (aligned)
-  Tensor grad;                      // 1-D like `flat`; undefined until the first zero_grad()
+  std::string name;               // "embed", "blocks.0", ..., "head"
+  std::vector<Parameter> params;  // views into `flat`
+  std::vector<int64_t> offsets;   // element offset of each parameter in `flat`
+  Tensor flat;                    // 1-D [numel()], parameters back to back (aligned)
+  Tensor grad;                    // 1-D like `flat`; undefined until the first zero_grad()
 
   int64_t numel() const { return flat.defined() ? flat.numel() : 0; }
   // Allocates the flat buffer on `device` in `dtype` (zero-filled) and binds every parameter to

@@ -98,8 +98,8 @@ void AdamW::step(double lr, double grad_scale) {
     }
 #ifdef MODA_HAVE_CUDA
     if (p.dtype() == DType::BF16) {
-      cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(),
-                       s.exp_avg_sq.data<float>(), n, p.data<bf16>(), grad_scale, current_stream());
+      cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
+                       n, p.data<bf16>(), grad_scale, current_stream());
     } else {
       cuda::adamw_step(php, p.data<float>(), g.to(DType::F32).data<float>(), s.exp_avg.data<float>(),
                        s.exp_avg_sq.data<float>(), n, static_cast<bf16*>(nullptr), grad_scale, current_stream());

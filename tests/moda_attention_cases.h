@@ -31,8 +31,8 @@ inline double round_bf16(double x) { return double(bf16_to_float(float_to_bf16(f
 struct ModaHost {
   ModaAttentionShape shape;
   int64_t S = 0, qpad = 8;
-  std::vector<double> q, kst, vst, dout;        // inputs (kst / vst: K, V depth-stream buffers)
-  std::vector<double> o, lse, dq, dkst, dvst;   // outputs (dkst / dvst: gradient-stream buffers)
+  std::vector<double> q, kst, vst, dout;       // inputs (kst / vst: K, V depth-stream buffers)
+  std::vector<double> o, lse, dq, dkst, dvst;  // outputs (dkst / dvst: gradient-stream buffers)
 
   explicit ModaHost(const ModaCase& c) {
     shape.B = c.B, shape.T = c.T, shape.Hq = c.Hq, shape.Hk = c.Hk, shape.L = c.L, shape.d = c.d;
@@ -50,7 +50,9 @@ struct ModaHost {
   }
 
   // Strides and element offsets of each operand inside its buffer.
-  ModaStrides q_strides() const { return {shape.T * shape.Hq * (shape.d + qpad), shape.Hq * (shape.d + qpad), 0, shape.d + qpad}; }
+  ModaStrides q_strides() const {
+    return {shape.T * shape.Hq * (shape.d + qpad), shape.Hq * (shape.d + qpad), 0, shape.d + qpad};
+  }
   ModaStrides o_strides() const { return moda_strides_bthd(shape.T, shape.Hq, shape.d); }
   ModaStrides seq_strides() const { return moda_strides_stream_slot(shape.T, S, shape.Hk, shape.d); }
   ModaStrides depth_strides() const { return moda_strides_depth(shape.T, S, shape.Hk, shape.d); }
@@ -90,14 +92,25 @@ struct ModaHost {
     return out;
   }
   // The five gradients and the output as flat vectors, for comparisons.
-  template <typename V> std::vector<double> q_view(const V& buf) const { return gather(buf, 0, q_strides(), shape.Hq, 1); }
-  template <typename V> std::vector<double> o_view(const V& buf) const { return gather(buf, 0, o_strides(), shape.Hq, 1); }
-  template <typename V> std::vector<double> seq_view(const V& buf) const { return gather(buf, seq_offset(), seq_strides(), shape.Hk, 1); }
-  template <typename V> std::vector<double> depth_view(const V& buf) const {
+  template <typename V>
+  std::vector<double> q_view(const V& buf) const {
+    return gather(buf, 0, q_strides(), shape.Hq, 1);
+  }
+  template <typename V>
+  std::vector<double> o_view(const V& buf) const {
+    return gather(buf, 0, o_strides(), shape.Hq, 1);
+  }
+  template <typename V>
+  std::vector<double> seq_view(const V& buf) const {
+    return gather(buf, seq_offset(), seq_strides(), shape.Hk, 1);
+  }
+  template <typename V>
+  std::vector<double> depth_view(const V& buf) const {
     return gather(buf, depth_offset(), depth_strides(), shape.Hk, shape.L);
   }
   // Slot 0 of a stream buffer (must still be all NaN after a backward pass).
-  template <typename V> bool slot0_untouched(const V& buf) const {
+  template <typename V>
+  bool slot0_untouched(const V& buf) const {
     for (int64_t bt = 0; bt < shape.B * shape.T; ++bt)
       for (int64_t i = 0; i < shape.Hk * shape.d; ++i)
         if (!std::isnan(double(buf[bt * S * shape.Hk * shape.d + i]))) return false;
@@ -117,16 +130,25 @@ struct ModaCaseSpec {
 inline std::vector<ModaCaseSpec> moda_case_list(bool small) {
   //                 B     T  Hq  Hk    L    d  causal   accumulate
   std::vector<ModaCaseSpec> list = {
-      {{2, 17, 2, 2, 0, 64, true}, false},      {{1, 128, 4, 2, 1, 64, true}, true},
-      {{1, 1000, 3, 1, 5, 64, true}, false},    {{2, 128, 8, 1, 72, 64, false}, true},
-      {{1, 1000, 8, 1, 5, 128, true}, true},    {{1, 1000, 4, 2, 72, 64, true}, false},
-      {{1, 1, 2, 2, 5, 128, true}, false},      {{1, 128, 6, 2, 0, 128, false}, true},
-      {{3, 17, 8, 1, 1, 128, false}, false},    {{1, 1000, 2, 1, 0, 128, true}, false},
-      {{1, 17, 1, 1, 72, 64, false}, true},     {{1, 1, 8, 1, 0, 64, false}, false},
-      {{1, 40, 32, 1, 256, 64, true}, true},    {{1, 300, 16, 1, 16, 128, true}, false},
-      {{1, 77, 24, 8, 3, 64, true}, false},     {{2, 200, 5, 5, 9, 64, false}, true},
+      {{2, 17, 2, 2, 0, 64, true}, false},
+      {{1, 128, 4, 2, 1, 64, true}, true},
+      {{1, 1000, 3, 1, 5, 64, true}, false},
+      {{2, 128, 8, 1, 72, 64, false}, true},
+      {{1, 1000, 8, 1, 5, 128, true}, true},
+      {{1, 1000, 4, 2, 72, 64, true}, false},
+      {{1, 1, 2, 2, 5, 128, true}, false},
+      {{1, 128, 6, 2, 0, 128, false}, true},
+      {{3, 17, 8, 1, 1, 128, false}, false},
+      {{1, 1000, 2, 1, 0, 128, true}, false},
+      {{1, 17, 1, 1, 72, 64, false}, true},
+      {{1, 1, 8, 1, 0, 64, false}, false},
+      {{1, 40, 32, 1, 256, 64, true}, true},
+      {{1, 300, 16, 1, 16, 128, true}, false},
+      {{1, 77, 24, 8, 3, 64, true}, false},
+      {{2, 200, 5, 5, 9, 64, false}, true},
       // depth backward groupings: 2 warps per token (16 < L <= 32), and G > 16 at small L
-      {{1, 203, 6, 2, 24, 64, true}, true},     {{1, 51, 32, 1, 7, 128, true}, false},
+      {{1, 203, 6, 2, 24, 64, true}, true},
+      {{1, 51, 32, 1, 7, 128, true}, false},
   };
   if (small)
     for (auto& s : list) s.c.T = std::min<int64_t>(s.c.T, 33), s.c.B = std::min<int64_t>(s.c.B, 2);
@@ -151,10 +173,10 @@ struct ModaReference {
     if (!grads) return;
     cpu::moda_attention_backward<T>(s, q.data(), h.q_strides(), kst.data() + so, h.seq_strides(), vst.data() + so,
                                     h.seq_strides(), kst.data() + dof, h.depth_strides(), vst.data() + dof,
-                                    h.depth_strides(), o.data(), h.o_strides(), lse.data(), dout.data(),
-                                    h.o_strides(), dq.data(), h.q_strides(), dkst.data() + so, h.seq_strides(),
-                                    dvst.data() + so, h.seq_strides(), dkst.data() + dof, h.depth_strides(),
-                                    dvst.data() + dof, h.depth_strides(), accumulate, accumulate);
+                                    h.depth_strides(), o.data(), h.o_strides(), lse.data(), dout.data(), h.o_strides(),
+                                    dq.data(), h.q_strides(), dkst.data() + so, h.seq_strides(), dvst.data() + so,
+                                    h.seq_strides(), dkst.data() + dof, h.depth_strides(), dvst.data() + dof,
+                                    h.depth_strides(), accumulate, accumulate);
   }
 };
 

@@ -36,7 +36,6 @@ void adamw_step(const AdamWParams& hp, T* p, const T* g, T* m, T* v, int64_t n, 
 }
 
 template void adamw_step<float>(const AdamWParams&, float*, const float*, float*, float*, int64_t, bf16*, double);
-template void adamw_step<double>(const AdamWParams&, double*, const double*, double*, double*, int64_t, bf16*,
-                                 double);
+template void adamw_step<double>(const AdamWParams&, double*, const double*, double*, double*, int64_t, bf16*, double);
 
 }  // namespace moda::cpu

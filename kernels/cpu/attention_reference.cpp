@@ -8,13 +8,11 @@
 
 namespace moda {
 
-double AttentionShape::softmax_scale() const {
-  return scale != 0.0 ? scale : 1.0 / std::sqrt(double(head_dim));
-}
+double AttentionShape::softmax_scale() const { return scale != 0.0 ? scale : 1.0 / std::sqrt(double(head_dim)); }
 
 void AttentionShape::validate(const char* op) const {
-  MODA_CHECK(batch >= 1 && seq >= 1 && head_dim >= 1, op, ": batch, seq and head_dim must be >= 1, got batch=",
-             batch, " seq=", seq, " head_dim=", head_dim);
+  MODA_CHECK(batch >= 1 && seq >= 1 && head_dim >= 1, op, ": batch, seq and head_dim must be >= 1, got batch=", batch,
+             " seq=", seq, " head_dim=", head_dim);
   MODA_CHECK(heads_kv >= 1 && heads_q >= heads_kv && heads_q % heads_kv == 0, op, ": heads_q=", heads_q,
              " must be a positive multiple of heads_kv=", heads_kv);
 }
@@ -119,11 +117,11 @@ void attention_reference_backward(const AttentionShape& s, const T* q, const T* 
 
 template void attention_reference_forward<float>(const AttentionShape&, const float*, const float*, const float*,
                                                  float*, float*);
-template void attention_reference_forward<double>(const AttentionShape&, const double*, const double*,
-                                                  const double*, double*, double*);
+template void attention_reference_forward<double>(const AttentionShape&, const double*, const double*, const double*,
+                                                  double*, double*);
 template void attention_reference_backward<float>(const AttentionShape&, const float*, const float*, const float*,
                                                   const float*, float*, float*, float*);
-template void attention_reference_backward<double>(const AttentionShape&, const double*, const double*,
-                                                   const double*, const double*, double*, double*, double*);
+template void attention_reference_backward<double>(const AttentionShape&, const double*, const double*, const double*,
+                                                   const double*, double*, double*, double*);
 
 }  // namespace moda::cpu

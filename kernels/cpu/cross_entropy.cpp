@@ -62,11 +62,10 @@ void cross_entropy_backward(const T* logits, const I* targets, const T* lse, con
   }
 }
 
-#define MODA_CE_INSTANTIATE(T, I)                                                                          \
-  template void cross_entropy_forward<T, I>(const T*, const I*, T*, T*, T*, int64_t*, int64_t, int64_t,     \
-                                            int64_t);                                                    \
-  template void cross_entropy_backward<T, I>(const T*, const I*, const T*, const T*, const int64_t*, T*, \
-                                             int64_t, int64_t, int64_t);
+#define MODA_CE_INSTANTIATE(T, I)                                                                                 \
+  template void cross_entropy_forward<T, I>(const T*, const I*, T*, T*, T*, int64_t*, int64_t, int64_t, int64_t); \
+  template void cross_entropy_backward<T, I>(const T*, const I*, const T*, const T*, const int64_t*, T*, int64_t, \
+                                             int64_t, int64_t);
 MODA_CE_INSTANTIATE(float, int32_t)
 MODA_CE_INSTANTIATE(float, int64_t)
 MODA_CE_INSTANTIATE(double, int32_t)

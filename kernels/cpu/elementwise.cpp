@@ -38,11 +38,11 @@ void cast(float* out, const bf16* in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(in[i]);
 }
 
-#define MODA_INSTANTIATE(T)                                   \
-  template void add<T>(T*, const T*, const T*, int64_t);      \
-  template void mul<T>(T*, const T*, const T*, int64_t);      \
-  template void scale<T>(T*, const T*, double, int64_t);      \
-  template void axpy<T>(T*, const T*, double, int64_t);       \
+#define MODA_INSTANTIATE(T)                              \
+  template void add<T>(T*, const T*, const T*, int64_t); \
+  template void mul<T>(T*, const T*, const T*, int64_t); \
+  template void scale<T>(T*, const T*, double, int64_t); \
+  template void axpy<T>(T*, const T*, double, int64_t);  \
   template void fill<T>(T*, double, int64_t);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(double)

@@ -9,11 +9,16 @@
 
 namespace moda::cpu {
 
-template <typename T> void add(T* out, const T* a, const T* b, int64_t n);        // out = a + b
-template <typename T> void mul(T* out, const T* a, const T* b, int64_t n);        // out = a * b
-template <typename T> void scale(T* out, const T* a, double alpha, int64_t n);    // out = alpha * a
-template <typename T> void axpy(T* y, const T* x, double alpha, int64_t n);       // y += alpha * x
-template <typename T> void fill(T* out, double value, int64_t n);
+template <typename T>
+void add(T* out, const T* a, const T* b, int64_t n);  // out = a + b
+template <typename T>
+void mul(T* out, const T* a, const T* b, int64_t n);  // out = a * b
+template <typename T>
+void scale(T* out, const T* a, double alpha, int64_t n);  // out = alpha * a
+template <typename T>
+void axpy(T* y, const T* x, double alpha, int64_t n);  // y += alpha * x
+template <typename T>
+void fill(T* out, double value, int64_t n);
 
 // Rounds to nearest even, like the GPU. NaN stays NaN.
 void cast(bf16* out, const float* in, int64_t n);

@@ -44,7 +44,7 @@ void embedding_backward(const T* dout, const I* ids, T* dtable, int64_t n, int64
   }
 }
 
-#define MODA_EMBEDDING_INSTANTIATE(T, I)                                                        \
+#define MODA_EMBEDDING_INSTANTIATE(T, I)                                                    \
   template void embedding_forward<T, I>(const T*, const I*, T*, int64_t, int64_t, int64_t); \
   template void embedding_backward<T, I>(const T*, const I*, T*, int64_t, int64_t, int64_t);
 MODA_EMBEDDING_INSTANTIATE(float, int32_t)

@@ -25,8 +25,8 @@ GemmDesc GemmDesc::resolved() const {
   if (g.stride_a < 0) g.stride_a = a_rows * g.lda;
   if (g.stride_b < 0) g.stride_b = b_rows * g.ldb;
   if (g.stride_c < 0) g.stride_c = m * g.ldc;
-  MODA_CHECK(g.stride_c > 0 || batch == 1,
-             "matmul: stride_c=0 with batch=", batch, " would make batch entries overwrite each other");
+  MODA_CHECK(g.stride_c > 0 || batch == 1, "matmul: stride_c=0 with batch=", batch,
+             " would make batch entries overwrite each other");
   return g;
 }
 
@@ -36,14 +36,13 @@ namespace moda::cpu {
 
 namespace {
 void gemm_one(const GemmDesc& g, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
-              (blasint)g.m, (blasint)g.n, (blasint)g.k, g.alpha, a, (blasint)g.lda, b, (blasint)g.ldb, g.beta, c,
-              (blasint)g.ldc);
+  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, (blasint)g.m,
+              (blasint)g.n, (blasint)g.k, g.alpha, a, (blasint)g.lda, b, (blasint)g.ldb, g.beta, c, (blasint)g.ldc);
 }
 void gemm_one(const GemmDesc& g, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
-              (blasint)g.m, (blasint)g.n, (blasint)g.k, (double)g.alpha, a, (blasint)g.lda, b, (blasint)g.ldb,
-              (double)g.beta, c, (blasint)g.ldc);
+  cblas_dgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, (blasint)g.m,
+              (blasint)g.n, (blasint)g.k, (double)g.alpha, a, (blasint)g.lda, b, (blasint)g.ldb, (double)g.beta, c,
+              (blasint)g.ldc);
 }
 }  // namespace
 

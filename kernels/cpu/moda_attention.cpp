@@ -104,10 +104,10 @@ void moda_attention_forward(const ModaAttentionShape& s, const T* q, ModaStrides
 template <typename T>
 void moda_attention_backward(const ModaAttentionShape& s, const T* q, ModaStrides qs, const T* k, ModaStrides ks,
                              const T* v, ModaStrides vs, const T* depth_k, ModaStrides dks, const T* depth_v,
-                             ModaStrides dvs, const T* o, ModaStrides os, const T* lse, const T* dout,
-                             ModaStrides dos, T* dq, ModaStrides dqs, T* dk, ModaStrides dks_out, T* dv,
-                             ModaStrides dvs_out, T* d_depth_k, ModaStrides ddks, T* d_depth_v, ModaStrides ddvs,
-                             bool accumulate_kv, bool accumulate_depth) {
+                             ModaStrides dvs, const T* o, ModaStrides os, const T* lse, const T* dout, ModaStrides dos,
+                             T* dq, ModaStrides dqs, T* dk, ModaStrides dks_out, T* dv, ModaStrides dvs_out,
+                             T* d_depth_k, ModaStrides ddks, T* d_depth_v, ModaStrides ddvs, bool accumulate_kv,
+                             bool accumulate_depth) {
   const char* op = "moda_attention_backward (cpu)";
   check_args(s, q, k, v, depth_k, depth_v, op);
   MODA_CHECK(o && lse && dout && dq && dk && dv, op, ": o, lse, dout, dq, dk and dv must not be null");
@@ -164,15 +164,14 @@ void moda_attention_backward(const ModaAttentionShape& s, const T* q, ModaStride
   });
 }
 
-#define MODA_INSTANTIATE(T)                                                                                      \
-  template void moda_attention_forward<T>(const ModaAttentionShape&, const T*, ModaStrides, const T*, ModaStrides, \
-                                          const T*, ModaStrides, const T*, ModaStrides, const T*, ModaStrides, T*, \
-                                          ModaStrides, T*);                                                      \
-  template void moda_attention_backward<T>(const ModaAttentionShape&, const T*, ModaStrides, const T*,            \
-                                           ModaStrides, const T*, ModaStrides, const T*, ModaStrides, const T*,   \
-                                           ModaStrides, const T*, ModaStrides, const T*, const T*, ModaStrides,   \
-                                           T*, ModaStrides, T*, ModaStrides, T*, ModaStrides, T*, ModaStrides, T*, \
-                                           ModaStrides, bool, bool);
+#define MODA_INSTANTIATE(T)                                                                                            \
+  template void moda_attention_forward<T>(const ModaAttentionShape&, const T*, ModaStrides, const T*, ModaStrides,     \
+                                          const T*, ModaStrides, const T*, ModaStrides, const T*, ModaStrides, T*,     \
+                                          ModaStrides, T*);                                                            \
+  template void moda_attention_backward<T>(                                                                            \
+      const ModaAttentionShape&, const T*, ModaStrides, const T*, ModaStrides, const T*, ModaStrides, const T*,        \
+      ModaStrides, const T*, ModaStrides, const T*, ModaStrides, const T*, const T*, ModaStrides, T*, ModaStrides, T*, \
+      ModaStrides, T*, ModaStrides, T*, ModaStrides, T*, ModaStrides, bool, bool);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(double)
 #undef MODA_INSTANTIATE

@@ -22,9 +22,9 @@ void moda_attention_forward(const ModaAttentionShape& s, const T* q, ModaStrides
 template <typename T>
 void moda_attention_backward(const ModaAttentionShape& s, const T* q, ModaStrides qs, const T* k, ModaStrides ks,
                              const T* v, ModaStrides vs, const T* depth_k, ModaStrides dks, const T* depth_v,
-                             ModaStrides dvs, const T* o, ModaStrides os, const T* lse, const T* dout,
-                             ModaStrides dos, T* dq, ModaStrides dqs, T* dk, ModaStrides dks_out, T* dv,
-                             ModaStrides dvs_out, T* d_depth_k, ModaStrides ddks, T* d_depth_v, ModaStrides ddvs,
-                             bool accumulate_kv, bool accumulate_depth);
+                             ModaStrides dvs, const T* o, ModaStrides os, const T* lse, const T* dout, ModaStrides dos,
+                             T* dq, ModaStrides dqs, T* dk, ModaStrides dks_out, T* dv, ModaStrides dvs_out,
+                             T* d_depth_k, ModaStrides ddks, T* d_depth_v, ModaStrides ddvs, bool accumulate_kv,
+                             bool accumulate_depth);
 
 }  // namespace moda::cpu

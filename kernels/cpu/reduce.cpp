@@ -33,9 +33,9 @@ void sum_rows(T* out, const T* x, int64_t rows, int64_t cols, bool accumulate) {
     out[j] = static_cast<T>(accumulate ? static_cast<double>(out[j]) + acc[j] : acc[j]);
 }
 
-#define MODA_INSTANTIATE(T)                                 \
-  template void sum<T>(T*, const T*, int64_t);              \
-  template void mean<T>(T*, const T*, int64_t);             \
+#define MODA_INSTANTIATE(T)                     \
+  template void sum<T>(T*, const T*, int64_t);  \
+  template void mean<T>(T*, const T*, int64_t); \
   template void sum_rows<T>(T*, const T*, int64_t, int64_t, bool);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(double)

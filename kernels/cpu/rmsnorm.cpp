@@ -23,8 +23,8 @@ void rmsnorm_forward(T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_
 }
 
 template <typename T>
-void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T* rstd, int64_t rows,
-                      int64_t cols, bool accumulate_dw) {
+void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T* rstd, int64_t rows, int64_t cols,
+                      bool accumulate_dw) {
   MODA_CHECK(cols > 0, "rmsnorm_backward: cols must be positive, got ", cols);
   std::vector<double> dw_acc(dw ? static_cast<size_t>(cols) : 0, 0.0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -47,10 +47,9 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T
       dw[j] = static_cast<T>(accumulate_dw ? static_cast<double>(dw[j]) + dw_acc[j] : dw_acc[j]);
 }
 
-#define MODA_INSTANTIATE(T)                                                                          \
-  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, double);            \
-  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t, \
-                                    bool);
+#define MODA_INSTANTIATE(T)                                                               \
+  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, double); \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t, bool);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(double)
 #undef MODA_INSTANTIATE

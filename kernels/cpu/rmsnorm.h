@@ -14,7 +14,7 @@ void rmsnorm_forward(T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_
 
 // accumulate_dw: add into dw instead of overwriting it (gradient accumulation).
 template <typename T>
-void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T* rstd, int64_t rows,
-                      int64_t cols, bool accumulate_dw = false);
+void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T* rstd, int64_t rows, int64_t cols,
+                      bool accumulate_dw = false);
 
 }  // namespace moda::cpu

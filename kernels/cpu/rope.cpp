@@ -10,8 +10,7 @@ namespace moda::cpu {
 static void check_shape(const char* op, const RopeShape& s) {
   MODA_CHECK(s.batch >= 0 && s.tokens >= 0 && s.heads >= 0, op, ": negative size (batch=", s.batch,
              ", tokens=", s.tokens, ", heads=", s.heads, ")");
-  MODA_CHECK(s.head_dim > 0 && s.head_dim % 2 == 0, op, ": head_dim must be positive and even, got ",
-             s.head_dim);
+  MODA_CHECK(s.head_dim > 0 && s.head_dim % 2 == 0, op, ": head_dim must be positive and even, got ", s.head_dim);
   MODA_CHECK(s.theta > 0, op, ": theta must be positive, got ", s.theta);
 }
 

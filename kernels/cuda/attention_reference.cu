@@ -39,8 +39,8 @@ __device__ float block_reduce(float x) {
 
 // Row r of the [B*Hq*T, T] score matrix (query position t = r % T): masked softmax into p.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) softmax_kernel(const float* __restrict__ s, T* __restrict__ p,
-                                                           float* __restrict__ lse, int64_t seq, bool causal) {
+__global__ void __launch_bounds__(kThreads)
+    softmax_kernel(const float* __restrict__ s, T* __restrict__ p, float* __restrict__ lse, int64_t seq, bool causal) {
   const int64_t r = blockIdx.x, t = r % seq, len = causal ? t + 1 : seq;
   const float* x = s + r * seq;
   float m = -INFINITY;
@@ -56,8 +56,8 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const float* __restri
 
 // dS = scale * P * (dP - sum_j P_j dP_j), written over P (row by row, after the row sum).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) softmax_backward_kernel(T* p, const float* __restrict__ dp, int64_t seq,
-                                                                    bool causal, float scale) {
+__global__ void __launch_bounds__(kThreads)
+    softmax_backward_kernel(T* p, const float* __restrict__ dp, int64_t seq, bool causal, float scale) {
   const int64_t r = blockIdx.x, t = r % seq, len = causal ? t + 1 : seq;
   T* pr = p + r * seq;
   const float* dpr = dp + r * seq;
@@ -127,8 +127,8 @@ void scores_and_probs(const AttentionShape& s, const Dims& D, const T* q, const 
   for (int64_t b = 0; b < D.B; ++b)
     for (int64_t g = 0; g < D.G; ++g)
       matmul(qk_desc(D, scale), q + D.q_off(b, g), k + D.kv_off(b), S + D.s_off(b, g), nullptr, stream);
-  softmax_kernel<Dev<T>><<<unsigned(D.B * D.Hq * D.T), kThreads, 0, stream>>>(S, reinterpret_cast<Dev<T>*>(P), lse,
-                                                                               D.T, s.causal);
+  softmax_kernel<Dev<T>>
+      <<<unsigned(D.B * D.Hq * D.T), kThreads, 0, stream>>>(S, reinterpret_cast<Dev<T>*>(P), lse, D.T, s.causal);
   check_launch("attention_reference softmax");
 }
 

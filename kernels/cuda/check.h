@@ -10,8 +10,8 @@ namespace moda::cuda {
 
 inline void check_cuda(cudaError_t status, const char* call, const char* op) {
   if (status != cudaSuccess)
-    MODA_FAIL("CUDA error in ", op, ": ", call, " failed: ", cudaGetErrorName(status), " (",
-              cudaGetErrorString(status), ")");
+    MODA_FAIL("CUDA error in ", op, ": ", call, " failed: ", cudaGetErrorName(status), " (", cudaGetErrorString(status),
+              ")");
 }
 
 inline void check_cublas(cublasStatus_t status, const char* call, const char* op) {

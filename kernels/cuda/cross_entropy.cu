@@ -91,9 +91,9 @@ __device__ __forceinline__ int64_t row_target(const I* targets, int64_t row, int
 }
 
 template <typename T, typename I>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const T* __restrict__ logits, const I* __restrict__ targets,
-                                                           float* __restrict__ row_loss, float* __restrict__ lse,
-                                                           int64_t v, int64_t ignore) {
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const T* __restrict__ logits, const I* __restrict__ targets, float* __restrict__ row_loss,
+                   float* __restrict__ lse, int64_t v, int64_t ignore) {
   const int64_t row = blockIdx.x;
   const T* x = logits + row * v;
   Stat st{-INFINITY, 0.f};
@@ -129,8 +129,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const T* __restrict__
 // One block, fixed order: mean over rows whose target is kept, and their count.
 template <typename I>
 __global__ void __launch_bounds__(1024) mean_kernel(const float* __restrict__ row_loss, const I* __restrict__ targets,
-                                                    float* mean, int64_t* count, int64_t n, int64_t v,
-                                                    int64_t ignore) {
+                                                    float* mean, int64_t* count, int64_t n, int64_t v, int64_t ignore) {
   __shared__ double sums[32];
   __shared__ long long counts[32];
   double s = 0.0;
@@ -195,7 +194,7 @@ void forward(const T* logits, const I* targets, float* row_loss, float* lse, flo
   check_shape("cross_entropy_forward", n, v);
   if (n > 0) {
     forward_kernel<Dev<T>, I><<<unsigned(n), kThreads, 0, stream>>>(reinterpret_cast<const Dev<T>*>(logits), targets,
-                                                                     row_loss, lse, v, ignore);
+                                                                    row_loss, lse, v, ignore);
     check_launch("cross_entropy_forward");
   }
   mean_kernel<I><<<1, 1024, 0, stream>>>(row_loss, targets, mean, count, n, v, ignore);
@@ -203,29 +202,29 @@ void forward(const T* logits, const I* targets, float* row_loss, float* lse, flo
 }
 
 template <typename T, typename I>
-void backward(const T* logits, const I* targets, const float* lse, const float* dloss, const int64_t* count,
-              T* dlogits, int64_t n, int64_t v, int64_t ignore, cudaStream_t stream) {
+void backward(const T* logits, const I* targets, const float* lse, const float* dloss, const int64_t* count, T* dlogits,
+              int64_t n, int64_t v, int64_t ignore, cudaStream_t stream) {
   check_shape("cross_entropy_backward", n, v);
   MODA_CHECK(reinterpret_cast<uintptr_t>(logits) % 16 == reinterpret_cast<uintptr_t>(dlogits) % 16,
              "cross_entropy_backward: logits and dlogits must have the same alignment modulo 16 bytes");
   if (n == 0) return;
   backward_kernel<Dev<T>, I><<<unsigned(n), kThreads, 0, stream>>>(reinterpret_cast<const Dev<T>*>(logits), targets,
-                                                                   lse, dloss, count, reinterpret_cast<Dev<T>*>(dlogits),
-                                                                   v, ignore);
+                                                                   lse, dloss, count,
+                                                                   reinterpret_cast<Dev<T>*>(dlogits), v, ignore);
   check_launch("cross_entropy_backward");
 }
 
 }  // namespace
 
-#define MODA_CE_CUDA(T, I)                                                                                         \
-  void cross_entropy_forward(const T* logits, const I* targets, float* row_loss, float* lse, float* mean_loss,      \
-                             int64_t* count, int64_t n, int64_t v, int64_t ignore_index, cudaStream_t stream) {    \
-    forward(logits, targets, row_loss, lse, mean_loss, count, n, v, ignore_index, stream);                         \
-  }                                                                                                                \
-  void cross_entropy_backward(const T* logits, const I* targets, const float* lse, const float* dloss,             \
-                              const int64_t* count, T* dlogits, int64_t n, int64_t v, int64_t ignore_index,        \
-                              cudaStream_t stream) {                                                               \
-    backward(logits, targets, lse, dloss, count, dlogits, n, v, ignore_index, stream);                             \
+#define MODA_CE_CUDA(T, I)                                                                                      \
+  void cross_entropy_forward(const T* logits, const I* targets, float* row_loss, float* lse, float* mean_loss,  \
+                             int64_t* count, int64_t n, int64_t v, int64_t ignore_index, cudaStream_t stream) { \
+    forward(logits, targets, row_loss, lse, mean_loss, count, n, v, ignore_index, stream);                      \
+  }                                                                                                             \
+  void cross_entropy_backward(const T* logits, const I* targets, const float* lse, const float* dloss,          \
+                              const int64_t* count, T* dlogits, int64_t n, int64_t v, int64_t ignore_index,     \
+                              cudaStream_t stream) {                                                            \
+    backward(logits, targets, lse, dloss, count, dlogits, n, v, ignore_index, stream);                          \
   }
 MODA_CE_CUDA(float, int32_t)
 MODA_CE_CUDA(float, int64_t)

@@ -42,24 +42,42 @@ template <int NIN, typename TO, typename TA, typename TB, typename F>
 void launch_map(TO* out, const TA* a, const TB* b, int64_t n, F f, cudaStream_t stream, const char* op) {
   MODA_CHECK(n >= 0, op, ": negative element count ", n);
   if (n == 0) return;
-  constexpr size_t smallest = std::min({sizeof(TO), NIN >= 1 ? sizeof(TA) : sizeof(TO), NIN >= 2 ? sizeof(TB) : sizeof(TO)});
+  constexpr size_t smallest =
+      std::min({sizeof(TO), NIN >= 1 ? sizeof(TA) : sizeof(TO), NIN >= 2 ? sizeof(TB) : sizeof(TO)});
   constexpr int N = 16 / int(smallest);
   const bool vec = aligned16(out) && (NIN < 1 || aligned16(a)) && (NIN < 2 || aligned16(b));
-  if (vec) launch_n<N, NIN>(out, a, b, n, f, stream, op);
-  else launch_n<1, NIN>(out, a, b, n, f, stream, op);
+  if (vec)
+    launch_n<N, NIN>(out, a, b, n, f, stream, op);
+  else
+    launch_n<1, NIN>(out, a, b, n, f, stream, op);
 }
 
-struct Add { __device__ float operator()(float a, float b) const { return a + b; } };
-struct Mul { __device__ float operator()(float a, float b) const { return a * b; } };
-struct Scale { float alpha; __device__ float operator()(float a, float) const { return alpha * a; } };
-struct Axpy { float alpha; __device__ float operator()(float y, float x) const { return fmaf(alpha, x, y); } };
-struct Fill { float value; __device__ float operator()(float, float) const { return value; } };
+struct Add {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct Mul {
+  __device__ float operator()(float a, float b) const { return a * b; }
+};
+struct Scale {
+  float alpha;
+  __device__ float operator()(float a, float) const { return alpha * a; }
+};
+struct Axpy {
+  float alpha;
+  __device__ float operator()(float y, float x) const { return fmaf(alpha, x, y); }
+};
+struct Fill {
+  float value;
+  __device__ float operator()(float, float) const { return value; }
+};
 struct FillFrom {
   const float* value;
   float scale;
   __device__ float operator()(float, float) const { return scale * *value; }
 };
-struct Copy { __device__ float operator()(float a, float) const { return a; } };
+struct Copy {
+  __device__ float operator()(float a, float) const { return a; }
+};
 
 }  // namespace
 
@@ -102,11 +120,11 @@ void cast(float* out, const bf16* in, int64_t n, cudaStream_t stream) {
   launch_map<1>(out, in, in, n, Copy{}, stream, "cast bf16->f32");
 }
 
-#define MODA_INSTANTIATE(T)                                                  \
-  template void add<T>(T*, const T*, const T*, int64_t, cudaStream_t);       \
-  template void mul<T>(T*, const T*, const T*, int64_t, cudaStream_t);       \
-  template void scale<T>(T*, const T*, double, int64_t, cudaStream_t);       \
-  template void fill<T>(T*, double, int64_t, cudaStream_t);                 \
+#define MODA_INSTANTIATE(T)                                            \
+  template void add<T>(T*, const T*, const T*, int64_t, cudaStream_t); \
+  template void mul<T>(T*, const T*, const T*, int64_t, cudaStream_t); \
+  template void scale<T>(T*, const T*, double, int64_t, cudaStream_t); \
+  template void fill<T>(T*, double, int64_t, cudaStream_t);            \
   template void fill<T>(T*, const float*, double, int64_t, cudaStream_t);
 MODA_INSTANTIATE(float)
 MODA_INSTANTIATE(bf16)

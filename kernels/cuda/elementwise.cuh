@@ -16,23 +16,41 @@
 
 namespace moda::cuda::detail {
 
-template <typename T> struct Raw { using type = T; };
-template <> struct Raw<bf16> { using type = uint16_t; };
-template <typename T> using raw_t = typename Raw<T>::type;
+template <typename T>
+struct Raw {
+  using type = T;
+};
+template <>
+struct Raw<bf16> {
+  using type = uint16_t;
+};
+template <typename T>
+using raw_t = typename Raw<T>::type;
 
 __device__ __forceinline__ float raw_to_float(float v) { return v; }
 __device__ __forceinline__ float raw_to_float(uint16_t v) { return __uint_as_float(uint32_t(v) << 16); }
 
-template <typename T> __device__ __forceinline__ raw_t<T> raw_from_float(float v);
-template <> __device__ __forceinline__ float raw_from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ uint16_t raw_from_float<bf16>(float v) {
+template <typename T>
+__device__ __forceinline__ raw_t<T> raw_from_float(float v);
+template <>
+__device__ __forceinline__ float raw_from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ uint16_t raw_from_float<bf16>(float v) {
   return __bfloat16_as_ushort(__float2bfloat16_rn(v));  // round to nearest even, like core/bf16.h
 }
 
-template <typename R, int K> struct alignas(sizeof(R) * K) RawPack { R v[K]; };
+template <typename R, int K>
+struct alignas(sizeof(R) * K) RawPack {
+  R v[K];
+};
 
 // Elements per 16-byte access for storage type T.
-template <typename T> constexpr int vec_width() { return 16 / int(sizeof(T)); }
+template <typename T>
+constexpr int vec_width() {
+  return 16 / int(sizeof(T));
+}
 
 // Loads N consecutive elements as floats, in 16-byte pieces when N spans 16 bytes or more
 // (p must then be 16-byte aligned), else element by element.
@@ -133,7 +151,10 @@ struct DeviceScratch {
   ~DeviceScratch() { cuda_allocator::free(ptr); }
   DeviceScratch(const DeviceScratch&) = delete;
   DeviceScratch& operator=(const DeviceScratch&) = delete;
-  template <typename T> T* as() const { return static_cast<T*>(ptr); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
 };
 
 // Row-wise kernels (RMSNorm, softmax) give each row to a group of G threads (G a power of two);
@@ -154,7 +175,8 @@ __device__ __forceinline__ void load_row(float (&v)[C][N], const T* row, int64_t
 #pragma unroll
   for (int c = 0; c < C; ++c) {
     const int64_t idx = int64_t(c) * G + lane;
-    if (valid && idx < nvec) load_vec<T, N>(row + idx * N, v[c]);
+    if (valid && idx < nvec)
+      load_vec<T, N>(row + idx * N, v[c]);
     else
 #pragma unroll
       for (int k = 0; k < N; ++k) v[c][k] = fill;
@@ -163,8 +185,8 @@ __device__ __forceinline__ void load_row(float (&v)[C][N], const T* row, int64_t
 
 inline RowLayout row_layout(int64_t cols, int N, const char* op) {
   MODA_CHECK(cols > 0, op, ": cols must be positive, got ", cols);
-  MODA_CHECK(cols <= kMaxRowCols, op, ": rows of ", cols, " elements exceed the fused kernel's limit of ",
-             kMaxRowCols, " (1024 threads x ", kRowElemsPerThread, " elements)");
+  MODA_CHECK(cols <= kMaxRowCols, op, ": rows of ", cols, " elements exceed the fused kernel's limit of ", kMaxRowCols,
+             " (1024 threads x ", kRowElemsPerThread, " elements)");
   const int64_t nvec = ceil_div(cols, N), per_thread = kRowElemsPerThread / N;
   RowLayout l;
   while (int64_t(l.G) * per_thread < nvec) l.G *= 2;

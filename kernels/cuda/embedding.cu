@@ -87,19 +87,18 @@ void forward(const T* table, const I* ids, T* out, int64_t n, int64_t vocab, int
   if (n == 0) return;
   MODA_CHECK(n < (int64_t(1) << 31), "embedding_forward: n=", n, " rows exceed the grid limit 2^31-1");
   constexpr int kVec = 16 / sizeof(T);
-  const bool vec = dim % kVec == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const bool vec =
+      dim % kVec == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (vec ? dim / kVec : dim + 31) / 32 * 32)));
   forward_kernel<Dev<T>, I><<<unsigned(n), threads, 0, stream>>>(reinterpret_cast<const Dev<T>*>(table), ids,
-                                                                    reinterpret_cast<Dev<T>*>(out), vocab, dim, vec);
+                                                                 reinterpret_cast<Dev<T>*>(out), vocab, dim, vec);
   check_launch("embedding_forward");
 }
 
 size_t round_up(size_t x) { return (x + 255) / 256 * 256; }
 
 template <typename T, typename I>
-void backward(const T* dout, const I* ids, float* dtable, int64_t n, int64_t vocab, int64_t dim,
-              cudaStream_t stream) {
+void backward(const T* dout, const I* ids, float* dtable, int64_t n, int64_t vocab, int64_t dim, cudaStream_t stream) {
   MODA_CHECK(n >= 0 && vocab >= 1 && dim >= 1, "embedding_backward: need n >= 0, vocab >= 1, dim >= 1, got n=", n,
              " vocab=", vocab, " dim=", dim);
   MODA_CHECK(vocab < INT32_MAX && n < INT32_MAX, "embedding_backward: vocab=", vocab, " and n=", n,
@@ -107,10 +106,10 @@ void backward(const T* dout, const I* ids, float* dtable, int64_t n, int64_t voc
   if (n == 0) return;
   const int end_bit = std::bit_width(uint64_t(vocab));  // keys lie in [0, vocab]
   size_t sort_bytes = 0;
-  MODA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const int32_t*)nullptr, (int32_t*)nullptr,
-                                                  (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, end_bit,
-                                                  stream),
-                  "embedding_backward sort (size query)");
+  MODA_CUDA_CHECK(
+      cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const int32_t*)nullptr, (int32_t*)nullptr,
+                                      (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, end_bit, stream),
+      "embedding_backward sort (size query)");
   const size_t arr = round_up(size_t(n) * sizeof(int32_t));
   int device = 0;
   MODA_CUDA_CHECK(cudaGetDevice(&device), "embedding_backward");
@@ -123,13 +122,13 @@ void backward(const T* dout, const I* ids, float* dtable, int64_t n, int64_t voc
   try {
     keys_kernel<I><<<int(std::min<int64_t>((n + 255) / 256, 2048)), 256, 0, stream>>>(ids, keys_in, pos_in, n, vocab);
     check_launch("embedding_backward keys");
-    MODA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sort_tmp, sort_bytes, keys_in, keys_out, pos_in, pos_out, int(n),
-                                                    0, end_bit, stream),
+    MODA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sort_tmp, sort_bytes, keys_in, keys_out, pos_in, pos_out, int(n), 0,
+                                                    end_bit, stream),
                     "embedding_backward sort");
     const int threads = int(std::min<int64_t>(256, (dim + 31) / 32 * 32));
     const dim3 grid(unsigned(n), unsigned((dim + threads - 1) / threads));
-    segment_sum_kernel<Dev<T>><<<grid, threads, 0, stream>>>(reinterpret_cast<const Dev<T>*>(dout), keys_out, pos_out,
-                                                              dtable, n, vocab, dim);
+    segment_sum_kernel<Dev<T>>
+        <<<grid, threads, 0, stream>>>(reinterpret_cast<const Dev<T>*>(dout), keys_out, pos_out, dtable, n, vocab, dim);
     check_launch("embedding_backward segment sum");
   } catch (...) {
     cuda_allocator::free(scratch);
@@ -160,12 +159,10 @@ void embedding_backward(const float* g, const int64_t* ids, float* dt, int64_t n
                         cudaStream_t s) {
   backward(g, ids, dt, n, v, d, s);
 }
-void embedding_backward(const bf16* g, const int32_t* ids, float* dt, int64_t n, int64_t v, int64_t d,
-                        cudaStream_t s) {
+void embedding_backward(const bf16* g, const int32_t* ids, float* dt, int64_t n, int64_t v, int64_t d, cudaStream_t s) {
   backward(g, ids, dt, n, v, d, s);
 }
-void embedding_backward(const bf16* g, const int64_t* ids, float* dt, int64_t n, int64_t v, int64_t d,
-                        cudaStream_t s) {
+void embedding_backward(const bf16* g, const int64_t* ids, float* dt, int64_t n, int64_t v, int64_t d, cudaStream_t s) {
   backward(g, ids, dt, n, v, d, s);
 }
 

@@ -147,8 +147,8 @@ std::vector<Batch> make_batches(const GradSpan* spans, int64_t count, int64_t& t
   return out;
 }
 
-void launch_norm(const GradSpan* spans, int64_t count, float* norm, float* clip_scale, double max_norm,
-                 double* sumsq, cudaStream_t stream) {
+void launch_norm(const GradSpan* spans, int64_t count, float* norm, float* clip_scale, double max_norm, double* sumsq,
+                 cudaStream_t stream) {
   int64_t total = 0;
   const std::vector<Batch> batches = make_batches(spans, count, total);
   int device = 0;

@@ -141,8 +141,7 @@ bool build_plan(Plan& p, cublasLtHandle_t h, const GemmDesc& g, Kind kind, bool 
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align[2], sizeof(uint32_t));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(h, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1, &result, &found);
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(h, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
   p.algo = result.algo;
@@ -152,9 +151,9 @@ bool build_plan(Plan& p, cublasLtHandle_t h, const GemmDesc& g, Kind kind, bool 
 }
 
 Plan& plan_for(int device, const GemmDesc& g, Kind kind, bool bias, const uint32_t align[3]) {
-  const PlanKey key{device, int64_t(kind), g.trans_a, g.trans_b, g.allow_tf32, g.m, g.n, g.k, g.lda, g.ldb, g.ldc,
-                    g.batch, g.stride_a, g.stride_b, g.stride_c, bias, g.beta == 0.f, align[0], align[1], align[2],
-                    0};
+  const PlanKey key{device,     int64_t(kind), g.trans_a,     g.trans_b, g.allow_tf32, g.m,        g.n,
+                    g.k,        g.lda,         g.ldb,         g.ldc,     g.batch,      g.stride_a, g.stride_b,
+                    g.stride_c, bias,          g.beta == 0.f, align[0],  align[1],     align[2],   0};
   auto it = state.plans.find(key);
   if (it != state.plans.end()) return *it->second;
   cublasLtHandle_t h = handle_for(device);
@@ -164,8 +163,8 @@ Plan& plan_for(int device, const GemmDesc& g, Kind kind, bool bias, const uint32
                " trans_a=", g.trans_a, " trans_b=", g.trans_b, " lda=", g.lda, " ldb=", g.ldb, " ldc=", g.ldc,
                " batch=", g.batch, " alignments(A,B,C)=", align[0], ",", align[1], ",", align[2]);
     plan = std::make_unique<Plan>();  // retry without the bias epilogue; the bias is added by a kernel
-    MODA_CHECK(build_plan(*plan, h, g, kind, false, align), "matmul: cuBLASLt has no algorithm for ",
-               kind_name(kind), " m=", g.m, " n=", g.n, " k=", g.k);
+    MODA_CHECK(build_plan(*plan, h, g, kind, false, align), "matmul: cuBLASLt has no algorithm for ", kind_name(kind),
+               " m=", g.m, " n=", g.n, " k=", g.k);
   }
   return *state.plans.emplace(key, std::move(plan)).first->second;
 }
@@ -193,7 +192,8 @@ template <typename T>
 __global__ void bias_scale_kernel(T* c, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t ldc,
                                   int64_t stride_c, bool scale, float beta) {
   const int64_t total = batch * m * n;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total; idx += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += int64_t(gridDim.x) * blockDim.x) {
     const int64_t j = idx % n, i = (idx / n) % m, z = idx / (n * m);
     T* p = c + z * stride_c + i * ldc + j;
     float v = scale ? (beta == 0.f ? 0.f : beta * to_f(*p)) : to_f(*p);
@@ -211,8 +211,7 @@ void launch_bias_scale(T* c, const T* bias, const GemmDesc& g, bool scale, cudaS
 }
 
 template <typename TIn, typename TOut, typename DOut>
-void run(const GemmDesc& desc, Kind kind, const TIn* a, const TIn* b, TOut* c, const TOut* bias,
-         cudaStream_t stream) {
+void run(const GemmDesc& desc, Kind kind, const TIn* a, const TIn* b, TOut* c, const TOut* bias, cudaStream_t stream) {
   const GemmDesc g = desc.resolved();
   if (g.m == 0 || g.n == 0) return;
   DOut* dc = reinterpret_cast<DOut*>(c);
@@ -237,7 +236,8 @@ void run(const GemmDesc& desc, Kind kind, const TIn* a, const TIn* b, TOut* c, c
 }
 
 __global__ void fill_ones_kernel(float* p, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) p[i] = 1.f;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    p[i] = 1.f;
 }
 __global__ void fill_ones_kernel(__nv_bfloat16* p, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)

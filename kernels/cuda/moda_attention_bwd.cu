@@ -102,8 +102,7 @@ __device__ __forceinline__ void frag_by_rows(const float (&x)[NTL][4], uint32_t 
 // swizzled tile sds (rows = keys, QC chunks of query columns) and K in sk (rows = keys, D columns).
 // Columns of the result: n-tiles [nt0, nt0 + NTW) of D.
 template <int D, int QC, int KEYS, int NTW>
-__device__ __forceinline__ void ds_by_keys(uint32_t sds, int rb, uint32_t sk, int nt0, int lane,
-                                           float (&acc)[NTW][4]) {
+__device__ __forceinline__ void ds_by_keys(uint32_t sds, int rb, uint32_t sk, int nt0, int lane, float (&acc)[NTW][4]) {
   constexpr int NC = D / 8;
 #pragma unroll
   for (int kk = 0; kk < KEYS / 16; ++kk) {
@@ -179,8 +178,8 @@ struct DepthCfg {
 };
 
 template <int D, int MG, int TPI>
-__global__ void __launch_bounds__(128, DepthCfg<D, MG, TPI>::MIN_CTAS) moda_bwd_depth_kernel(const BwdParams p,
-                                                                                               int tpb) {
+__global__ void __launch_bounds__(128, DepthCfg<D, MG, TPI>::MIN_CTAS)
+    moda_bwd_depth_kernel(const BwdParams p, int tpb) {
   using C = DepthCfg<D, MG, TPI>;
   constexpr int NC = C::NC, GP = C::GP, SC = C::SC, WPT = C::WPT;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -471,7 +470,7 @@ __global__ void __launch_bounds__(NW * 32, MINB) moda_bwd_kv_kernel(const BwdPar
     else
       elementwise(std::false_type{});
 
-    // dV += P^T dO and dK += dS^T Q, interleaved.
+      // dV += P^T dO and dK += dS^T Q, interleaved.
 #pragma unroll
     for (int kk = 0; kk < KS; ++kk)
 #pragma unroll
@@ -570,8 +569,10 @@ void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
   moda_bwd_prep_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(p, p.L == 0);
   check_launch(op);
   if (p.L > 0) {
-    if (p.G <= 16) launch_depth_for<D, 1>(p, Hk, stream, op);
-    else launch_depth_for<D, 2>(p, Hk, stream, op);
+    if (p.G <= 16)
+      launch_depth_for<D, 1>(p, Hk, stream, op);
+    else
+      launch_depth_for<D, 2>(p, Hk, stream, op);
     check_launch(op);
   }
   launch_kv<D>(p, Hk, stream);
@@ -593,15 +594,13 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
                              const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks, const bf16* depth_v,
                              ModaStrides dvs, const bf16* o, ModaStrides os, const float* lse, const bf16* dout,
                              ModaStrides dos, bf16* dq, ModaStrides dqs, bf16* dk, ModaStrides dks_out, bf16* dv,
-                             ModaStrides dvs_out, bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v,
-                             ModaStrides ddvs, bool accumulate_kv, bool accumulate_depth, void* workspace,
-                             cudaStream_t stream) {
+                             ModaStrides dvs_out, bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v, ModaStrides ddvs,
+                             bool accumulate_kv, bool accumulate_depth, void* workspace, cudaStream_t stream) {
   using namespace moda_attn;
   const char* op = "moda_attention_backward (cuda)";
   check_shape(s, op);
-  const std::pair<const void*, const char*> ptrs[] = {{q, "q"},       {k, "k"},   {v, "v"},   {o, "o"},
-                                                      {lse, "lse"},   {dout, "dout"}, {dq, "dq"}, {dk, "dk"},
-                                                      {dv, "dv"}};
+  const std::pair<const void*, const char*> ptrs[] = {{q, "q"},       {k, "k"},   {v, "v"},   {o, "o"},  {lse, "lse"},
+                                                      {dout, "dout"}, {dq, "dq"}, {dk, "dk"}, {dv, "dv"}};
   for (const auto& [ptr, name] : ptrs) check_ptr(ptr, name, op);
   check_strides(qs, false, "q", op), check_strides(ks, false, "k", op), check_strides(vs, false, "v", op);
   check_strides(os, false, "o", op), check_strides(dos, false, "dout", op), check_strides(dqs, false, "dq", op);

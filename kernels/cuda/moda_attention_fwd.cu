@@ -104,8 +104,7 @@ __device__ __forceinline__ void pv_product(const float (&s)[NTL][4], uint32_t sv
 
 // S (16 x 8*NTL) = Q (16 x D, A fragments) . K^T with K rows [0, 8*NTL) of the swizzled tile sk.
 template <int D, int NTL>
-__device__ __forceinline__ void qk_product(const uint32_t (&qa)[D / 16][4], uint32_t sk, int lane,
-                                           float (&s)[NTL][4]) {
+__device__ __forceinline__ void qk_product(const uint32_t (&qa)[D / 16][4], uint32_t sk, int lane, float (&s)[NTL][4]) {
   constexpr int NC = D / 8;
 #pragma unroll
   for (int nt = 0; nt < NTL; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;

@@ -4,9 +4,9 @@
 // the launch-side argument checks. Included by .cu files only.
 //
 // Fragment layouts of mma.m16n8k16 (lane = 4 * gid + tid4):
-//   A (16x16, row-major): a[0] = A[gid][2t..2t+1], a[1] = A[gid+8][2t..], a[2] = A[gid][2t+8..], a[3] = A[gid+8][2t+8..]
-//   B (16x8, "col"):      b[0] = B[2t..2t+1][gid],  b[1] = B[2t+8..2t+9][gid]
-//   C (16x8, fp32):       c[0..1] = C[gid][2t..2t+1], c[2..3] = C[gid+8][2t..2t+1]
+//   A (16x16, row-major): a[0] = A[gid][2t..2t+1], a[1] = A[gid+8][2t..], a[2] = A[gid][2t+8..], a[3] =
+//   A[gid+8][2t+8..] B (16x8, "col"):      b[0] = B[2t..2t+1][gid],  b[1] = B[2t+8..2t+9][gid] C (16x8, fp32): c[0..1]
+//   = C[gid][2t..2t+1], c[2..3] = C[gid+8][2t..2t+1]
 // so the C fragments of two adjacent n-tiles, packed to bf16, are exactly the A fragment of a
 // 16x16 block (used for P.V without going through shared memory).
 #include <cuda_bf16.h>
@@ -101,8 +101,8 @@ inline void check_ptr(const void* p, const char* what, const char* op) {
 }
 inline void check_strides(const ModaStrides& s, bool depth, const char* what, const char* op) {
   const bool ok = s.batch % 8 == 0 && s.token % 8 == 0 && s.head % 8 == 0 && (!depth || s.slot % 8 == 0);
-  MODA_CHECK(ok, op, ": strides of ", what, " must be multiples of 8 elements, got batch=", s.batch,
-             " token=", s.token, " slot=", s.slot, " head=", s.head);
+  MODA_CHECK(ok, op, ": strides of ", what, " must be multiples of 8 elements, got batch=", s.batch, " token=", s.token,
+             " slot=", s.slot, " head=", s.head);
 }
 inline void check_shape(const ModaAttentionShape& s, const char* op) {
   s.validate(op);

@@ -61,8 +61,10 @@ void sum_impl(float* out, const T* x, int64_t n, double scale, cudaStream_t stre
 
 template <typename T>
 void sum_dispatch(float* out, const T* x, int64_t n, double scale, cudaStream_t stream, const char* op) {
-  if (aligned16(x)) sum_impl<vec_width<T>()>(out, x, n, scale, stream, op);
-  else sum_impl<1>(out, x, n, scale, stream, op);
+  if (aligned16(x))
+    sum_impl<vec_width<T>()>(out, x, n, scale, stream, op);
+  else
+    sum_impl<1>(out, x, n, scale, stream, op);
 }
 
 // Column sums: a block is 32 x 8 threads over 32*N columns; threadIdx.y splits the rows of the
@@ -109,7 +111,8 @@ void sum_rows_impl(float* out, const T* x, int64_t rows, int64_t cols, bool accu
   MODA_CHECK(blocks_x < (int64_t(1) << 31), "sum_rows: cols=", cols, " too large");
   const int64_t resident = resident_grid(kernel, threads, 0, int64_t(1) << 40);
   // Enough row chunks to fill the device, each at least 64 rows long.
-  const int64_t chunks = std::max<int64_t>(1, std::min({ceil_div(resident, blocks_x), ceil_div(rows, 64), int64_t(65535)}));
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min({ceil_div(resident, blocks_x), ceil_div(rows, 64), int64_t(65535)}));
   const int64_t rows_per_chunk = ceil_div(rows, chunks);
   const dim3 block(kColThreadsX, kColThreadsY);
   const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(chunks));
@@ -152,8 +155,10 @@ void sum_rows(float* out, const T* x, int64_t rows, int64_t cols, bool accumulat
     return;
   }
   constexpr int N = vec_width<T>();
-  if (cols % N == 0 && aligned16(x)) sum_rows_impl<N>(out, x, rows, cols, accumulate, stream);
-  else sum_rows_impl<1>(out, x, rows, cols, accumulate, stream);
+  if (cols % N == 0 && aligned16(x))
+    sum_rows_impl<N>(out, x, rows, cols, accumulate, stream);
+  else
+    sum_rows_impl<1>(out, x, rows, cols, accumulate, stream);
 }
 
 template void sum<float>(float*, const float*, int64_t, cudaStream_t);

@@ -9,8 +9,8 @@ namespace {
 using namespace detail;
 
 template <typename T, int N, int MaxThreads>
-__global__ void __launch_bounds__(MaxThreads) rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols,
-                                       int G, float eps) {
+__global__ void __launch_bounds__(MaxThreads)
+    rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols, int G, float eps) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -48,8 +48,9 @@ __global__ void __launch_bounds__(MaxThreads) rmsnorm_forward_kernel(T* y, float
 // Each thread owns fixed columns, so its dw sums stay in registers across rows; groups of one block
 // are combined in shared memory in a fixed order.
 template <typename T, int N, int MaxThreads>
-__global__ void __launch_bounds__(MaxThreads) rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dy, const T* x, const T* w,
-                                        const float* rstd, int64_t rows, int64_t cols, int G) {
+__global__ void __launch_bounds__(MaxThreads)
+    rmsnorm_backward_kernel(T* dx, float* dw_partial, const T* dy, const T* x, const T* w, const float* rstd,
+                            int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   extern __shared__ float smem[];  // [32] reduction scratch, then [gpb][cols] dw partials if gpb > 1
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -134,8 +135,10 @@ template <typename T, int N>
 void forward_impl(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t cols, float eps,
                   cudaStream_t stream) {
   const RowLayout l = row_layout(cols, N, "rmsnorm_forward");
-  if (l.threads > 512) forward_launch<T, N, 1024>(l, y, rstd, x, w, rows, cols, eps, stream);
-  else forward_launch<T, N, 512>(l, y, rstd, x, w, rows, cols, eps, stream);
+  if (l.threads > 512)
+    forward_launch<T, N, 1024>(l, y, rstd, x, w, rows, cols, eps, stream);
+  else
+    forward_launch<T, N, 512>(l, y, rstd, x, w, rows, cols, eps, stream);
 }
 
 template <typename T, int N, int MaxThreads>
@@ -156,11 +159,13 @@ void backward_launch(const RowLayout& l, T* dx, float* dw, const T* dy, const T*
 }
 
 template <typename T, int N>
-void backward_impl(T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd, int64_t rows,
-                   int64_t cols, bool accumulate_dw, cudaStream_t stream) {
+void backward_impl(T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd, int64_t rows, int64_t cols,
+                   bool accumulate_dw, cudaStream_t stream) {
   const RowLayout l = row_layout(cols, N, "rmsnorm_backward");
-  if (l.threads > 512) backward_launch<T, N, 1024>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
-  else backward_launch<T, N, 512>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
+  if (l.threads > 512)
+    backward_launch<T, N, 1024>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
+  else
+    backward_launch<T, N, 512>(l, dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
 }
 
 }  // namespace
@@ -171,8 +176,10 @@ void rmsnorm_forward(T* y, float* rstd, const T* x, const T* w, int64_t rows, in
   MODA_CHECK(rows >= 0, "rmsnorm_forward: negative rows ", rows);
   row_layout(cols, 1, "rmsnorm_forward");  // validates cols
   if (rows == 0) return;
-  if (row_vectorizable<T>(cols, {y, x, w})) forward_impl<T, vec_width<T>()>(y, rstd, x, w, rows, cols, float(eps), stream);
-  else forward_impl<T, 1>(y, rstd, x, w, rows, cols, float(eps), stream);
+  if (row_vectorizable<T>(cols, {y, x, w}))
+    forward_impl<T, vec_width<T>()>(y, rstd, x, w, rows, cols, float(eps), stream);
+  else
+    forward_impl<T, 1>(y, rstd, x, w, rows, cols, float(eps), stream);
 }
 
 template <typename T>
@@ -190,7 +197,8 @@ void rmsnorm_backward(T* dx, float* dw, const T* dy, const T* x, const T* w, con
     backward_impl<T, 1>(dx, dw, dy, x, w, rstd, rows, cols, accumulate_dw, stream);
 }
 
-template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, double, cudaStream_t);
+template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, double,
+                                     cudaStream_t);
 template void rmsnorm_forward<bf16>(bf16*, float*, const bf16*, const bf16*, int64_t, int64_t, double, cudaStream_t);
 template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*, const float*, int64_t,
                                       int64_t, bool, cudaStream_t);

@@ -79,13 +79,17 @@ void rope(T* out, RopeStrides os, const T* in, RopeStrides is, const RopeShape& 
   MODA_CHECK(s.head_dim > 0 && s.head_dim % 2 == 0, op, ": head_dim must be positive and even, got ", s.head_dim);
   MODA_CHECK(s.theta > 0, op, ": theta must be positive, got ", s.theta);
   if (s.batch == 0 || s.tokens == 0 || s.heads == 0) return;
-  RopeArgs a{os, is, s.batch, s.tokens, s.heads, s.head_dim / 2, 0, s.pos_offset,
-             -std::log2(s.theta) / double(s.head_dim / 2), sign};
+  RopeArgs a{os,       is,           s.batch,
+             s.tokens, s.heads,      s.head_dim / 2,
+             0,        s.pos_offset, -std::log2(s.theta) / double(s.head_dim / 2),
+             sign};
   constexpr int N = vec_width<T>();
   const bool vec = a.half % N == 0 && aligned16(out) && aligned16(in) && os.batch % N == 0 && os.token % N == 0 &&
                    os.head % N == 0 && is.batch % N == 0 && is.token % N == 0 && is.head % N == 0;
-  if (vec) launch<T, N>(out, in, a, stream, op);
-  else launch<T, 1>(out, in, a, stream, op);
+  if (vec)
+    launch<T, N>(out, in, a, stream, op);
+  else
+    launch<T, 1>(out, in, a, stream, op);
 }
 
 }  // namespace

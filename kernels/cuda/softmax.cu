@@ -8,7 +8,8 @@ namespace {
 using namespace detail;
 
 template <typename T, int N, int MaxThreads>
-__global__ void __launch_bounds__(MaxThreads) softmax_forward_kernel(T* y, const T* x, int64_t rows, int64_t cols, int G) {
+__global__ void __launch_bounds__(MaxThreads)
+    softmax_forward_kernel(T* y, const T* x, int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -48,7 +49,8 @@ __global__ void __launch_bounds__(MaxThreads) softmax_forward_kernel(T* y, const
 }
 
 template <typename T, int N, int MaxThreads>
-__global__ void __launch_bounds__(MaxThreads) softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols, int G) {
+__global__ void __launch_bounds__(MaxThreads)
+    softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t cols, int G) {
   constexpr int C = kRowElemsPerThread / N;
   __shared__ float scratch[32];
   const int gpb = blockDim.x / G, group = threadIdx.x / G, lane = threadIdx.x % G;
@@ -96,8 +98,10 @@ void launch_rows(Kernel kernel, const RowLayout& l, int64_t rows, int64_t cols, 
 template <typename T, int N>
 void forward_impl(T* y, const T* x, int64_t rows, int64_t cols, cudaStream_t stream) {
   const RowLayout l = row_layout(cols, N, "softmax_forward");
-  if (l.threads > 512) launch_rows<N>(softmax_forward_kernel<T, N, 1024>, l, rows, cols, stream, "softmax_forward", y, x);
-  else launch_rows<N>(softmax_forward_kernel<T, N, 512>, l, rows, cols, stream, "softmax_forward", y, x);
+  if (l.threads > 512)
+    launch_rows<N>(softmax_forward_kernel<T, N, 1024>, l, rows, cols, stream, "softmax_forward", y, x);
+  else
+    launch_rows<N>(softmax_forward_kernel<T, N, 512>, l, rows, cols, stream, "softmax_forward", y, x);
 }
 
 template <typename T, int N>
@@ -117,8 +121,10 @@ void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols, cudaStream_t 
   row_layout(cols, 1, "softmax_forward");
   if (rows == 0) return;
   constexpr int N = vec_width<T>();
-  if (vectorizable<T>(cols, y, x, x)) forward_impl<T, N>(y, x, rows, cols, stream);
-  else forward_impl<T, 1>(y, x, rows, cols, stream);
+  if (vectorizable<T>(cols, y, x, x))
+    forward_impl<T, N>(y, x, rows, cols, stream);
+  else
+    forward_impl<T, 1>(y, x, rows, cols, stream);
 }
 
 template <typename T>

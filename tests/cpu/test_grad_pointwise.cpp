@@ -80,8 +80,8 @@ TEST_CASE("pointwise ops: rms_norm with and without weight passes gradcheck", "[
   Tensor x = rand64({2, 3, 7}, 5), w = rand64({7}, 6);
   require_gradcheck([](const std::vector<Tensor>& in) { return weighted_sum(ops::rms_norm(in[0], in[1], 1e-3), 13); },
                     {x, w});
-  require_gradcheck([](const std::vector<Tensor>& in) { return weighted_sum(ops::rms_norm(in[0], Tensor(), 1e-3), 14); },
-                    {x});
+  require_gradcheck(
+      [](const std::vector<Tensor>& in) { return weighted_sum(ops::rms_norm(in[0], Tensor(), 1e-3), 14); }, {x});
   // forward: each row of y has mean square ~1 without weight
   Tensor y = ops::rms_norm(x, Tensor(), 0.0);
   const auto yv = y.to_double_vector();

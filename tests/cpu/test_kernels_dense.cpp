@@ -63,8 +63,8 @@ void naive_gemm(const moda::GemmDesc& d, const std::vector<T>& a, const std::vec
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("dense: matmul matches naive loops for every transpose, alpha/beta, batch stride",
-                   "[cpu][ops]", float, double) {
+TEMPLATE_TEST_CASE("dense: matmul matches naive loops for every transpose, alpha/beta, batch stride", "[cpu][ops]",
+                   float, double) {
   const double tol = std::is_same_v<TestType, float> ? 1e-5 : 1e-12;
   uint32_t seed = 1;
   for (bool ta : {false, true})
@@ -125,8 +125,8 @@ TEMPLATE_TEST_CASE("dense: bias add and bias backward", "[cpu][ops]", float, dou
   }
 }
 
-TEMPLATE_TEST_CASE("dense: embedding forward gathers rows, backward scatter-adds duplicates", "[cpu][ops]",
-                   int32_t, int64_t) {
+TEMPLATE_TEST_CASE("dense: embedding forward gathers rows, backward scatter-adds duplicates", "[cpu][ops]", int32_t,
+                   int64_t) {
   const int64_t vocab = 23, dim = 11, n = 57;
   auto table = randn<double>(vocab * dim, 6), dout = randn<double>(n * dim, 7), dtable = randn<double>(vocab * dim, 8);
   std::mt19937 rng(9);
@@ -237,7 +237,8 @@ std::vector<double> attention_naive(const moda::AttentionShape& s, const std::ve
         for (int64_t j = 0; j < T; ++j) {
           if (s.causal && j > i) continue;
           double dot = 0;
-          for (int64_t c = 0; c < d; ++c) dot += q[((b * T + i) * Hq + h) * d + c] * k[((b * T + j) * Hk + h / G) * d + c];
+          for (int64_t c = 0; c < d; ++c)
+            dot += q[((b * T + i) * Hq + h) * d + c] * k[((b * T + j) * Hk + h / G) * d + c];
           S[i * T + j] = dot / std::sqrt(double(d));
         }
       for (int64_t i = 0; i < T; ++i) {

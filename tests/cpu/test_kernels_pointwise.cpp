@@ -100,8 +100,13 @@ TEST_CASE("pointwise cpu: add, mul, scale, axpy, fill", "[cpu][ops]") {
 }
 
 TEST_CASE("pointwise cpu: cast f32 <-> bf16 rounds to nearest even", "[cpu][ops]") {
-  const float inputs[] = {1.0f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 0.0f,
-                          std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()};
+  const float inputs[] = {1.0f,
+                          1.0f + 0x1p-8f,
+                          1.0f + 3 * 0x1p-8f,
+                          -2.5f,
+                          0.0f,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity()};
   std::vector<bf16> h(7);
   cpu::cast(h.data(), inputs, 7);
   CHECK(h[0].bits == 0x3f80);
@@ -183,15 +188,17 @@ TEST_CASE("rmsnorm cpu: forward matches the formula, backward matches finite dif
     std::vector<double> y(rows * cols), rstd(rows), dx = poisoned<double>(rows * cols), dw = poisoned<double>(cols);
     cpu::rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), rows, cols, eps);
     cpu::rmsnorm_backward(dx.data(), dw.data(), r.data(), x.data(), w.data(), rstd.data(), rows, cols);
-    CHECK(fd_rel_error(x, [&](const std::vector<double>& xx) { return loss(xx, w); }, dx) < 1e-7);
-    CHECK(fd_rel_error(w, [&](const std::vector<double>& ww) { return loss(x, ww); }, dw) < 1e-7);
+    CHECK(fd_rel_error(
+              x, [&](const std::vector<double>& xx) { return loss(xx, w); }, dx) < 1e-7);
+    CHECK(fd_rel_error(
+              w, [&](const std::vector<double>& ww) { return loss(x, ww); }, dw) < 1e-7);
     // accumulate_dw adds; dw == nullptr leaves dx alone.
     auto dw2 = dw;
     cpu::rmsnorm_backward(dx.data(), dw2.data(), r.data(), x.data(), w.data(), rstd.data(), rows, cols, true);
     for (int64_t j = 0; j < cols; ++j) CHECK(dw2[j] == Approx(2 * dw[j]).epsilon(1e-12));
     auto dx2 = poisoned<double>(rows * cols);
-    cpu::rmsnorm_backward(dx2.data(), static_cast<double*>(nullptr), r.data(), x.data(), w.data(), rstd.data(),
-                          rows, cols);
+    cpu::rmsnorm_backward(dx2.data(), static_cast<double*>(nullptr), r.data(), x.data(), w.data(), rstd.data(), rows,
+                          cols);
     CHECK(rel_l2(dx2, dx) < 1e-15);
   }
 }

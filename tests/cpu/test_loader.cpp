@@ -125,7 +125,8 @@ TEST_CASE("data: train loader resumes bit-exactly from its JSON state", "[cpu][d
   CHECK(a.state() == b.state());
 
   TrainLoader other_t(sh.options(B, T + 1, 1, 2, 99));
-  CHECK_THROWS_WITH(other_t.load_state(nlohmann::json::parse(saved)), Catch::Contains("seq_len is 24 in the saved state but 25"));
+  CHECK_THROWS_WITH(other_t.load_state(nlohmann::json::parse(saved)),
+                    Catch::Contains("seq_len is 24 in the saved state but 25"));
   TrainLoader other_w(sh.options(B, T, 0, 4, 99));
   CHECK_THROWS_WITH(other_w.load_state(nlohmann::json::parse(saved)), Catch::Contains("world_size"));
   CHECK_THROWS_WITH(b.load_state(nlohmann::json{{"format", "moda.train_loader/1"}}), Catch::Contains("missing field"));
@@ -188,8 +189,12 @@ TEST_CASE("data: eval loader state resumes; loaders check ids and sizes", "[cpu]
   small_vocab.vocab_size = 100;
   EvalLoader bad(small_vocab);
   // Shard 0 holds ids 0..399: the window reaching id 100 is refused.
-  CHECK_THROWS_WITH([&] { while (bad.next(in.data(), tg.data())) {} }(),
-                    Catch::Contains("token id 100 at index 100 (byte offset 1224) is not below the vocabulary size 100"));
+  CHECK_THROWS_WITH(
+      [&] {
+        while (bad.next(in.data(), tg.data())) {
+        }
+      }(),
+      Catch::Contains("token id 100 at index 100 (byte offset 1224) is not below the vocabulary size 100"));
   CHECK_THROWS_WITH(TrainLoader(sh.options(1, 500, 0, 2)), Catch::Contains("need at least one per rank"));
   LoaderOptions none = sh.options(1, 8);
   none.shards = {(sh.dir / "missing.bin").string()};

@@ -29,8 +29,8 @@ double loss(const ModaHost& h) {
 }
 
 // Central differences of the loss w.r.t. every element of a view of `buf` (a member of h).
-std::vector<double> numeric_grad(ModaHost& h, std::vector<double>& buf, int64_t offset, ModaStrides st,
-                                 int64_t heads, int64_t slots) {
+std::vector<double> numeric_grad(ModaHost& h, std::vector<double>& buf, int64_t offset, ModaStrides st, int64_t heads,
+                                 int64_t slots) {
   const double eps = 1e-6;
   std::vector<double> g;
   const auto& s = h.shape;
@@ -62,7 +62,9 @@ struct NaiveGqa {
     const double scale = 1.0 / std::sqrt(double(d));
     const auto q = h.q_view(h.q), k = h.seq_view(h.kst), v = h.seq_view(h.vst), dout = h.o_view(h.dout);
     auto Q = [&](int64_t b, int64_t t, int64_t hh) { return &q[((b * T + t) * Hq + hh) * d]; };
-    auto K = [&](const std::vector<double>& x, int64_t b, int64_t t, int64_t kh) { return &x[((b * T + t) * Hk + kh) * d]; };
+    auto K = [&](const std::vector<double>& x, int64_t b, int64_t t, int64_t kh) {
+      return &x[((b * T + t) * Hk + kh) * d];
+    };
     o.assign(B * T * Hq * d, 0), dq = o, lse.assign(B * Hq * T, 0), dk.assign(B * T * Hk * d, 0), dv = dk;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t hh = 0; hh < Hq; ++hh) {
@@ -160,8 +162,9 @@ TEST_CASE("moda attention cpu: a token's depth entries act as extra keys of that
     }
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = 0; c < 8; ++c) {
-      const int64_t src = i <= t ? h.seq_offset() + i * h.seq_strides().token
-                                 : h.depth_offset() + t * h.depth_strides().token + (i - t - 1) * h.depth_strides().slot;
+      const int64_t src = i <= t
+                              ? h.seq_offset() + i * h.seq_strides().token
+                              : h.depth_offset() + t * h.depth_strides().token + (i - t - 1) * h.depth_strides().slot;
       const int64_t dst = flat.seq_offset() + i * flat.seq_strides().token;
       flat.kst[dst + c] = h.kst[src + c];
       flat.vst[dst + c] = h.vst[src + c];

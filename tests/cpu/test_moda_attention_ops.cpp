@@ -82,7 +82,8 @@ TEST_CASE("moda attention op: depth-stream views give what contiguous copies giv
 }
 
 TEST_CASE("moda attention op: L = 0 depth tensors equal no depth tensors", "[cpu][moda][autograd]") {
-  Tensor q = Tensor::uniform({1, 6, 4, 8}, 1, -1, 1, DType::F64), k = Tensor::uniform({1, 6, 2, 8}, 2, -1, 1, DType::F64),
+  Tensor q = Tensor::uniform({1, 6, 4, 8}, 1, -1, 1, DType::F64),
+         k = Tensor::uniform({1, 6, 2, 8}, 2, -1, 1, DType::F64),
          v = Tensor::uniform({1, 6, 2, 8}, 3, -1, 1, DType::F64);
   Tensor empty = Tensor::zeros({1, 6, 0, 2, 8}, DType::F64);
   CHECK(max_abs_diff(ops::moda_attention(q, k, v, empty, empty), ops::moda_attention(q, k, v, {}, {})) == 0.0);

@@ -15,8 +15,8 @@ using namespace moda::nn;
 namespace {
 
 nlohmann::json tiny_json() {
-  return {{"vocab_size", 11}, {"d_model", 8}, {"n_layers", 2}, {"n_heads", 2}, {"n_kv_heads", 1},
-          {"ffn_hidden", 12}, {"max_seq_len", 16}};
+  return {{"vocab_size", 11}, {"d_model", 8},     {"n_layers", 2},    {"n_heads", 2},
+          {"n_kv_heads", 1},  {"ffn_hidden", 12}, {"max_seq_len", 16}};
 }
 
 std::string error_of(const nlohmann::json& j) {

@@ -75,8 +75,7 @@ double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
 
 }  // namespace
 
-TEST_CASE("nn depth stream: writes land in their slots and strided reads equal explicit concatenation",
-          "[cpu][nn]") {
+TEST_CASE("nn depth stream: writes land in their slots and strided reads equal explicit concatenation", "[cpu][nn]") {
   const int64_t B = 2, T = 5, Hq = 4, Hk = 2, d = 6, S = 4;
   for (DType dt : {DType::F32, DType::F64}) {
     StreamStep step(B, T, S, Hk, d, dt, Device::cpu());
@@ -113,7 +112,8 @@ TEST_CASE("nn depth stream: gradients through shared slots match finite differen
     inputs.push_back(Tensor::randn({B, T, Hk, d}, 10 + i, DType::F64).set_requires_grad(true));  // k_i
     inputs.push_back(Tensor::randn({B, T, Hk, d}, 20 + i, DType::F64).set_requires_grad(true));  // v_i
   }
-  for (int i = 0; i < 3; ++i) inputs.push_back(Tensor::randn({B, T, Hq, d}, 30 + i, DType::F64).set_requires_grad(true));
+  for (int i = 0; i < 3; ++i)
+    inputs.push_back(Tensor::randn({B, T, Hq, d}, 30 + i, DType::F64).set_requires_grad(true));
   Tensor w = Tensor::randn({B, T, Hq, d}, 99, DType::F64);
   auto f = [&](const std::vector<Tensor>& x) {
     StreamStep step(B, T, S, Hk, d, DType::F64, Device::cpu());

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
 #include "autograd/gradcheck.h"
 #include "autograd/graph.h"
+#include "autograd/ops.h"
 #include "nn/language_model.h"
 
 using namespace moda;
@@ -173,15 +173,15 @@ TEST_CASE("nn model: state-dict names", "[cpu][nn]") {
   std::vector<std::string> names;
   for (auto& [n, t] : m.state_dict()) names.push_back(n);
   std::vector<std::string> block0 = {
-      "blocks.0.attn_norm.weight",     "blocks.0.attn.q_proj.weight",        "blocks.0.attn.k_proj.weight",
-      "blocks.0.attn.v_proj.weight",   "blocks.0.attn.o_proj.weight",        "blocks.0.attn.q_norm.weight",
-      "blocks.0.attn.k_norm.weight",   "blocks.0.attn_depth.k_proj.weight",  "blocks.0.attn_depth.v_proj.weight",
-      "blocks.0.mlp_norm.weight",      "blocks.0.mlp.gate_up_proj.weight",   "blocks.0.mlp.down_proj.weight",
+      "blocks.0.attn_norm.weight",        "blocks.0.attn.q_proj.weight",       "blocks.0.attn.k_proj.weight",
+      "blocks.0.attn.v_proj.weight",      "blocks.0.attn.o_proj.weight",       "blocks.0.attn.q_norm.weight",
+      "blocks.0.attn.k_norm.weight",      "blocks.0.attn_depth.k_proj.weight", "blocks.0.attn_depth.v_proj.weight",
+      "blocks.0.mlp_norm.weight",         "blocks.0.mlp.gate_up_proj.weight",  "blocks.0.mlp.down_proj.weight",
       "blocks.0.ffn_depth.k_proj.weight", "blocks.0.ffn_depth.v_proj.weight"};
   std::vector<std::string> block1 = {
-      "blocks.1.attn_norm.weight", "blocks.1.attn.q_proj.weight",      "blocks.1.attn.k_proj.weight",
-      "blocks.1.attn.v_proj.weight", "blocks.1.attn.o_proj.weight",    "blocks.1.attn.q_norm.weight",
-      "blocks.1.attn.k_norm.weight", "blocks.1.mlp_norm.weight",       "blocks.1.mlp.gate_up_proj.weight",
+      "blocks.1.attn_norm.weight",    "blocks.1.attn.q_proj.weight", "blocks.1.attn.k_proj.weight",
+      "blocks.1.attn.v_proj.weight",  "blocks.1.attn.o_proj.weight", "blocks.1.attn.q_norm.weight",
+      "blocks.1.attn.k_norm.weight",  "blocks.1.mlp_norm.weight",    "blocks.1.mlp.gate_up_proj.weight",
       "blocks.1.mlp.down_proj.weight"};  // the last layer builds no depth projections
   std::vector<std::string> want = {"embed.weight"};
   want.insert(want.end(), block0.begin(), block0.end());

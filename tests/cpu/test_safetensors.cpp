@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/safetensors.h"
 
 using namespace moda;

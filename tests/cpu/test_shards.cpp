@@ -110,7 +110,8 @@ TEST_CASE("data: malformed shards give errors naming the file and offset", "[cpu
 
   CHECK_THAT(err("missing.bin"), Catch::Contains("missing.bin") && Catch::Contains("No such file"));
   write_raw(dir / "magic.bin", {12345, 1, 10}, toks.data(), 20);
-  CHECK_THAT(err("magic.bin"), Catch::Contains("magic.bin") && Catch::Contains("bad magic number 12345 at byte offset 0"));
+  CHECK_THAT(err("magic.bin"),
+             Catch::Contains("magic.bin") && Catch::Contains("bad magic number 12345 at byte offset 0"));
   write_raw(dir / "version.bin", {20240520, 7, 10}, toks.data(), 20);
   CHECK_THAT(err("version.bin"), Catch::Contains("unsupported version 7 at byte offset 4"));
   write_raw(dir / "trunc.bin", {20240520, 1, 10}, toks.data(), 13);
@@ -119,9 +120,7 @@ TEST_CASE("data: malformed shards give errors naming the file and offset", "[cpu
   CHECK_THAT(err("neg.bin"), Catch::Contains("negative token count -2 at byte offset 8"));
   write_raw(dir / "long.bin", {20240520, 1, 4}, toks.data(), 20);
   CHECK_THAT(err("long.bin"), Catch::Contains("trailing data after byte offset 1032"));
-  {
-    std::ofstream(dir / "short.bin") << "tiny";
-  }
+  { std::ofstream(dir / "short.bin") << "tiny"; }
   CHECK_THAT(err("short.bin"), Catch::Contains("truncated header: file has 4 bytes"));
 
   // Ids beyond the vocabulary: caught on read and by validate(), with index and byte offset.
@@ -129,8 +128,9 @@ TEST_CASE("data: malformed shards give errors naming the file and offset", "[cpu
   write_raw(dir / "vocab.bin", {20240520, 1, 10}, toks.data(), 20);
   ShardView v(dir / "vocab.bin");
   std::vector<int32_t> out(10);
-  CHECK_THAT(error_of([&] { v.read(0, 10, out.data(), 500); }),
-             Catch::Contains("vocab.bin: token id 600 at index 6 (byte offset 1036) is not below the vocabulary size 500"));
+  CHECK_THAT(
+      error_of([&] { v.read(0, 10, out.data(), 500); }),
+      Catch::Contains("vocab.bin: token id 600 at index 6 (byte offset 1036) is not below the vocabulary size 500"));
   CHECK_THAT(error_of([&] { v.validate(500); }), Catch::Contains("token id 600 at index 6"));
   CHECK_NOTHROW(v.validate(601));
   CHECK_THAT(error_of([&] { find_shards(dir / "nothing_*.bin"); }), Catch::Contains("no shard matches"));
@@ -166,8 +166,10 @@ TEST_CASE("data: encode_corpus writes EOT-separated train/val shards", "[cpu][da
   };
   CHECK(all_tokens(stats.train_shards) == expect(a.substr(0, cut(a)), b.substr(0, cut(b))));
   CHECK(all_tokens(stats.val_shards) == expect(a.substr(cut(a)), b.substr(cut(b))));
-  CHECK(stats.train_tokens + stats.val_tokens == all_tokens(stats.train_shards).size() + all_tokens(stats.val_shards).size());
-  CHECK(tok().decode(all_tokens(stats.val_shards)) == "<|endoftext|>" + a.substr(cut(a)) + "<|endoftext|>" + b.substr(cut(b)));
+  CHECK(stats.train_tokens + stats.val_tokens ==
+        all_tokens(stats.train_shards).size() + all_tokens(stats.val_shards).size());
+  CHECK(tok().decode(all_tokens(stats.val_shards)) ==
+        "<|endoftext|>" + a.substr(cut(a)) + "<|endoftext|>" + b.substr(cut(b)));
 
   // A second, shorter run under the same prefix removes the first run's extra shards.
   opt.shard_tokens = 100000;
@@ -183,9 +185,13 @@ TEST_CASE("data: encode_corpus writes nothing when an input is bad", "[cpu][data
   std::ofstream(dir / "a.txt") << "some text\n";
   std::ofstream(dir / "empty.txt") << "";
   EncodeOptions opt;
-  CHECK_THAT(error_of([&] { encode_corpus(tok(), {dir / "a.txt", dir / "nope.txt"}, dir / "o/t", opt); }),
+  CHECK_THAT(error_of([&] {
+               encode_corpus(tok(), {dir / "a.txt", dir / "nope.txt"}, dir / "o/t", opt);
+             }),
              Catch::Contains("nope.txt") && Catch::Contains("No such file"));
-  CHECK_THAT(error_of([&] { encode_corpus(tok(), {dir / "a.txt", dir / "empty.txt"}, dir / "o/t", opt); }),
+  CHECK_THAT(error_of([&] {
+               encode_corpus(tok(), {dir / "a.txt", dir / "empty.txt"}, dir / "o/t", opt);
+             }),
              Catch::Contains("empty.txt' is empty"));
   CHECK_THAT(error_of([&] { encode_corpus(tok(), {}, dir / "o/t", opt); }), Catch::Contains("no input files"));
   opt.val_fraction = 1.0;

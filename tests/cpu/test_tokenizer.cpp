@@ -159,16 +159,19 @@ TEST_CASE("data: bad tokenizer files give errors naming the file and field", "[c
     edit(j);
     return error_of([&] { Tokenizer::from_json(j, "bad.json"); });
   };
-  CHECK_THAT(error_of([] { Tokenizer::load("/nonexistent/tok.json"); }),
-             Catch::Contains("/nonexistent/tok.json"));
+  CHECK_THAT(error_of([] { Tokenizer::load("/nonexistent/tok.json"); }), Catch::Contains("/nonexistent/tok.json"));
   CHECK_THAT(with([](json& j) { j.erase("model"); }), Catch::Contains("bad.json: model"));
   CHECK_THAT(with([](json& j) { j["model"]["type"] = "WordPiece"; }), Catch::Contains("model.type"));
   CHECK_THAT(with([](json& j) { j["model"]["merges"][3] = "nospace"; }), Catch::Contains("model.merges[3]"));
-  CHECK_THAT(with([](json& j) { j["model"]["merges"][5] = "Ġ zzzz"; }), Catch::Contains("'zzzz' is not in model.vocab"));
+  CHECK_THAT(with([](json& j) { j["model"]["merges"][5] = "Ġ zzzz"; }),
+             Catch::Contains("'zzzz' is not in model.vocab"));
   CHECK_THAT(with([](json& j) { j["model"]["vocab"]["Ġ"] = -4; }), Catch::Contains("model.vocab[\"Ġ\"]"));
   CHECK_THAT(with([](json& j) { j["model"]["vocab"]["Ġ"] = 5; }), Catch::Contains("id 5 is given to both"));
   CHECK_THAT(with([](json& j) { j["normalizer"] = {{"type", "NFC"}}; }), Catch::Contains("normalizer"));
-  CHECK_THAT(with([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }), Catch::Contains("pre_tokenizer.type"));
+  CHECK_THAT(with([](json& j) {
+               j["pre_tokenizer"] = {{"type", "Whitespace"}};
+             }),
+             Catch::Contains("pre_tokenizer.type"));
   CHECK_THAT(with([](json& j) { j["model"]["byte_fallback"] = true; }), Catch::Contains("model.byte_fallback"));
   CHECK_THAT(with([](json& j) { j["added_tokens"][0].erase("content"); }), Catch::Contains("added_tokens[0].content"));
   CHECK_THAT(with([](json& j) { j["model"]["dropout"] = 0.1; }), Catch::Contains("model.dropout"));
@@ -177,8 +180,7 @@ TEST_CASE("data: bad tokenizer files give errors naming the file and field", "[c
   std::filesystem::create_directories(dir);
   const auto path = (dir / "broken.json").string();
   std::ofstream(path) << "{\"model\": {\"vocab\": ";
-  CHECK_THAT(error_of([&] { Tokenizer::load(path); }),
-             Catch::Contains(path) && Catch::Contains("not valid JSON"));
+  CHECK_THAT(error_of([&] { Tokenizer::load(path); }), Catch::Contains(path) && Catch::Contains("not valid JSON"));
   std::filesystem::remove_all(dir);
 }
 

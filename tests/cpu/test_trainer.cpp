@@ -46,13 +46,24 @@ TinyCorpus& corpus() {
 
 nlohmann::json tiny_config(int64_t steps) {
   auto d = corpus().dir.string();
-  return {
-      {"model", {{"vocab_size", 320}, {"d_model", 32}, {"n_layers", 2}, {"n_heads", 4}, {"n_kv_heads", 2},
-                 {"ffn_hidden", 64}, {"variant", "depth_kv_ffn"}, {"norm", "pre"}}},
-      {"data", {{"train", d + "/gpl_train_*.bin"}, {"val", {{"gpl", d + "/gpl_val_*.bin"}}}, {"seq_len", 32}}},
-      {"optim", {{"lr", 1e-2}, {"min_lr", 1e-3}, {"warmup_steps", 5}}},
-      {"train", {{"steps", steps}, {"global_batch", 8}, {"micro_batch", 4}, {"log_every", 1}, {"device", "cpu"},
-                 {"eval_max_batches", 4}}}};
+  return {{"model",
+           {{"vocab_size", 320},
+            {"d_model", 32},
+            {"n_layers", 2},
+            {"n_heads", 4},
+            {"n_kv_heads", 2},
+            {"ffn_hidden", 64},
+            {"variant", "depth_kv_ffn"},
+            {"norm", "pre"}}},
+          {"data", {{"train", d + "/gpl_train_*.bin"}, {"val", {{"gpl", d + "/gpl_val_*.bin"}}}, {"seq_len", 32}}},
+          {"optim", {{"lr", 1e-2}, {"min_lr", 1e-3}, {"warmup_steps", 5}}},
+          {"train",
+           {{"steps", steps},
+            {"global_batch", 8},
+            {"micro_batch", 4},
+            {"log_every", 1},
+            {"device", "cpu"},
+            {"eval_max_batches", 4}}}};
 }
 
 std::vector<double> logged_losses(const fs::path& run) {

@@ -93,7 +93,8 @@ TEST_CASE("cuda core: on-device copies convert between every dtype pair and any 
     stream.select(2, 1).copy_(kv.to(Device::cuda()));
     REQUIRE(stream.select(2, 1).to_float_vector() == kv.to_float_vector());
     REQUIRE(stream.select(2, 1).contiguous().to_float_vector() == kv.to_float_vector());
-    for (int64_t other : {0, 2}) REQUIRE(stream.select(2, other).to_double_vector() == std::vector<double>(2 * 33 * 4 * d, 0.0));
+    for (int64_t other : {0, 2})
+      REQUIRE(stream.select(2, other).to_double_vector() == std::vector<double>(2 * 33 * 4 * d, 0.0));
   }
   // f32 -> bf16 rounds to nearest even on the device exactly as on the host (random values).
   Tensor r = Tensor::randn({3, 1001}, 4);

@@ -1,9 +1,9 @@
 // CUDA dense kernels against the CPU kernels (float64 references) on fresh random inputs with odd
 // sizes; device outputs are poisoned with NaN (all bits set) before every kernel runs.
 // "[gpu][ops]": correctness. "[.][gpu][bench]": timings for docs/benchmarks-dense.md (run explicitly).
-#include <catch2/catch.hpp>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -58,9 +58,13 @@ double to_d(bf16 x) { return moda::bf16_to_float(x); }
 template <typename T>
 T from_d(double x);
 template <>
-float from_d<float>(double x) { return float(x); }
+float from_d<float>(double x) {
+  return float(x);
+}
 template <>
-bf16 from_d<bf16>(double x) { return moda::float_to_bf16(float(x)); }
+bf16 from_d<bf16>(double x) {
+  return moda::float_to_bf16(float(x));
+}
 
 template <typename T>
 std::vector<T> randn(size_t n, uint32_t seed, double sd = 1.0) {
@@ -97,8 +101,8 @@ constexpr double tol() {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("dense cuda: matmul matches the CPU for transposes, alpha/beta, batches, bias", "[gpu][ops]",
-                   float, bf16) {
+TEMPLATE_TEST_CASE("dense cuda: matmul matches the CPU for transposes, alpha/beta, batches, bias", "[gpu][ops]", float,
+                   bf16) {
   uint32_t seed = 100;
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
@@ -192,12 +196,16 @@ TEMPLATE_TEST_CASE("dense cuda: embedding forward and deterministic backward mat
   Dev<int32_t> I32(ids32);
   for (int w = 0; w < 2; ++w) {
     OUT.poison();
-    if (w == 0) moda::cuda::embedding_forward(T.p, I32.p, OUT.p, n, vocab, dim, 0);
-    else moda::cuda::embedding_forward(T.p, I64.p, OUT.p, n, vocab, dim, 0);
+    if (w == 0)
+      moda::cuda::embedding_forward(T.p, I32.p, OUT.p, n, vocab, dim, 0);
+    else
+      moda::cuda::embedding_forward(T.p, I64.p, OUT.p, n, vocab, dim, 0);
     CHECK(rel_err(OUT.get(), out_ref) == 0.0);
     Dev<float> DT(dt0);
-    if (w == 0) moda::cuda::embedding_backward(DO.p, I32.p, DT.p, n, vocab, dim, 0);
-    else moda::cuda::embedding_backward(DO.p, I64.p, DT.p, n, vocab, dim, 0);
+    if (w == 0)
+      moda::cuda::embedding_backward(DO.p, I32.p, DT.p, n, vocab, dim, 0);
+    else
+      moda::cuda::embedding_backward(DO.p, I64.p, DT.p, n, vocab, dim, 0);
     const auto first = DT.get();
     CHECK(rel_err(first, dt_ref) < 1e-6);
     DT.upload(dt0);
@@ -226,8 +234,8 @@ TEMPLATE_TEST_CASE("dense cuda: cross-entropy forward/backward match the CPU for
     std::vector<double> row_ref(n), lse_ref(n), dl_ref(n * v);
     double mean_ref = 0, dloss = 1.3;
     int64_t count_ref = 0;
-    moda::cpu::cross_entropy_forward(ld.data(), t64.data(), row_ref.data(), lse_ref.data(), &mean_ref, &count_ref, n,
-                                     v, ignore);
+    moda::cpu::cross_entropy_forward(ld.data(), t64.data(), row_ref.data(), lse_ref.data(), &mean_ref, &count_ref, n, v,
+                                     ignore);
     moda::cpu::cross_entropy_backward(ld.data(), t64.data(), lse_ref.data(), &dloss, &count_ref, dl_ref.data(), n, v,
                                       ignore);
     Dev<TestType> L(logits), DL(n * v);
@@ -294,8 +302,8 @@ TEMPLATE_TEST_CASE("dense cuda: reference attention forward/backward match the C
     }
 }
 
-TEMPLATE_TEST_CASE("dense cuda: AdamW step matches the CPU, with bf16 weight copy and device grad scale",
-                   "[gpu][ops]", float, bf16) {
+TEMPLATE_TEST_CASE("dense cuda: AdamW step matches the CPU, with bf16 weight copy and device grad scale", "[gpu][ops]",
+                   float, bf16) {
   for (int64_t offset : {int64_t(0), int64_t(1)}) {  // offset 1: unaligned, scalar path
     const int64_t n = 100003;
     moda::AdamWParams hp;
@@ -311,8 +319,8 @@ TEMPLATE_TEST_CASE("dense cuda: AdamW step matches the CPU, with bf16 weight cop
     PB.poison();
     for (int64_t step = 1; step <= 2; ++step) {
       hp.step = step;
-      moda::cpu::adamw_step<double>(hp, pr.data() + offset, gr.data() + offset, mr.data() + offset,
-                                    vr.data() + offset, n, nullptr, scale);
+      moda::cpu::adamw_step<double>(hp, pr.data() + offset, gr.data() + offset, mr.data() + offset, vr.data() + offset,
+                                    n, nullptr, scale);
       moda::cuda::adamw_step(hp, P.p + offset, G.p + offset, M.p + offset, Vv.p + offset, n, PB.p + offset, S.p, 0);
     }
     INFO("offset=" << offset);
@@ -470,7 +478,8 @@ TEST_CASE("dense cuda bench: GEMM, cross-entropy, AdamW, grad norm, embedding", 
     Dev<int32_t> T(t);
     Dev<float> ROW(n), LSE(n), MEAN(1), DLOSS(std::vector<float>{1.f});
     Dev<int64_t> COUNT(1);
-    const double f = median_ms([&] { moda::cuda::cross_entropy_forward(L.p, T.p, ROW.p, LSE.p, MEAN.p, COUNT.p, n, v, -1, 0); });
+    const double f =
+        median_ms([&] { moda::cuda::cross_entropy_forward(L.p, T.p, ROW.p, LSE.p, MEAN.p, COUNT.p, n, v, -1, 0); });
     const double b =
         median_ms([&] { moda::cuda::cross_entropy_backward(L.p, T.p, LSE.p, DLOSS.p, COUNT.p, DL.p, n, v, -1, 0); });
     const double bytes = double(n) * v * 2;
@@ -510,7 +519,8 @@ TEST_CASE("dense cuda bench: GEMM, cross-entropy, AdamW, grad norm, embedding", 
     moda::AttentionShape s;
     s.batch = 1, s.seq = 1024, s.heads_q = 16, s.heads_kv = 8, s.head_dim = 64;
     const size_t nq = s.seq * 16 * 64, nkv = s.seq * 8 * 64;
-    Dev<bf16> Q(rand_tiled<bf16>(nq, 7)), K(rand_tiled<bf16>(nkv, 8)), V(rand_tiled<bf16>(nkv, 9)), O(nq), DQ(nq), DK(nkv), DV(nkv);
+    Dev<bf16> Q(rand_tiled<bf16>(nq, 7)), K(rand_tiled<bf16>(nkv, 8)), V(rand_tiled<bf16>(nkv, 9)), O(nq), DQ(nq),
+        DK(nkv), DV(nkv);
     const double f = median_ms([&] { moda::cuda::attention_reference_forward(s, Q.p, K.p, V.p, O.p, nullptr, 0); });
     const double b =
         median_ms([&] { moda::cuda::attention_reference_backward(s, Q.p, K.p, V.p, O.p, DQ.p, DK.p, DV.p, 0); });

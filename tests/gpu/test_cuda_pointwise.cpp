@@ -1,7 +1,7 @@
 // CUDA memory-bound kernels against the CPU reference kernels, on fresh random inputs with odd
 // sizes, outputs poisoned with NaN before each launch, f32 and bf16 storage.
-#include <catch2/catch.hpp>
 #include <cuda_runtime_api.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstring>
@@ -43,7 +43,9 @@ struct DeviceArray {
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   void poison() { cuda_ok(cudaMemset(ptr, 0xff, n * sizeof(T))); }
-  void upload(const std::vector<T>& host) { cuda_ok(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice)); }
+  void upload(const std::vector<T>& host) {
+    cuda_ok(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
   std::vector<T> download() const {
     cuda_ok(cudaDeviceSynchronize());
     std::vector<T> host(n);
@@ -54,9 +56,16 @@ struct DeviceArray {
 
 float to_f(float v) { return v; }
 float to_f(bf16 v) { return bf16_to_float(v); }
-template <typename T> T from_f(float v);
-template <> float from_f<float>(float v) { return v; }
-template <> bf16 from_f<bf16>(float v) { return float_to_bf16(v); }
+template <typename T>
+T from_f(float v);
+template <>
+float from_f<float>(float v) {
+  return v;
+}
+template <>
+bf16 from_f<bf16>(float v) {
+  return float_to_bf16(v);
+}
 
 template <typename T>
 std::vector<float> to_float(const std::vector<T>& v) {
@@ -89,7 +98,10 @@ double rel_l2(const std::vector<A>& out, const std::vector<B>& ref) {
   return std::sqrt(num / (den > 0 ? den : 1.0));
 }
 
-template <typename T> double tol() { return std::is_same_v<T, float> ? 1e-5 : 1e-2; }
+template <typename T>
+double tol() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-2;
+}
 
 }  // namespace
 
@@ -204,7 +216,9 @@ TEMPLATE_TEST_CASE("reduce cuda: sum and mean are accurate and deterministic", "
 
 TEMPLATE_TEST_CASE("reduce cuda: column sums over rows (bias gradients)", "[gpu][ops]", float, bf16) {
   using T = TestType;
-  struct Shape { int64_t rows, cols; };
+  struct Shape {
+    int64_t rows, cols;
+  };
   for (const Shape s : {Shape{37, 1000}, Shape{37, 4099}, Shape{20011, 96}, Shape{3, 7}}) {
     CAPTURE(s.rows, s.cols);
     const auto x = random_vec<T>(s.rows * s.cols, 7);
@@ -224,7 +238,9 @@ TEMPLATE_TEST_CASE("reduce cuda: column sums over rows (bias gradients)", "[gpu]
 
 TEMPLATE_TEST_CASE("rmsnorm cuda: forward and backward match the CPU", "[gpu][ops]", float, bf16) {
   using T = TestType;
-  struct Shape { int64_t rows, cols; };
+  struct Shape {
+    int64_t rows, cols;
+  };
   for (const Shape s : {Shape{37, 1000}, Shape{37, 4099}, Shape{3001, 64}, Shape{37, 4096}, Shape{5, 16384},
                         Shape{2001, 1000}, Shape{9, 3}}) {
     for (const bool weighted : {true, false}) {
@@ -243,11 +259,11 @@ TEMPLATE_TEST_CASE("rmsnorm cuda: forward and backward match the CPU", "[gpu][op
       CHECK(rel_l2(dout.download(), y) < tol<T>());
       CHECK(rel_l2(drstd.download(), rstd) < 1e-5);
 
-      cuda::rmsnorm_backward(ddx.ptr, weighted ? ddw.ptr : nullptr, ddy.ptr, dx_in.ptr, wp, drstd.ptr, s.rows,
-                             s.cols, false, nullptr);
+      cuda::rmsnorm_backward(ddx.ptr, weighted ? ddw.ptr : nullptr, ddy.ptr, dx_in.ptr, wp, drstd.ptr, s.rows, s.cols,
+                             false, nullptr);
       std::vector<float> dx(n), dw(s.cols);
-      cpu::rmsnorm_backward(dx.data(), weighted ? dw.data() : nullptr, dyf.data(), xf.data(), wfp, rstd.data(),
-                            s.rows, s.cols);
+      cpu::rmsnorm_backward(dx.data(), weighted ? dw.data() : nullptr, dyf.data(), xf.data(), wfp, rstd.data(), s.rows,
+                            s.cols);
       CHECK(rel_l2(ddx.download(), dx) < tol<T>());
       if (weighted) {
         CHECK(rel_l2(ddw.download(), dw) < 1e-5);
@@ -299,7 +315,9 @@ TEMPLATE_TEST_CASE("rope cuda: strided, in place, forward and backward match the
 
 TEMPLATE_TEST_CASE("swiglu cuda: forward and backward match the CPU", "[gpu][ops]", float, bf16) {
   using T = TestType;
-  struct Shape { int64_t rows, hidden; };
+  struct Shape {
+    int64_t rows, hidden;
+  };
   for (const Shape s : {Shape{37, 1000}, Shape{37, 4099}, Shape{1001, 1536}, Shape{1, 3}}) {
     CAPTURE(s.rows, s.hidden);
     const int64_t n_in = s.rows * 2 * s.hidden, n_out = s.rows * s.hidden;
@@ -320,7 +338,9 @@ TEMPLATE_TEST_CASE("swiglu cuda: forward and backward match the CPU", "[gpu][ops
 
 TEMPLATE_TEST_CASE("softmax cuda: forward and backward match the CPU", "[gpu][ops]", float, bf16) {
   using T = TestType;
-  struct Shape { int64_t rows, cols; };
+  struct Shape {
+    int64_t rows, cols;
+  };
   for (const Shape s : {Shape{37, 1000}, Shape{37, 4099}, Shape{37, 16384}, Shape{3001, 64}, Shape{11, 7}}) {
     CAPTURE(s.rows, s.cols);
     const int64_t n = s.rows * s.cols;

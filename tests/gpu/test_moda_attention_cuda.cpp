@@ -147,13 +147,12 @@ TEST_CASE("moda attention cuda: caller workspace gives the same gradients as the
   DeviceVec<float> lse(h.lse);
   const int64_t so = h.seq_offset(), dof = h.depth_offset();
   const auto qs = h.q_strides(), os = h.o_strides(), ss = h.seq_strides(), ds = h.depth_strides();
-  cuda::moda_attention_forward(h.shape, q.ptr, qs, kst.ptr + so, ss, vst.ptr + so, ss, kst.ptr + dof, ds,
-                               vst.ptr + dof, ds, o.ptr, os, lse.ptr, nullptr);
+  cuda::moda_attention_forward(h.shape, q.ptr, qs, kst.ptr + so, ss, vst.ptr + so, ss, kst.ptr + dof, ds, vst.ptr + dof,
+                               ds, o.ptr, os, lse.ptr, nullptr);
   auto run = [&](void* ws) {
     cuda::moda_attention_backward(h.shape, q.ptr, qs, kst.ptr + so, ss, vst.ptr + so, ss, kst.ptr + dof, ds,
                                   vst.ptr + dof, ds, o.ptr, os, lse.ptr, dout.ptr, os, dq.ptr, qs, dkst.ptr + so, ss,
-                                  dvst.ptr + so, ss, dkst.ptr + dof, ds, dvst.ptr + dof, ds, false, false, ws,
-                                  nullptr);
+                                  dvst.ptr + so, ss, dkst.ptr + dof, ds, dvst.ptr + dof, ds, false, false, ws, nullptr);
     cuda_ok(cudaDeviceSynchronize(), "backward");
     return std::vector<std::vector<double>>{dq.host(), dkst.host(), dvst.host()};
   };
@@ -175,17 +174,19 @@ TEST_CASE("moda attention cuda: unsupported shapes and layouts are rejected with
   cudaMalloc(reinterpret_cast<void**>(&p), 1 << 16);
   const ModaStrides st = moda_strides_bthd(8, 2, 96);
   float* lse = reinterpret_cast<float*>(p);
-  REQUIRE_THROWS_WITH(cuda::moda_attention_forward(s, p, st, p, st, p, st, nullptr, {}, nullptr, {}, p, st, lse, nullptr),
-                      Catch::Contains("64 or 128"));
+  REQUIRE_THROWS_WITH(
+      cuda::moda_attention_forward(s, p, st, p, st, p, st, nullptr, {}, nullptr, {}, p, st, lse, nullptr),
+      Catch::Contains("64 or 128"));
   s.d = 64;
   ModaStrides odd = moda_strides_bthd(8, 2, 64);
   odd.head = 65;
-  REQUIRE_THROWS_WITH(cuda::moda_attention_forward(s, p, odd, p, odd, p, odd, nullptr, {}, nullptr, {}, p, odd, lse,
-                                                   nullptr),
-                      Catch::Contains("multiples of 8"));
+  REQUIRE_THROWS_WITH(
+      cuda::moda_attention_forward(s, p, odd, p, odd, p, odd, nullptr, {}, nullptr, {}, p, odd, lse, nullptr),
+      Catch::Contains("multiples of 8"));
   s.Hq = 66;
   s.Hk = 1;
-  REQUIRE_THROWS_WITH(cuda::moda_attention_forward(s, p, st, p, st, p, st, nullptr, {}, nullptr, {}, p, st, lse, nullptr),
-                      Catch::Contains("<= 32"));
+  REQUIRE_THROWS_WITH(
+      cuda::moda_attention_forward(s, p, st, p, st, p, st, nullptr, {}, nullptr, {}, p, st, lse, nullptr),
+      Catch::Contains("<= 32"));
   cudaFree(p);
 }

@@ -35,8 +35,8 @@ TEST_CASE("moda attention op cuda: bf16 op matches the f64 CPU op, views include
   };
   auto run = [&](Device dev, DType dt) {
     Tensor ks = kst.to(dt).to(dev), vs = vst.to(dt).to(dev);
-    Run r{q.to(dt).to(dev).set_requires_grad(true), ks.select(2, L).set_requires_grad(true),
-          vs.select(2, L).set_requires_grad(true), ks.narrow(2, 0, L).set_requires_grad(true),
+    Run r{q.to(dt).to(dev).set_requires_grad(true),   ks.select(2, L).set_requires_grad(true),
+          vs.select(2, L).set_requires_grad(true),    ks.narrow(2, 0, L).set_requires_grad(true),
           vs.narrow(2, 0, L).set_requires_grad(true), Tensor()};
     r.o = ops::moda_attention(r.q, r.k, r.v, r.kd, r.vd);
     ops::sum(ops::mul(r.o, w.to(dt).to(dev))).backward();
@@ -52,6 +52,7 @@ TEST_CASE("moda attention op cuda: bf16 op matches the f64 CPU op, views include
 }
 
 TEST_CASE("moda attention op cuda: f32 CUDA inputs are rejected with a message", "[gpu][moda][autograd]") {
-  Tensor q = Tensor::zeros({1, 4, 2, 64}, DType::F32, Device::cuda()), k = Tensor::zeros({1, 4, 1, 64}, DType::F32, Device::cuda());
+  Tensor q = Tensor::zeros({1, 4, 2, 64}, DType::F32, Device::cuda()),
+         k = Tensor::zeros({1, 4, 1, 64}, DType::F32, Device::cuda());
   REQUIRE_THROWS_WITH(ops::moda_attention(q, k, k, {}, {}), Catch::Contains("bf16"));
 }

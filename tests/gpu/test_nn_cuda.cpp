@@ -1,8 +1,8 @@
 // The MoDA LM on CUDA (bf16, fused MoDA kernel reading the depth stream in place) against the
 // same model on the CPU (f32, reference kernels): identical initial weights from the
 // device-independent init, then logits, loss and every group's flat gradient buffer.
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -146,9 +146,10 @@ TEST_CASE("nn cuda: training step throughput of the Table 6 24-layer models", "[
     double z = median(zero_ms), fw = median(fwd_ms), bw = median(bwd_ms), med = z + fw + bw;
     auto f = training_flops_per_token(c, T);
     double tflops = (f.per_token() + f.lm_head) * B * T / (med * 1e-3) / 1e12;
-    std::printf("table6 24L post %-13s B=%lld T=%lld: zero_grad %.1f ms, forward %.1f ms, backward %.1f ms; "
-                "%.0f tokens/s, %.1f TFLOP/s\n",
-                variant_name(v), (long long)B, (long long)T, z, fw, bw, B * T / (med * 1e-3), tflops);
+    std::printf(
+        "table6 24L post %-13s B=%lld T=%lld: zero_grad %.1f ms, forward %.1f ms, backward %.1f ms; "
+        "%.0f tokens/s, %.1f TFLOP/s\n",
+        variant_name(v), (long long)B, (long long)T, z, fw, bw, B * T / (med * 1e-3), tflops);
     CHECK(std::isfinite(m.forward(ids, ids).item()));
   }
 }

@@ -88,7 +88,7 @@ TEMPLATE_TEST_CASE_SIG("dense ops cuda: matmul, linear, embedding, cross-entropy
   compare(ce, {rand_tensor({5, 1001}, 40, t)}, t, tol);
 
   auto att = [](const std::vector<Tensor>& x) { return moda::ops::attention_reference(x[0], x[1], x[2], true); };
-  compare(att, {rand_tensor({2, 17, 6, 16}, 50, t), rand_tensor({2, 17, 2, 16}, 51, t),
-                rand_tensor({2, 17, 2, 16}, 52, t)},
+  compare(att,
+          {rand_tensor({2, 17, 6, 16}, 50, t), rand_tensor({2, 17, 2, 16}, 51, t), rand_tensor({2, 17, 2, 16}, 52, t)},
           t, tol);
 }

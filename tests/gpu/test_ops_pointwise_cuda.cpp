@@ -62,7 +62,8 @@ TEST_CASE("pointwise ops cuda: forward and gradients match the CPU in f64", "[gp
       compare([](const std::vector<Tensor>& x) { return ops::scale(x[0], 0.3); }, {{4099}}, dt, 3);
       compare([](const std::vector<Tensor>& x) { return ops::scale(ops::sum(x[0]), 1e-3); }, {{1000003}}, dt, 4);
       compare([](const std::vector<Tensor>& x) { return ops::mean(x[0]); }, {{37, 4099}}, dt, 5);
-      compare([](const std::vector<Tensor>& x) { return ops::rms_norm(x[0], x[1], 1e-5); }, {{37, 1000}, {1000}}, dt, 6);
+      compare([](const std::vector<Tensor>& x) { return ops::rms_norm(x[0], x[1], 1e-5); }, {{37, 1000}, {1000}}, dt,
+              6);
       compare([](const std::vector<Tensor>& x) { return ops::rms_norm(x[0], Tensor(), 1e-5); }, {{5, 7, 4099}}, dt, 7);
       compare([](const std::vector<Tensor>& x) { return ops::rope(x[0], 10000.0, 17); }, {{2, 37, 3, 64}}, dt, 8);
       compare([](const std::vector<Tensor>& x) { return ops::rope(x[0], 500.0, 0); }, {{2, 37, 4, 10}}, dt, 9);
@@ -74,8 +75,7 @@ TEST_CASE("pointwise ops cuda: forward and gradients match the CPU in f64", "[gp
   }
 }
 
-TEST_CASE("pointwise ops cuda: cast f32 <-> bf16 runs on the device and its gradient comes back in f32",
-          "[gpu][ops]") {
+TEST_CASE("pointwise ops cuda: cast f32 <-> bf16 runs on the device and its gradient comes back in f32", "[gpu][ops]") {
   Tensor x = Tensor::uniform({1000003}, 21, -3.0, 3.0, DType::F32, Device::cuda()).set_requires_grad(true);
   Tensor h = ops::cast(x, DType::BF16);
   REQUIRE(h.dtype() == DType::BF16);
