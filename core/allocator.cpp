@@ -119,6 +119,7 @@ void* allocate(size_t bytes, int device, cudaStream_t stream) {
                                             human_bytes(cache.stats.reserved), " (", cudaGetErrorString(err), ")"));
     }
     cache.stats.reserved += size;
+    if (cache.stats.reserved > cache.stats.peak_reserved) cache.stats.peak_reserved = cache.stats.reserved;
   }
   s.live[ptr] = Block{size, device, stream};
   cache.stats.allocated += size;
@@ -156,6 +157,7 @@ void reset_peak(int device) {
   std::lock_guard<std::mutex> lock(s.mutex);
   auto& st = s.devices[device].stats;
   st.peak_allocated = st.allocated;
+  st.peak_reserved = st.reserved;
 }
 
 #else  // no CUDA in this build: every entry point explains why it cannot work

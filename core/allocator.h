@@ -17,6 +17,7 @@ struct AllocatorStats {
   size_t allocated = 0;       // bytes held by live tensors
   size_t reserved = 0;        // bytes obtained from cudaMalloc (live + cached)
   size_t peak_allocated = 0;  // maximum of `allocated` since start or reset_peak
+  size_t peak_reserved = 0;   // maximum of `reserved` since start or reset_peak
   size_t allocations = 0;     // allocate() calls
   size_t cache_hits = 0;      // allocate() calls served from the cache
 };

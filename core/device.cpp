@@ -37,4 +37,18 @@ int cuda_device_count() {
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
+size_t cuda_device_memory_used(int device) {
+#ifdef MODA_HAVE_CUDA
+  int previous = 0;
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) return 0;
+  const bool ok = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+  cudaSetDevice(previous);
+  return ok ? total_bytes - free_bytes : 0;
+#else
+  (void)device;
+  return 0;
+#endif
+}
+
 }  // namespace moda

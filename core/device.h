@@ -1,4 +1,5 @@
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -22,5 +23,8 @@ struct Device {
 // Number of visible CUDA devices; 0 when built without CUDA or when no driver/device is present.
 int cuda_device_count();
 bool cuda_available();
+// Bytes in use on the device as the driver reports them (total - free: every process, the CUDA
+// context and memory outside moda's allocator included); 0 without CUDA.
+size_t cuda_device_memory_used(int device);
 
 }  // namespace moda

@@ -34,6 +34,26 @@ std::string EvalReport::table() const {
   return out;
 }
 
+void check_eval_sets(const std::map<std::string, std::vector<std::string>>& sets, int64_t seq_len, int64_t batch,
+                     int64_t vocab_size) {
+  for (const auto& [name, shards] : sets) {
+    data::LoaderOptions opts;
+    opts.shards = shards;
+    opts.batch_size = batch;
+    opts.seq_len = seq_len;
+    opts.vocab_size = static_cast<size_t>(vocab_size);
+    try {
+      data::EvalLoader loader(opts);
+      std::vector<int32_t> inputs(static_cast<size_t>(batch * seq_len)), targets(inputs.size());
+      int64_t count = 0;
+      const bool any = loader.next(inputs.data(), targets.data(), &count);
+      MODA_CHECK(any && count > 0, "it has no tokens to predict (its shards hold fewer than 2 tokens)");
+    } catch (const std::exception& e) {
+      MODA_FAIL("data.val: validation set '", name, "' cannot be evaluated: ", e.what());
+    }
+  }
+}
+
 EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::vector<std::string>>& sets,
                     int64_t seq_len, int64_t batch, int64_t max_batches, Device device) {
   NoGradGuard no_grad;

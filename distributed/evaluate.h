@@ -26,6 +26,11 @@ struct EvalReport {
   std::string table() const;       // aligned text table
 };
 
+// Reads the first batch of every set: a missing, malformed or empty set fails here, naming the set,
+// before any training, instead of at the first evaluation.
+void check_eval_sets(const std::map<std::string, std::vector<std::string>>& sets, int64_t seq_len, int64_t batch,
+                     int64_t vocab_size);
+
 // `max_batches` > 0 caps each set (used for quick evaluations during training); 0 = whole sets.
 EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::vector<std::string>>& sets,
                     int64_t seq_len, int64_t batch, int64_t max_batches, Device device);

@@ -2,21 +2,17 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "autograd/graph.h"
 #include "core/allocator.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "data/loader.h"
 #include "distributed/checkpoint.h"
-#include "kernels/cpu/grad_norm.h"
-#include "nn/language_model.h"
-#include "nn/lr_schedule.h"
-#include "nn/optim.h"
+#include "distributed/resume_check.h"
+#include "distributed/stop_signal.h"
+#include "kernels/cpu/grad_norm.h"  // clip_coefficient (moves to nn/optim.h)
 
 namespace moda {
 namespace fs = std::filesystem;
@@ -38,168 +34,228 @@ double peak_flops() {
   return 989.4e12;
 }
 
-void append_metrics(const std::string& run_dir, const nlohmann::json& record) {
-  std::ofstream out(fs::path(run_dir) / "metrics.jsonl", std::ios::app);
-  out << record.dump() << "\n";
+const std::string& required_run_dir(const TrainOptions& options) {
+  MODA_CHECK(!options.run_dir.empty(), "train: --run-dir is required");
+  return options.run_dir;
 }
 
-// On resume, records the interrupted run wrote after its last checkpoint would be repeated: drop them.
-void drop_metrics_after(const std::string& run_dir, int64_t step) {
-  fs::path path = fs::path(run_dir) / "metrics.jsonl";
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t(0)) > step) continue;
-    } catch (const std::exception&) {
-      continue;  // a line cut short by the interruption
-    }
-    kept += line + "\n";
-  }
-  write_file_atomically(path.string(), [&](std::ostream& out) { out << kept; });
-}
-
-std::string format_eta(double seconds) {
-  int s = static_cast<int>(seconds);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
-  return buf;
-}
+std::string checkpoint_or_none(const std::string& run_dir) { return latest_checkpoint(run_dir).value_or("(none yet)"); }
 
 }  // namespace
 
-TrainSummary train(const TrainConfig& cfg, const TrainOptions& opts) {
-  MODA_CHECK(!opts.run_dir.empty(), "train: --run-dir is required");
-  fs::create_directories(opts.run_dir);
-  auto latest = latest_checkpoint(opts.run_dir);
-  MODA_CHECK(opts.resume || !latest, "run folder '", opts.run_dir, "' already holds checkpoints (", *latest,
-             "); pass --resume to continue it or choose another --run-dir");
-
-  const Device device = resolve_device(cfg.train.device);
-  const DType dtype = device.is_cuda() ? DType::BF16 : DType::F32;
-  spdlog::info("device {}, compute dtype {}", device.str(), dtype_name(dtype));
-  if (device.is_cuda()) cuda_allocator::reset_peak(device.index);
-
-  auto model = std::make_unique<nn::LanguageModel>(cfg.model, nn::ModelInit{cfg.train.seed, device, dtype});
-  std::vector<OptimParam> params;
-  for (const auto& p : model->parameters()) params.push_back({p.name, p.tensor, p.decay});
-  AdamWParams hyper;
-  hyper.beta1 = cfg.optim.beta1;
-  hyper.beta2 = cfg.optim.beta2;
-  hyper.eps = cfg.optim.eps;
-  hyper.weight_decay = cfg.optim.weight_decay;
-  AdamW optimizer(params, hyper);
-  LrSchedule schedule{cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps, cfg.train.steps};
-  data::LoaderOptions loader_opts;
-  loader_opts.shards = cfg.data.train;
-  loader_opts.batch_size = cfg.train.micro_batch;
-  loader_opts.seq_len = cfg.data.seq_len;
-  loader_opts.seed = cfg.train.seed;
-  loader_opts.vocab_size = static_cast<size_t>(cfg.model.vocab_size);
-  data::TrainLoader loader(loader_opts);
-  const Shape batch_shape{cfg.train.micro_batch, cfg.data.seq_len};
-  Tensor inputs = Tensor::empty(batch_shape, DType::I32), targets = Tensor::empty(batch_shape, DType::I32);
-
-  int64_t step = 0, tokens_seen = 0;
-  if (opts.resume && latest) {
-    LoadedCheckpoint ck = load_checkpoint(opts.run_dir);
-    model->load_state_dict(ck.model.tensors);
-    optimizer.load_state(ck.optimizer);
-    loader.load_state(ck.state.at("loader"));
-    step = ck.state.at("step").get<int64_t>();
-    tokens_seen = ck.state.at("tokens").get<int64_t>();
-    spdlog::info("resumed from {} at step {}", ck.dir, step);
-    drop_metrics_after(opts.run_dir, step);
-  } else {
-    write_file_atomically((fs::path(opts.run_dir) / "config.json").string(),
-                          [&](std::ostream& out) { out << cfg.resolved.dump(2) << "\n"; });
-    std::ofstream(fs::path(opts.run_dir) / "metrics.jsonl", std::ios::trunc);
-  }
-
-  auto counts = nn::count_parameters(cfg.model);
-  auto flops = nn::training_flops_per_token(cfg.model, cfg.data.seq_len);
-  const double flops_per_token = flops.per_token() + flops.lm_head;
-  spdlog::info("model {}: {:.2f}M parameters ({:.2f}M non-embedding), {:.3g} training FLOPs/token",
-               nn::variant_name(cfg.model.variant), counts.total / 1e6, counts.non_embedding / 1e6, flops_per_token);
-
-  const int64_t accum = cfg.accumulation_steps();
-  const int64_t tokens_per_step = cfg.train.global_batch * cfg.data.seq_len;
-  auto save = [&](int64_t at_step) {
-    Checkpoint ck;
-    for (auto& [name, t] : model->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
-    ck.optimizer = optimizer.state();
-    ck.state = {{"step", at_step}, {"tokens", tokens_seen}, {"loader", loader.state()}, {"config", cfg.resolved}};
-    std::string dir = save_checkpoint(opts.run_dir, at_step, ck, static_cast<int>(cfg.train.keep_checkpoints));
-    spdlog::info("checkpoint {}", dir);
-  };
-
-  TrainSummary summary;
-  auto window_start = std::chrono::steady_clock::now();
-  auto run_start = window_start;
-  int64_t window_tokens = 0, start_step = step;
-  while (step < cfg.train.steps) {
-    ++step;
-    model->zero_grad();
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      loader.next(inputs.data<int32_t>(), targets.data<int32_t>());
-      Tensor loss = model->forward(inputs.to(device), targets.to(device));
-      double value = loss.item();
-      loss_sum += value / static_cast<double>(accum);
-      MODA_CHECK(std::isfinite(value), "non-finite loss (", value, ") at step ", step, ", micro-batch ", micro,
-                 "; training stopped. The last good checkpoint ",
-                 latest_checkpoint(opts.run_dir).value_or("(none yet)"), " is intact");
-      loss.backward(Tensor::full({1}, 1.0 / static_cast<double>(accum), loss.dtype(), device));
-    }
-    double norm = optimizer.grad_norm();
-    MODA_CHECK(std::isfinite(norm), "non-finite gradient norm at step ", step, "; training stopped. The last good ",
-               "checkpoint ", latest_checkpoint(opts.run_dir).value_or("(none yet)"), " is intact");
-    double clip = cfg.optim.grad_clip > 0 ? clip_coefficient(norm, cfg.optim.grad_clip) : 1.0;
-    double lr = schedule.at(step);
-    optimizer.step(lr, clip);
-    tokens_seen += tokens_per_step;
-    window_tokens += tokens_per_step;
-    summary.last_loss = loss_sum;
-
-    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-      auto now = std::chrono::steady_clock::now();
-      double secs = std::chrono::duration<double>(now - window_start).count();
-      double tps = window_tokens / std::max(secs, 1e-9);
-      double elapsed = std::chrono::duration<double>(now - run_start).count();
-      double eta = elapsed / static_cast<double>(step - start_step) * static_cast<double>(cfg.train.steps - step);
-      nlohmann::json rec = {{"step", step},      {"loss", loss_sum},      {"lr", lr},
-                            {"grad_norm", norm}, {"tokens", tokens_seen}, {"tokens_per_s", tps}};
-      std::string mfu;
-      if (device.is_cuda()) {
-        double m = tps * flops_per_token / peak_flops();
-        rec["mfu"] = m;
-        mfu = fmt::format(" | mfu {:.1f}%", 100 * m);
-      }
-      append_metrics(opts.run_dir, rec);
-      spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | eta {}", step,
-                   cfg.train.steps, loss_sum, lr, norm, tps, mfu, format_eta(eta));
-      window_start = now;
-      window_tokens = 0;
-    }
-    bool last = step == cfg.train.steps;
-    if (!cfg.data.val.empty() && ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last)) {
-      EvalReport r = evaluate(*model, cfg.data.val, cfg.data.seq_len, cfg.train.micro_batch,
-                              last ? 0 : cfg.train.eval_max_batches, device);
-      append_metrics(opts.run_dir, {{"step", step}, {"eval", r.to_json()}});
-      spdlog::info("eval at step {}: average loss {:.4f}, perplexity {:.3f}", step, r.average.loss, r.average.ppl());
-      summary.eval = r;
-      window_start = std::chrono::steady_clock::now();  // evaluation time is not training throughput
-    }
-    bool stopping = opts.stop_after > 0 && step == opts.stop_after;
-    if ((cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0) || last || stopping) save(step);
-    if (stopping) break;
-  }
-  summary.steps = step;
-  if (device.is_cuda()) {
-    summary.peak_device_bytes = cuda_allocator::stats(device.index).peak_allocated;
-    spdlog::info("peak GPU memory allocated: {:.2f} GiB", summary.peak_device_bytes / double(1ull << 30));
-  }
-  return summary;
+Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::unique_ptr<Communicator> comm)
+    : cfg_(config),
+      opts_(options),
+      comm_(std::move(comm)),
+      lock_(required_run_dir(options)),
+      device_(resolve_device(config.train.device)),
+      dtype_(device_.is_cuda() ? DType::BF16 : DType::F32),
+      model_(make_model()),
+      optimizer_(make_optimizer()),
+      schedule_{cfg_.optim.lr, cfg_.optim.min_lr, cfg_.optim.warmup_steps, cfg_.train.steps},
+      loader_(make_loader()),
+      metrics_(opts_.run_dir) {
+  // Every validation set is read once now, so a bad one fails before training, not after it.
+  check_eval_sets(cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch, cfg_.model.vocab_size);
+  const Shape batch{cfg_.train.micro_batch, cfg_.data.seq_len};
+  inputs_ = Tensor::empty(batch, DType::I32);
+  targets_ = Tensor::empty(batch, DType::I32);
+  shard_model();
+  start_or_resume();
 }
+
+std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
+  spdlog::info("device {}, compute dtype {}", device_.str(), dtype_name(dtype_));
+  return std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
+}
+
+AdamW Trainer::make_optimizer() const {
+  std::vector<OptimParam> params;
+  for (const auto& p : model_->parameters()) params.push_back({p.name, p.tensor, p.decay});
+  AdamWParams hyper;
+  hyper.beta1 = cfg_.optim.beta1;
+  hyper.beta2 = cfg_.optim.beta2;
+  hyper.eps = cfg_.optim.eps;
+  hyper.weight_decay = cfg_.optim.weight_decay;
+  return AdamW(params, hyper);
+}
+
+data::TrainLoader Trainer::make_loader() const {
+  data::LoaderOptions o;
+  o.shards = cfg_.data.train;
+  o.batch_size = cfg_.train.micro_batch;
+  o.seq_len = cfg_.data.seq_len;
+  o.seed = cfg_.train.seed;
+  o.vocab_size = static_cast<size_t>(cfg_.model.vocab_size);
+  o.rank = comm_->rank();
+  o.world_size = comm_->world_size();
+  return data::TrainLoader(o);
+}
+
+void Trainer::shard_model() {
+  MODA_CHECK(comm_->world_size() == 1, "train: the ", comm_->backend(), " communicator has ", comm_->world_size(),
+             " ranks, but this trainer shards over one rank only (the FSDP trainer is docs/distributed.md's)");
+}
+
+void Trainer::start_or_resume() {
+  auto latest = latest_checkpoint(opts_.run_dir);
+  MODA_CHECK(opts_.resume || !latest, "run folder '", opts_.run_dir, "' already holds checkpoints (", *latest,
+             "); pass --resume to continue it or choose another --run-dir");
+  if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
+  if (opts_.resume && latest) {
+    LoadedCheckpoint ck = load_checkpoint(opts_.run_dir);
+    check_resume_config(ck.state.at("config"), cfg_.resolved, ck.dir);
+    model_->load_state_dict(ck.model.tensors);
+    optimizer_.load_state(ck.optimizer);
+    loader_.load_state(ck.state.at("loader"));
+    step_ = ck.state.at("step").get<int64_t>();
+    tokens_seen_ = ck.state.at("tokens").get<int64_t>();
+    last_saved_step_ = step_;
+    spdlog::info("resumed from {} at step {}", ck.dir, step_);
+    metrics_.drop_after(step_);
+  } else {
+    write_file_atomically((fs::path(opts_.run_dir) / "config.json").string(),
+                          [&](std::ostream& out) { out << cfg_.resolved.dump(2) << "\n"; });
+    metrics_.start_new();
+  }
+  start_step_ = step_;
+  const auto counts = nn::count_parameters(cfg_.model);
+  spdlog::info("model {}: {:.2f}M parameters ({:.2f}M non-embedding); world size {} ({} communicator)",
+               nn::variant_name(cfg_.model.variant), counts.total / 1e6, counts.non_embedding / 1e6,
+               comm_->world_size(), comm_->backend());
+}
+
+double Trainer::train_step() {
+  const int64_t accum = cfg_.accumulation_steps();
+  model_->zero_grad();
+  double loss_sum = 0;
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    loader_.next(inputs_.data<int32_t>(), targets_.data<int32_t>());
+    Tensor loss = model_->forward(inputs_.to(device_), targets_.to(device_));
+    const double value = loss.item();
+    MODA_CHECK(std::isfinite(value), "non-finite loss (", value, ") at step ", step_, ", micro-batch ", micro,
+               "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+    loss_sum += value / static_cast<double>(accum);
+    loss.backward(Tensor::full({1}, 1.0 / static_cast<double>(accum), loss.dtype(), device_));
+  }
+  last_grad_norm_ = optimizer_.grad_norm();
+  MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
+             "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+  const double clip = cfg_.optim.grad_clip > 0 ? clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
+  optimizer_.step(schedule_.at(step_), clip);
+  const int64_t tokens = cfg_.train.global_batch * cfg_.data.seq_len;
+  tokens_seen_ += tokens;
+  throughput_.add_tokens(tokens);
+  return loss_sum;
+}
+
+void Trainer::log_step(double loss, double grad_norm, double lr) {
+  const double tps = throughput_.take();
+  const auto flops = nn::training_flops_per_token(cfg_.model, cfg_.data.seq_len);
+  nlohmann::json rec = {{"step", step_},
+                        {"loss", loss},
+                        {"lr", lr},
+                        {"grad_norm", grad_norm},
+                        {"tokens", tokens_seen_},
+                        {"tokens_per_s", tps},
+                        {"world_size", comm_->world_size()}};
+  std::string extra;
+  if (device_.is_cuda()) {
+    track_memory();
+    // MFU in the PaLM convention (docs/training.md): attention over all T keys. mfu_causal counts
+    // only the keys the causal kernels compute.
+    rec["mfu"] = tps * flops.palm_per_token() / peak_flops();
+    rec["mfu_causal"] = tps * flops.causal_per_token() / peak_flops();
+    rec["peak_reserved_gib"] = summary_.peak_reserved_bytes / double(1ull << 30);
+    extra = fmt::format(" | mfu {:.1f}% | {:.1f} GiB", 100 * rec["mfu"].get<double>(),
+                        rec["peak_reserved_gib"].get<double>());
+  }
+  metrics_.append(rec);
+  const double done = static_cast<double>(step_ - start_step_);
+  const double eta = done > 0 ? elapsed_seconds_ / done * static_cast<double>(cfg_.train.steps - step_) : 0;
+  spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | eta {}", step_,
+               cfg_.train.steps, loss, lr, grad_norm, tps, extra, format_duration(eta));
+}
+
+void Trainer::track_memory() {
+  const AllocatorStats st = cuda_allocator::stats(device_.index);
+  summary_.peak_allocated_bytes = std::max(summary_.peak_allocated_bytes, st.peak_allocated);
+  summary_.peak_reserved_bytes = std::max(summary_.peak_reserved_bytes, st.peak_reserved);
+  summary_.peak_device_used_bytes = std::max(summary_.peak_device_used_bytes, cuda_device_memory_used(device_.index));
+}
+
+bool Trainer::maybe_eval(bool last) {
+  if (cfg_.data.val.empty()) return false;
+  if (!last && !(cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0)) return false;
+  if (device_.is_cuda()) track_memory();  // the training peak, before evaluation's own allocations
+  EvalReport r;
+  try {
+    r = evaluate(*model_, cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch,
+                 last ? 0 : cfg_.train.eval_max_batches, device_);
+  } catch (const std::exception& e) {
+    // An evaluation that fails (a set changed on disk, out of memory) must not cost the training
+    // state: save it, then report the failure.
+    if (last_saved_step_ != step_) save();
+    throw Error(std::string(e.what()) + "\n(evaluation at step " + std::to_string(step_) +
+                " failed; the training state was saved in " + checkpoint_or_none(opts_.run_dir) + ")");
+  }
+  if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
+  metrics_.append({{"step", step_}, {"eval", r.to_json()}});
+  spdlog::info("eval at step {}: average loss {:.4f}, perplexity {:.3f}", step_, r.average.loss, r.average.ppl());
+  summary_.eval = r;
+  return true;
+}
+
+void Trainer::maybe_checkpoint(bool last, bool stopping) {
+  const bool due = cfg_.train.checkpoint_every > 0 && step_ % cfg_.train.checkpoint_every == 0;
+  if ((due || last || stopping) && last_saved_step_ != step_) save();
+}
+
+void Trainer::save() {
+  Checkpoint ck;
+  for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
+  ck.optimizer = optimizer_.state();
+  ck.state = {{"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
+  const std::string dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+  last_saved_step_ = step_;
+  spdlog::info("checkpoint {}", dir);
+}
+
+TrainSummary Trainer::fit() {
+  StopSignals signals;
+  const auto run_start = std::chrono::steady_clock::now();
+  while (step_ < cfg_.train.steps) {
+    ++step_;
+    const double lr = schedule_.at(step_);
+    summary_.last_loss = train_step();
+    elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const bool last = step_ == cfg_.train.steps;
+    const bool stopping = (opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested();
+    if (step_ % cfg_.train.log_every == 0 || last || stopping) log_step(summary_.last_loss, last_grad_norm_, lr);
+    throughput_.pause();  // evaluation and checkpoints are not training throughput
+    // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
+    // set, an OOM) must not cost the training state.
+    maybe_checkpoint(last, stopping);
+    if (!stopping) maybe_eval(last);
+    throughput_.resume();
+    if (stopping) {
+      summary_.stopped_by_signal = StopSignals::requested();
+      if (summary_.stopped_by_signal)
+        spdlog::warn("stopped by signal {} after step {}; resume with --resume", StopSignals::signal_number(), step_);
+      break;
+    }
+  }
+  summary_.steps = step_;
+  if (device_.is_cuda()) {
+    spdlog::info(
+        "peak GPU memory over training steps: {:.2f} GiB live, {:.2f} GiB reserved by the allocator, "
+        "{:.2f} GiB used on the device",
+        summary_.peak_allocated_bytes / double(1ull << 30), summary_.peak_reserved_bytes / double(1ull << 30),
+        summary_.peak_device_used_bytes / double(1ull << 30));
+  }
+  return summary_;
+}
+
+TrainSummary train(const TrainConfig& config, const TrainOptions& options) { return Trainer(config, options).fit(); }
 
 }  // namespace moda

@@ -1,13 +1,26 @@
 #pragma once
-// Training on one device (the FSDP trainer will extend this loop across ranks). The run folder is
-// a contract other tools build on (docs/training.md):
+// The trainer, built like torchtitan's: the constructor builds the parts (model, optimiser, loader,
+// communicator) and shards the model; fit() runs train_step() and, between steps, maybe_eval()
+// and maybe_checkpoint(). One device today; shard_model() is where the FSDP wrapper plugs in.
+//
+// The run folder is a contract other tools build on (docs/training.md):
 //   <run>/config.json      the resolved config
 //   <run>/metrics.jsonl    one JSON object per logged step / evaluation
 //   <run>/checkpoints/     step-N/ folders and the `latest` pointer (distributed/checkpoint.h)
+//   <run>/.lock            held while a process writes the folder (distributed/run_lock.h)
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "data/loader.h"
+#include "distributed/comm/communicator.h"
 #include "distributed/evaluate.h"
+#include "distributed/metrics.h"
+#include "distributed/run_lock.h"
 #include "distributed/train_config.h"
+#include "nn/language_model.h"
+#include "nn/lr_schedule.h"
+#include "nn/optim.h"
 
 namespace moda {
 
@@ -23,11 +36,54 @@ struct TrainSummary {
   int64_t steps = 0;
   double last_loss = 0;
   EvalReport eval;
-  size_t peak_device_bytes = 0;
+  bool stopped_by_signal = false;  // SIGINT/SIGTERM: checkpoint written, run resumable
+  // CUDA only, over the training steps (evaluation excluded): live tensor bytes, bytes the
+  // caching allocator held (live + cached), and device memory in use by the process as the driver
+  // reports it (adds the CUDA context, cuBLASLt workspaces and anything outside the allocator).
+  size_t peak_allocated_bytes = 0, peak_reserved_bytes = 0, peak_device_used_bytes = 0;
 };
 
-// Runs (or resumes) training. A non-finite loss or gradient norm stops the run with an error
-// naming the step; checkpoints already written stay intact.
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const TrainOptions& options,
+          std::unique_ptr<Communicator> comm = make_single_process_communicator());
+  TrainSummary fit();
+
+ private:
+  std::unique_ptr<nn::LanguageModel> make_model() const;
+  AdamW make_optimizer() const;
+  data::TrainLoader make_loader() const;
+  void shard_model();  // a world of one keeps the model whole
+  void start_or_resume();
+
+  double train_step();  // one optimiser step over global_batch sequences; returns the mean loss
+  void log_step(double loss, double grad_norm, double lr);
+  bool maybe_eval(bool last);  // returns true when it evaluated
+  void maybe_checkpoint(bool last, bool stopping);
+  void save();
+  void track_memory();
+
+  TrainConfig cfg_;
+  TrainOptions opts_;
+  std::unique_ptr<Communicator> comm_;
+  RunFolderLock lock_;
+  Device device_;
+  DType dtype_;
+  std::unique_ptr<nn::LanguageModel> model_;
+  AdamW optimizer_;
+  LrSchedule schedule_;
+  data::TrainLoader loader_;
+  MetricsWriter metrics_;
+  ThroughputMeter throughput_;
+  Tensor inputs_, targets_;  // host staging for one micro-batch
+  int64_t step_ = 0, tokens_seen_ = 0, start_step_ = 0;
+  int64_t last_saved_step_ = -1;
+  double last_grad_norm_ = 0;
+  double elapsed_seconds_ = 0;  // since fit() started, for the ETA
+  TrainSummary summary_;
+};
+
+// Builds a Trainer and runs it.
 TrainSummary train(const TrainConfig& config, const TrainOptions& options);
 
 // "auto" -> cuda:0 when a GPU is present, else cpu.

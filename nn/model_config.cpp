@@ -248,6 +248,7 @@ FlopCount training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   FlopCount f;
   f.dense = 6.0 * static_cast<double>(p.non_embedding - p.unused);
   f.attention = 12.0 * c.n_layers * hd * static_cast<double>(seq_len);
+  f.attention_causal = 12.0 * c.n_layers * hd * (static_cast<double>(seq_len) + 1) / 2;
   f.depth = 12.0 * hd * static_cast<double>(depth_entries);
   f.lm_head = 6.0 * static_cast<double>(c.vocab_size) * c.d_model;
   return f;

@@ -97,9 +97,14 @@ ParamCount count_parameters(const ModelConfig& c);
 //                                                      causal masking not discounted)
 //   depth     12 * Hq * d * sum_l num_depth(l)         q.k and p.v over the depth entries
 //   flops_per_token = dense + attention + depth; lm_head (6 * V * D) is reported apart.
+// MFU uses palm_per_token() (PaLM, Chowdhery et al. 2022, appendix B; llm.c does the same): every
+// weight including the LM head, attention over all T keys. causal_per_token() counts what the
+// causal kernels compute instead: query t reads t + 1 keys, (T + 1) / 2 on average.
 struct FlopCount {
-  double dense = 0, attention = 0, depth = 0, lm_head = 0;
+  double dense = 0, attention = 0, attention_causal = 0, depth = 0, lm_head = 0;
   double per_token() const { return dense + attention + depth; }
+  double palm_per_token() const { return dense + attention + depth + lm_head; }
+  double causal_per_token() const { return dense + attention_causal + depth + lm_head; }
 };
 FlopCount training_flops_per_token(const ModelConfig& c, int64_t seq_len);
 

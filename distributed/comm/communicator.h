@@ -1,0 +1,34 @@
+#pragma once
+// The collectives a data-parallel trainer needs, behind one interface so the trainer is written
+// once for every backend. Every rank calls the same collectives in the same order with tensors of
+// the same shape, dtype and device. Backends: a single process (world of one, below); MPI for CPU
+// tensors and NCCL for CUDA tensors plug in here with the sharded trainer (docs/distributed.md).
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace moda {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual std::string backend() const = 0;
+
+  // t <- sum over ranks of t (in place).
+  virtual void all_reduce_sum(Tensor& t) = 0;
+  // out [world * n] <- every rank's in [n], in rank order.
+  virtual void all_gather(Tensor& out, const Tensor& in) = 0;
+  // out [n] <- sum over ranks of in[rank * n, (rank + 1) * n), in [world * n].
+  virtual void reduce_scatter_sum(Tensor& out, const Tensor& in) = 0;
+  // t <- root's t.
+  virtual void broadcast(Tensor& t, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// A world of one: every collective is an identity (a copy where input and output differ).
+std::unique_ptr<Communicator> make_single_process_communicator();
+
+}  // namespace moda
