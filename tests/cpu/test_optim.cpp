@@ -22,7 +22,7 @@ TEST_CASE("lr schedule: warm-up then cosine to the floor", "[cpu][train]") {
   for (int64_t t = 101; t < 1100; ++t) REQUIRE(s.at(t + 1) <= s.at(t));
 }
 
-TEST_CASE("AdamW: matches the closed form of the first steps; no decay on flagged params", "[cpu][train]") {
+TEST_CASE("AdamW: matches the closed form of the first steps, no decay on flagged params", "[cpu][train]") {
   Tensor w = Tensor::from_vector(std::vector<float>{1.0f, -2.0f}, {2}).set_requires_grad(true);
   Tensor n = Tensor::from_vector(std::vector<float>{1.0f}, {1}).set_requires_grad(true);
   AdamWParams hp;

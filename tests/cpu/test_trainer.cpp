@@ -114,7 +114,7 @@ TEST_CASE("trainer: resuming gives bit-identical losses to a run that never stop
   for (auto& [name, t] : wa) REQUIRE(t.to_float_vector() == wb.at(name).to_float_vector());
 }
 
-TEST_CASE("trainer: a non-finite loss stops the run naming the step; last checkpoint intact", "[cpu][train]") {
+TEST_CASE("trainer: a non-finite loss stops the run naming the step, last checkpoint intact", "[cpu][train]") {
   auto cfg_json = tiny_config(10);
   cfg_json["optim"] = {{"lr", 1e12}, {"min_lr", 1e12}, {"grad_clip", 0.0}};
   cfg_json["train"]["checkpoint_every"] = 1;
