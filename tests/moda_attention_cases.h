@@ -1,6 +1,6 @@
 #pragma once
 // Test fixture shared by the CPU and CUDA tests of MoDA attention (tests/cpu/test_moda_attention_kernels.cpp,
-// tests/gpu/test_moda_attention_cuda.cpp). It lays the operands out the way the model does:
+// tests/gpu/test_moda_attention_kernels_cuda.cpp). It lays the operands out the way the model does:
 //   K and V live in depth-stream buffers [B, T, S, Hk, d] with S = L + 2 slots; the depth view is
 //   slots [1, L + 1) (so its base is offset and its token stride S*Hk*d exceeds L*Hk*d), the
 //   sequence K, V are slot L + 1, slot 0 belongs to nobody (it must stay untouched).
@@ -18,6 +18,7 @@
 #include "core/bf16.h"
 #include "kernels/cpu/moda_attention.h"
 #include "kernels/moda_attention_shape.h"
+#include "tests/compare.h"
 
 namespace moda::test {
 
@@ -179,17 +180,5 @@ struct ModaReference {
                                     h.depth_strides(), accumulate, accumulate);
   }
 };
-
-// Relative L2 error ||out - ref|| / ||ref||; any NaN or size mismatch gives +inf.
-inline double rel_l2(const std::vector<double>& out, const std::vector<double>& ref) {
-  if (out.size() != ref.size()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double e = out[i] - ref[i];
-    if (std::isnan(e)) return INFINITY;
-    num += e * e, den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / (den > 0 ? den : 1.0));
-}
 
 }  // namespace moda::test

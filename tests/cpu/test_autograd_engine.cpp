@@ -38,7 +38,7 @@ TEST_CASE("autograd: accumulates when a tensor is used twice", "[cpu][autograd]"
   REQUIRE_FALSE(x.grad().defined());
 }
 
-TEST_CASE("autograd: no-grad scope records nothing; graph is freed after backward", "[cpu][autograd]") {
+TEST_CASE("autograd: no-grad scope records nothing, graph is freed after backward", "[cpu][autograd]") {
   Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}).set_requires_grad(true);
   {
     NoGradGuard guard;

@@ -14,6 +14,9 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/grad_norm.h"
 #include "kernels/cpu/matmul.h"
+#include "tests/compare.h"
+
+using moda::test::rel_l2;
 
 namespace {
 
@@ -29,18 +32,6 @@ std::vector<T> randn(size_t n, uint32_t seed, double sd = 1.0) {
 template <typename T>
 std::vector<T> poisoned(size_t n) {
   return std::vector<T>(n, std::numeric_limits<T>::quiet_NaN());
-}
-
-template <typename A, typename B>
-double rel_err(const std::vector<A>& out, const std::vector<B>& ref) {
-  REQUIRE(out.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double d = double(out[i]) - double(ref[i]);
-    if (std::isnan(d)) return INFINITY;
-    num += d * d, den += double(ref[i]) * double(ref[i]);
-  }
-  return std::sqrt(num / (den > 0 ? den : 1.0));
 }
 
 // Naive C = alpha op(A) op(B) + beta C in double over the resolved descriptor.
@@ -92,7 +83,7 @@ TEMPLATE_TEST_CASE("dense: matmul matches naive loops for every transpose, alpha
               want.push_back(ref[z * g.stride_c + i * g.ldc + j]);
             }
         INFO("trans_a=" << ta << " trans_b=" << tb << " beta=" << beta);
-        CHECK(rel_err(got, want) < tol);
+        CHECK(rel_l2(got, want) < tol);
       }
 }
 
@@ -141,9 +132,9 @@ TEMPLATE_TEST_CASE("dense: embedding forward gathers rows, backward scatter-adds
       ref_out[i * dim + j] = table[ids[i] * dim + j];
       ref_dt[ids[i] * dim + j] += dout[i * dim + j];
     }
-  CHECK(rel_err(out, ref_out) == 0.0);
+  CHECK(rel_l2(out, ref_out) == 0.0);
   moda::cpu::embedding_backward(dout.data(), ids.data(), dtable.data(), n, vocab, dim);
-  CHECK(rel_err(dtable, ref_dt) < 1e-14);
+  CHECK(rel_l2(dtable, ref_dt) < 1e-14);
 
   ids[17] = TestType(vocab);
   CHECK_THROWS_WITH(moda::cpu::embedding_forward(table.data(), ids.data(), out.data(), n, vocab, dim),
@@ -196,13 +187,13 @@ TEST_CASE("dense: cross-entropy forward matches log-softmax, backward matches fi
     x[i] -= 2 * h;
     fd[i] = (up - loss_at(x)) / (2 * h);
   }
-  CHECK(rel_err(dlogits, fd) < 1e-7);
+  CHECK(rel_l2(dlogits, fd) < 1e-7);
 
   // In place: dlogits may alias logits.
   auto inplace = logits;
   moda::cpu::cross_entropy_backward(inplace.data(), targets.data(), lse.data(), &dloss, &count, inplace.data(), n, v,
                                     ignore);
-  CHECK(rel_err(inplace, dlogits) == 0.0);
+  CHECK(rel_l2(inplace, dlogits) == 0.0);
 
   targets[4] = v;
   CHECK_THROWS_WITH(moda::cpu::cross_entropy_forward(logits.data(), targets.data(), row.data(), lse.data(), &mean,
@@ -266,7 +257,7 @@ TEST_CASE("dense: reference attention forward matches a naive score-matrix versi
     auto out = poisoned<double>(nq), lse = poisoned<double>(s.batch * s.heads_q * s.seq);
     moda::cpu::attention_reference_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
     INFO("causal=" << causal);
-    CHECK(rel_err(out, attention_naive(s, q, k, v)) < 1e-13);
+    CHECK(rel_l2(out, attention_naive(s, q, k, v)) < 1e-13);
     for (double l : lse) CHECK(std::isfinite(l));
 
     // Loss = sum(out * w): dout = w.
@@ -291,9 +282,9 @@ TEST_CASE("dense: reference attention forward matches a naive score-matrix versi
       }
       return g;
     };
-    CHECK(rel_err(dq, fd_of(0)) < 1e-7);
-    CHECK(rel_err(dk, fd_of(1)) < 1e-7);
-    CHECK(rel_err(dv, fd_of(2)) < 1e-7);
+    CHECK(rel_l2(dq, fd_of(0)) < 1e-7);
+    CHECK(rel_l2(dk, fd_of(1)) < 1e-7);
+    CHECK(rel_l2(dv, fd_of(2)) < 1e-7);
   }
 }
 
@@ -327,9 +318,9 @@ TEMPLATE_TEST_CASE("dense: AdamW step follows the PyTorch formula over several s
     }
   }
   const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-12;
-  CHECK(rel_err(p, rp) < tol);
-  CHECK(rel_err(m, rm) < tol);
-  CHECK(rel_err(v, rv) < tol);
+  CHECK(rel_l2(p, rp) < tol);
+  CHECK(rel_l2(m, rm) < tol);
+  CHECK(rel_l2(v, rv) < tol);
   for (int64_t i = 0; i < n; ++i) CHECK(pb[i].bits == moda::float_to_bf16(float(p[i])).bits);
   hp.step = 0;
   CHECK_THROWS_WITH(moda::cpu::adamw_step(hp, p.data(), p.data(), m.data(), v.data(), n), Catch::Contains("step"));
@@ -347,7 +338,7 @@ TEMPLATE_TEST_CASE("dense: global grad norm and clipping over several buffers", 
   // Not clipped when the norm is below max_norm.
   auto a0 = a;
   CHECK(moda::cpu::clip_grad_norm<TestType>(mb, sizes, 3, 1e6) == Approx(std::sqrt(sum)));
-  CHECK(rel_err(a, a0) == 0.0);
+  CHECK(rel_l2(a, a0) == 0.0);
   // Clipped to max_norm.
   const double norm = moda::cpu::clip_grad_norm<TestType>(mb, sizes, 3, 2.0);
   CHECK(norm == Approx(std::sqrt(sum)).epsilon(1e-12));

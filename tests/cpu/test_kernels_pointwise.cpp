@@ -13,8 +13,10 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/swiglu.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 
 namespace {
 
@@ -30,19 +32,6 @@ std::vector<T> random_vec(size_t n, uint32_t seed, double lo = -2.0, double hi =
 template <typename T>
 std::vector<T> poisoned(size_t n) {
   return std::vector<T>(n, std::numeric_limits<T>::quiet_NaN());
-}
-
-template <typename A, typename B>
-double rel_l2(const std::vector<A>& out, const std::vector<B>& ref) {
-  REQUIRE(out.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double d = static_cast<double>(out[i]) - static_cast<double>(ref[i]);
-    num += d * d;
-    den += static_cast<double>(ref[i]) * static_cast<double>(ref[i]);
-  }
-  if (std::isnan(num)) return std::numeric_limits<double>::infinity();  // NaN never passes
-  return std::sqrt(num / (den > 0 ? den : 1.0));
 }
 
 // Central differences of loss(x) in double, compared with an analytic gradient.
@@ -203,7 +192,7 @@ TEST_CASE("rmsnorm cpu: forward matches the formula, backward matches finite dif
   }
 }
 
-TEST_CASE("rope cpu: forward matches complex rotation; strided and in-place; backward inverts", "[cpu][ops]") {
+TEST_CASE("rope cpu: forward matches complex rotation, strided and in-place, backward inverts", "[cpu][ops]") {
   RopeShape s;
   s.batch = 2, s.tokens = 13, s.heads = 3, s.head_dim = 10, s.theta = 500.0, s.pos_offset = 7;
   const int64_t n = s.batch * s.tokens * s.heads * s.head_dim, half = s.head_dim / 2;

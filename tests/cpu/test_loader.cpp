@@ -170,7 +170,7 @@ TEST_CASE("data: eval loader predicts every token exactly once", "[cpu][data]") 
   CHECK(predicted == expected);
 }
 
-TEST_CASE("data: eval loader state resumes; loaders check ids and sizes", "[cpu][data]") {
+TEST_CASE("data: eval loader state resumes, loaders check ids and sizes", "[cpu][data]") {
   Shards sh({400, 333});
   EvalLoader a(sh.options(2, 30));
   std::vector<int64_t> in(60), tg(60), in2(60), tg2(60);

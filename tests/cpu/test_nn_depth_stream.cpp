@@ -8,8 +8,10 @@
 #include "autograd/function.h"
 #include "autograd/gradcheck.h"
 #include "nn/depth_stream.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 using namespace moda::nn;
 
 namespace {
@@ -65,12 +67,6 @@ std::vector<double> naive_attention(const Tensor& q, const Tensor& k, const Tens
           for (int64_t c = 0; c < d; ++c) o[c] += scores[j] / z * vals[j][c];
       }
   return out;
-}
-
-double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
-  return std::sqrt(num / den);
 }
 
 }  // namespace

@@ -12,8 +12,10 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "nn/language_model.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 using namespace moda::nn;
 
 namespace {
@@ -42,12 +44,6 @@ ModelConfig tiny(Variant v, NormPlacement n, int64_t layers = 2) {
 }
 
 Tensor ids_tensor(std::vector<int64_t> v, int64_t B, int64_t T) { return Tensor::from_ints(v, {B, T}); }
-
-double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
-  return std::sqrt(num / std::max(den, 1e-300));
-}
 
 // ---- naive reference -------------------------------------------------------------------------
 
@@ -268,7 +264,7 @@ TEST_CASE("nn model: parameters live in one flat buffer per group, gradients too
   CHECK(m.forward(ids, tgt).dtype() == DType::F32);
 }
 
-TEST_CASE("nn model: initialisation depends on (seed, name) only; state dicts round-trip", "[cpu][nn]") {
+TEST_CASE("nn model: initialisation depends on (seed, name) only, state dicts round-trip", "[cpu][nn]") {
   ModelConfig c2 = tiny(Variant::DepthKV, NormPlacement::Pre, 2), c3 = tiny(Variant::DepthKVFFN, NormPlacement::Pre, 3);
   LanguageModel a(c2, {42}), b(c3, {42}), other(c2, {43});
   auto sa = as_map(a.state_dict()), sb = as_map(b.state_dict()), so = as_map(other.state_dict());
@@ -339,7 +335,7 @@ TEST_CASE("nn model: whole-model gradient check, every variant and norm placemen
     }
 }
 
-TEST_CASE("nn model: loss at a small init is close to log(vocab); bad inputs are reported", "[cpu][nn]") {
+TEST_CASE("nn model: loss at a small init is close to log(vocab), bad inputs are reported", "[cpu][nn]") {
   ModelConfig c = tiny(Variant::DepthKVFFN, NormPlacement::Post);
   c.init_std = 0.02;
   LanguageModel m(c);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "distributed/checkpoint.h"
+#include "nn/language_model.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 
@@ -22,7 +23,7 @@ TEST_CASE("lr schedule: warm-up then cosine to the floor", "[cpu][train]") {
   for (int64_t t = 101; t < 1100; ++t) REQUIRE(s.at(t + 1) <= s.at(t));
 }
 
-TEST_CASE("AdamW: matches the closed form of the first steps; no decay on flagged params", "[cpu][train]") {
+TEST_CASE("AdamW: matches the closed form of the first steps, no decay on flagged params", "[cpu][train]") {
   Tensor w = Tensor::from_vector(std::vector<float>{1.0f, -2.0f}, {2}).set_requires_grad(true);
   Tensor n = Tensor::from_vector(std::vector<float>{1.0f}, {1}).set_requires_grad(true);
   AdamWParams hp;
@@ -38,6 +39,71 @@ TEST_CASE("AdamW: matches the closed form of the first steps; no decay on flagge
   REQUIRE(wv[1] == Approx(-2.0 * (1 - 0.001) + 0.01).epsilon(1e-5));
   REQUIRE(n.to_float_vector()[0] == Approx(1.0 - 0.01).epsilon(1e-5));
   REQUIRE(opt.steps_taken() == 1);
+}
+
+namespace {
+
+// The documented rule (docs/model.md, docs/training.md): norm weights and biases get no weight
+// decay, every other parameter (linear weights, embeddings, lm_head, depth projections) does.
+// Decided from the state-dict name alone, independently of the flags the model sets.
+bool documented_decay(const std::string& name) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return !ends_with(".bias") && !ends_with("norm.weight");
+}
+
+}  // namespace
+
+TEST_CASE("AdamW on a model: matrices and embeddings decay by lr*wd, norm weights and biases do not", "[cpu][train]") {
+  nn::ModelConfig c;
+  c.vocab_size = 40;
+  c.d_model = 16;
+  c.n_layers = 3;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.ffn_hidden = 24;
+  c.variant = nn::Variant::DepthKVFFNAttn;  // every kind of parameter: depth projections too
+  c.qk_norm = true;
+  c.bias = true;
+  c.depth_kv_bias = true;
+  c.tie_embeddings = false;
+  c.validate();
+  nn::LanguageModel model(c, nn::ModelInit{7, Device::cpu(), DType::F32});
+  // Norm weights start at 1 and biases at 0: give every parameter non-zero values so that decay
+  // (a multiplication) is visible on each of them.
+  uint64_t seed = 100;
+  for (const auto& p : model.parameters()) {
+    Tensor t = p.tensor;
+    t.copy_(Tensor::uniform(t.shape(), seed++, 0.5, 1.5));
+  }
+
+  // The optimiser is built as the trainer builds it: from the model's own decay flags.
+  std::vector<OptimParam> params;
+  std::map<std::string, std::vector<float>> before;
+  int decayed = 0, kept = 0;
+  for (const auto& p : model.parameters()) {
+    params.push_back({p.name, p.tensor, p.decay});
+    before[p.name] = p.tensor.to_float_vector();
+    (documented_decay(p.name) ? decayed : kept)++;
+  }
+  REQUIRE(decayed >= 10);
+  REQUIRE(kept >= 10);  // norms (incl. q/k norms) and biases (incl. depth projections)
+  AdamWParams hp;
+  hp.weight_decay = 0.1;
+  AdamW opt(params, hp);
+  // With zero gradients Adam's update is exactly 0 (m = v = 0), so one step at lr leaves
+  // p * (1 - lr * wd) on decayed parameters and p unchanged on the others.
+  model.zero_grad();
+  const double lr = 0.05;
+  opt.step(lr);
+  for (const auto& p : model.parameters()) {
+    INFO(p.name);
+    const auto now = p.tensor.to_float_vector();
+    const auto& was = before.at(p.name);
+    const double factor = documented_decay(p.name) ? 1.0 - lr * hp.weight_decay : 1.0;
+    for (size_t i = 0; i < now.size(); ++i) REQUIRE(now[i] == Approx(was[i] * factor).epsilon(1e-6));
+  }
 }
 
 TEST_CASE("checkpoints: save, load latest, prune, and survive an interrupted write", "[cpu][train]") {

@@ -2,6 +2,7 @@
 // other tools, every malformed-shard error, atomic output.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
@@ -204,4 +205,67 @@ TEST_CASE("data: encode_corpus writes nothing when an input is bad", "[cpu][data
   CHECK_THAT(error_of([&] { encode_corpus(no_eot, {dir / "a.txt"}, dir / "o/t", opt); }),
              Catch::Contains("no <|endoftext|> token"));
   CHECK((!fs::exists(dir / "o") || fs::is_empty(dir / "o")));
+}
+
+TEST_CASE("data: shards are byte-identical for 1 and 4 threads on text larger than one 4 MB chunk", "[cpu][data]") {
+  TempDir dir("threads");
+  // Real text from Debian packages: the licence texts, then copyright files, until > 4 MB plus a
+  // margin, so the default chunking cuts the file at least once.
+  const size_t target = (size_t(4) << 20) + (size_t(512) << 10);
+  std::string text;
+  auto sorted_files = [](const fs::path& root, const std::string& inside) {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(root)) {
+      const fs::path p = inside.empty() ? e.path() : e.path() / inside;
+      if (fs::is_regular_file(p)) out.push_back(p);
+    }
+    std::sort(out.begin(), out.end());  // a fixed order, whatever the directory order
+    return out;
+  };
+  std::vector<fs::path> sources = sorted_files("/usr/share/common-licenses", "");
+  for (const auto& p : sorted_files("/usr/share/doc", "copyright")) sources.push_back(p);
+  while (text.size() < target) {
+    size_t before = text.size();
+    for (const auto& p : sources) {
+      text += read_file(p.string(), "test input");
+      if (text.size() >= target) break;
+    }
+    REQUIRE(text.size() > before);  // the sources are not all empty
+  }
+  // Make the 4 MB chunk boundary fall inside a word (between the 't' and 'h' of " the "), where
+  // a cut would change the tokens: the encoder must move its cut to a safe split point.
+  const size_t boundary = size_t(4) << 20;
+  const size_t the = text.find(" the ", boundary);
+  REQUIRE(the != std::string::npos);
+  text.erase(0, the + 2 - boundary);
+  REQUIRE(text.compare(boundary - 2, 3, " th") == 0);
+  REQUIRE(text.size() > boundary + 1000);
+  const std::string input = dir / "corpus.txt";
+  std::ofstream(input, std::ios::binary) << text;
+
+  EncodeOptions one, four, small_chunks;
+  one.threads = 1;
+  four.threads = 4;
+  small_chunks.threads = 4;
+  small_chunks.chunk_bytes = 64 << 10;  // many more cuts
+  REQUIRE(one.chunk_bytes == size_t(4) << 20);
+  const auto a = encode_corpus(tok(), {input}, dir / "one", one);
+  const auto b = encode_corpus(tok(), {input}, dir / "four", four);
+  const auto c = encode_corpus(tok(), {input}, dir / "small", small_chunks);
+  REQUIRE(a.train_shards.size() == 1);
+  REQUIRE(b.train_shards.size() == 1);
+  REQUIRE(c.train_shards.size() == 1);
+  const std::string bytes = read_file(a.train_shards[0], "shard");
+  REQUIRE(bytes.size() > 1024 + 2 * text.size() / 8);  // many tokens: the whole text was encoded
+  // (Compared as booleans: Catch would print both multi-megabyte operands on failure.)
+  const bool four_threads_identical = read_file(b.train_shards[0], "shard") == bytes;
+  const bool small_chunks_identical = read_file(c.train_shards[0], "shard") == bytes;
+  CHECK(four_threads_identical);
+  CHECK(small_chunks_identical);
+  // Independent of the chunking code: the shard holds <|endoftext|> then the serial encoding.
+  std::vector<uint32_t> expected = {tok().eot_id()};
+  const auto ids = tok().encode(text);
+  expected.insert(expected.end(), ids.begin(), ids.end());
+  const bool equals_serial_encoding = all_tokens(a.train_shards) == expected;
+  CHECK(equals_serial_encoding);
 }

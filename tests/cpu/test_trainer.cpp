@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,7 +27,8 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// A tiny real-text corpus (the GPL-3 excerpt) tokenized with a small BPE vocabulary, made once.
+// A tiny real-text corpus (the GPL-3 excerpt) tokenized with a small BPE vocabulary, made once;
+// the BSD licence, encoded whole with the same tokenizer, is a second, shorter validation set.
 struct TinyCorpus {
   fs::path dir;
   TinyCorpus() {
@@ -35,6 +39,7 @@ struct TinyCorpus {
     data::EncodeOptions opt;
     opt.val_fraction = 0.2;
     data::encode_corpus(tok, {src}, (dir / "gpl").string(), opt);
+    data::encode_corpus(tok, {"/usr/share/common-licenses/BSD"}, (dir / "bsd").string(), {});
   }
   ~TinyCorpus() { fs::remove_all(dir); }
 };
@@ -83,6 +88,64 @@ fs::path fresh_run(const std::string& name) {
   return p;
 }
 
+// Every metrics.jsonl record, in file order.
+std::vector<nlohmann::json> metrics_records(const fs::path& run) {
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// Tokens of an llm.c shard, read straight from the file (header: magic, version, count; 1024 bytes).
+std::vector<int64_t> shard_tokens(const std::string& path) {
+  std::string bytes = read_text(path);
+  int32_t head[3];
+  std::memcpy(head, bytes.data(), sizeof head);
+  REQUIRE(head[0] == 20240520);
+  std::vector<int64_t> out(static_cast<size_t>(head[2]));
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (head[1] == 1) {
+      uint16_t v;
+      std::memcpy(&v, bytes.data() + 1024 + 2 * i, 2);
+      out[i] = v;
+    } else {
+      uint32_t v;
+      std::memcpy(&v, bytes.data() + 1024 + 4 * i, 4);
+      out[i] = v;
+    }
+  }
+  return out;
+}
+
+struct NllSum {
+  double sum = 0;
+  int64_t tokens = 0;
+};
+
+// Sum of -log p(next token) over every token of the shard but the first, from one forward pass
+// per window of at most T inputs (the last one shorter: the model is causal, so a shorter window
+// gives the same logits), log-softmax computed here in double.
+NllSum shard_nll(const nn::LanguageModel& model, const std::string& path, int64_t T) {
+  const auto tok = shard_tokens(path);
+  const int64_t n = static_cast<int64_t>(tok.size()), V = model.config().vocab_size;
+  NllSum r;
+  for (int64_t start = 0; start + 1 < n; start += T) {
+    const int64_t len = std::min(T, n - 1 - start);
+    std::vector<int64_t> ids(tok.begin() + start, tok.begin() + start + len);
+    const auto logits = model.logits(Tensor::from_ints(ids, {1, len})).to_double_vector();
+    for (int64_t t = 0; t < len; ++t) {
+      const double* row = logits.data() + t * V;
+      const double mx = *std::max_element(row, row + V);
+      double z = 0;
+      for (int64_t v = 0; v < V; ++v) z += std::exp(row[v] - mx);
+      r.sum += mx + std::log(z) - row[tok[start + t + 1]];
+      ++r.tokens;
+    }
+  }
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("trainer: a short CPU run drives the loss well below its start", "[cpu][train]") {
@@ -114,7 +177,7 @@ TEST_CASE("trainer: resuming gives bit-identical losses to a run that never stop
   for (auto& [name, t] : wa) REQUIRE(t.to_float_vector() == wb.at(name).to_float_vector());
 }
 
-TEST_CASE("trainer: a non-finite loss stops the run naming the step; last checkpoint intact", "[cpu][train]") {
+TEST_CASE("trainer: a non-finite loss stops the run naming the step, last checkpoint intact", "[cpu][train]") {
   auto cfg_json = tiny_config(10);
   cfg_json["optim"] = {{"lr", 1e12}, {"min_lr", 1e12}, {"grad_clip", 0.0}};
   cfg_json["train"]["checkpoint_every"] = 1;
@@ -150,4 +213,70 @@ TEST_CASE("train config: errors name the field, the value and the rule", "[cpu][
   j = tiny_config(10);
   j["data"]["train"] = "/nonexistent/*.bin";
   REQUIRE_THROWS_WITH(train_config_from_json(j), Catch::Contains("data.train") && Catch::Contains("no file matches"));
+}
+
+TEST_CASE("evaluate: losses are token-weighted within and across sets, against an independent count", "[cpu][train]") {
+  TrainConfig cfg = train_config_from_json(tiny_config(1));
+  nn::LanguageModel model(cfg.model, nn::ModelInit{1, Device::cpu(), DType::F32});
+  // A random model predicts nearly uniformly, so every weighting would give ~ln(V). Scaling the
+  // (tied) embedding makes the logits peaked and the per-token losses, and so the two sets'
+  // means, clearly different.
+  for (const auto& p : model.parameters())
+    if (p.name == "embed.weight") {
+      Tensor t = p.tensor;
+      auto v = t.to_float_vector();
+      for (auto& x : v) x *= 40.0f;
+      t.copy_(Tensor::from_vector(v, t.shape()));
+    }
+  const std::string gpl = (corpus().dir / "gpl_val_000000.bin").string();
+  const std::string bsd = (corpus().dir / "bsd_train_000000.bin").string();
+  const int64_t T = 32;
+  NllSum g = shard_nll(model, gpl, T), b = shard_nll(model, bsd, T);
+  // Two sets of clearly different lengths (and neither a whole number of batches of windows).
+  REQUIRE(std::abs(g.tokens - b.tokens) > g.tokens / 4);
+  const double g_loss = g.sum / g.tokens, b_loss = b.sum / b.tokens;
+  const double weighted = (g.sum + b.sum) / static_cast<double>(g.tokens + b.tokens);
+  REQUIRE(std::abs(g_loss - b_loss) > 0.2);
+  REQUIRE(std::abs(weighted - 0.5 * (g_loss + b_loss)) > 0.02);  // the test can tell the weightings apart
+
+  EvalReport r = evaluate(model, {{"gpl", {gpl}}, {"bsd", {bsd}}}, T, 3, 0, Device::cpu());
+  REQUIRE(r.sets.at("gpl").tokens == g.tokens);
+  REQUIRE(r.sets.at("bsd").tokens == b.tokens);
+  CHECK(r.sets.at("gpl").loss == Approx(g_loss).epsilon(1e-5));
+  CHECK(r.sets.at("bsd").loss == Approx(b_loss).epsilon(1e-5));
+  REQUIRE(r.average.tokens == g.tokens + b.tokens);
+  CHECK(r.average.loss == Approx(weighted).epsilon(1e-5));
+}
+
+TEST_CASE("trainer: resuming from a checkpoint older than the last logged step neither repeats nor loses records",
+          "[cpu][train]") {
+  auto cfg_json = tiny_config(12);
+  cfg_json["train"]["checkpoint_every"] = 4;
+  cfg_json["train"]["eval_every"] = 2;
+  TrainConfig cfg = train_config_from_json(cfg_json);
+  auto straight = fresh_run("straight_logged"), crashed = fresh_run("crashed_logged");
+  train(cfg, {straight.string()});
+  // A run that logged (and evaluated) steps 5 and 6 but crashed before their checkpoint was
+  // complete: its newest checkpoint is step 4, and the crash cut the last metrics line short.
+  train(cfg, {crashed.string(), false, 6});
+  fs::remove_all(crashed / "checkpoints" / "step-6");
+  std::ofstream(crashed / "checkpoints" / "latest", std::ios::trunc) << "step-4\n";
+  std::ofstream(crashed / "metrics.jsonl", std::ios::app) << "{\"step\": 7, \"loss\": 5.";
+  REQUIRE(load_checkpoint(crashed.string()).state["step"].get<int64_t>() == 4);
+  train(cfg, {crashed.string(), true});
+
+  auto a = metrics_records(straight), b = metrics_records(crashed);
+  std::vector<int64_t> train_steps, eval_steps;
+  for (const auto& r : b) (r.contains("eval") ? eval_steps : train_steps).push_back(r["step"].get<int64_t>());
+  REQUIRE(train_steps == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  REQUIRE(eval_steps == std::vector<int64_t>{2, 4, 6, 8, 10, 12});
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("record " << i << ": " << b[i].dump());
+    REQUIRE(a[i]["step"] == b[i]["step"]);
+    if (a[i].contains("eval"))
+      REQUIRE(a[i]["eval"]["average"]["loss"].get<double>() == b[i]["eval"]["average"]["loss"].get<double>());
+    else
+      REQUIRE(a[i]["loss"].get<double>() == b[i]["loss"].get<double>());  // bit for bit on the CPU
+  }
 }

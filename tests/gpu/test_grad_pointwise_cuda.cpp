@@ -8,21 +8,12 @@
 #include <vector>
 
 #include "autograd/pointwise_ops.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 
 namespace {
-
-double rel_l2(const std::vector<double>& out, const std::vector<double>& ref) {
-  REQUIRE(out.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (std::isnan(out[i])) return std::numeric_limits<double>::infinity();
-    num += (out[i] - ref[i]) * (out[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / (den > 0 ? den : 1.0));
-}
 
 using Op = std::function<Tensor(const std::vector<Tensor>&)>;
 

@@ -22,8 +22,10 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/softmax.h"
 #include "kernels/cuda/swiglu.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 
 namespace {
 
@@ -82,20 +84,6 @@ std::vector<T> random_vec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 
   std::vector<T> v(n);
   for (auto& x : v) x = from_f<T>(dist(gen));
   return v;
-}
-
-template <typename A, typename B>
-double rel_l2(const std::vector<A>& out, const std::vector<B>& ref) {
-  REQUIRE(out.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double o = to_f(out[i]), r = to_f(ref[i]);
-    if (std::isnan(o) != std::isnan(r)) return std::numeric_limits<double>::infinity();  // NaN never passes
-    if (std::isnan(r)) continue;
-    num += (o - r) * (o - r);
-    den += r * r;
-  }
-  return std::sqrt(num / (den > 0 ? den : 1.0));
 }
 
 template <typename T>

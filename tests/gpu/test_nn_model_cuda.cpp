@@ -11,17 +11,13 @@
 
 #include "core/stream.h"
 #include "nn/language_model.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 using namespace moda::nn;
 
 namespace {
-
-double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
-  return std::sqrt(num / std::max(den, 1e-300));
-}
 
 ModelConfig gpu_config(Variant v, NormPlacement n) {
   ModelConfig c;

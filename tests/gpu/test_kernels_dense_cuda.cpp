@@ -26,8 +26,11 @@
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/grad_norm.h"
 #include "kernels/cuda/matmul.h"
+#include "tests/compare.h"
 
 using moda::bf16;
+
+using moda::test::rel_l2;
 
 namespace {
 
@@ -83,18 +86,6 @@ std::vector<double> to_double(const std::vector<T>& v) {
 }
 
 template <typename T>
-double rel_err(const std::vector<T>& out, const std::vector<double>& ref) {
-  REQUIRE(out.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double d = to_d(out[i]) - ref[i];
-    if (std::isnan(d)) return INFINITY;
-    num += d * d, den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / (den > 0 ? den : 1.0));
-}
-
-template <typename T>
 constexpr double tol() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-2;
 }
@@ -123,14 +114,14 @@ TEMPLATE_TEST_CASE("dense cuda: matmul matches the CPU for transposes, alpha/bet
       C.poison();
       moda::cuda::matmul(d, A.p, B.p, C.p, BIAS.p, 0);
       INFO("trans_a=" << ta << " trans_b=" << tb);
-      CHECK(rel_err(C.get(), ref0) < tol<TestType>());
+      CHECK(rel_l2(C.get(), ref0) < tol<TestType>());
 
       moda::GemmDesc acc = d;
       acc.beta = 1.f;
       moda::cpu::matmul<double>(acc, ad.data(), bd.data(), ref.data());
       Dev<float> C32(c0);
       moda::cuda::matmul(acc, A.p, B.p, C32.p, nullptr, 0);
-      CHECK(rel_err(C32.get(), ref) < (std::is_same_v<TestType, float> ? 1e-5 : 1e-3));
+      CHECK(rel_l2(C32.get(), ref) < (std::is_same_v<TestType, float> ? 1e-5 : 1e-3));
     }
   // A repeated shape is served from the plan cache.
   moda::GemmDesc d;
@@ -162,7 +153,7 @@ TEST_CASE("dense cuda: matmul k = 0 scales C, fp32 stays fp32 (no TF32)", "[gpu]
   Dev<float> A2(a), B2(b), C2(e.m * e.n);
   C2.poison();
   moda::cuda::matmul(e, A2.p, B2.p, C2.p, nullptr, 0);
-  CHECK(rel_err(C2.get(), ref) < 1e-6);
+  CHECK(rel_l2(C2.get(), ref) < 1e-6);
 }
 
 TEMPLATE_TEST_CASE("dense cuda: bias backward sums columns into fp32", "[gpu][ops]", float, bf16) {
@@ -174,7 +165,7 @@ TEMPLATE_TEST_CASE("dense cuda: bias backward sums columns into fp32", "[gpu][op
   Dev<TestType> DY(dy);
   Dev<float> DB(db0);
   moda::cuda::bias_backward(DY.p, DB.p, m, n, ld, 0);
-  CHECK(rel_err(DB.get(), ref) < 1e-5);
+  CHECK(rel_l2(DB.get(), ref) < 1e-5);
 }
 
 TEMPLATE_TEST_CASE("dense cuda: embedding forward and deterministic backward match the CPU", "[gpu][ops]", float,
@@ -200,14 +191,14 @@ TEMPLATE_TEST_CASE("dense cuda: embedding forward and deterministic backward mat
       moda::cuda::embedding_forward(T.p, I32.p, OUT.p, n, vocab, dim, 0);
     else
       moda::cuda::embedding_forward(T.p, I64.p, OUT.p, n, vocab, dim, 0);
-    CHECK(rel_err(OUT.get(), out_ref) == 0.0);
+    CHECK(rel_l2(OUT.get(), out_ref) == 0.0);
     Dev<float> DT(dt0);
     if (w == 0)
       moda::cuda::embedding_backward(DO.p, I32.p, DT.p, n, vocab, dim, 0);
     else
       moda::cuda::embedding_backward(DO.p, I64.p, DT.p, n, vocab, dim, 0);
     const auto first = DT.get();
-    CHECK(rel_err(first, dt_ref) < 1e-6);
+    CHECK(rel_l2(first, dt_ref) < 1e-6);
     DT.upload(dt0);
     moda::cuda::embedding_backward(DO.p, I32.p, DT.p, n, vocab, dim, 0);
     CHECK(DT.get() == first);  // bit for bit, run to run
@@ -253,15 +244,15 @@ TEMPLATE_TEST_CASE("dense cuda: cross-entropy forward/backward match the CPU for
         moda::cuda::cross_entropy_backward(L.p, T64.p, LSE.p, DLOSS.p, COUNT.p, DL.p, n, v, ignore, 0);
       }
       INFO("v=" << v << " int" << (w == 0 ? 32 : 64));
-      CHECK(rel_err(ROW.get(), row_ref) < 1e-5);
-      CHECK(rel_err(LSE.get(), lse_ref) < 1e-6);
-      CHECK(rel_err(MEAN.get(), std::vector<double>{mean_ref}) < 1e-5);
+      CHECK(rel_l2(ROW.get(), row_ref) < 1e-5);
+      CHECK(rel_l2(LSE.get(), lse_ref) < 1e-6);
+      CHECK(rel_l2(MEAN.get(), std::vector<double>{mean_ref}) < 1e-5);
       CHECK(COUNT.get()[0] == count_ref);
-      CHECK(rel_err(DL.get(), dl_ref) < tol<TestType>());
+      CHECK(rel_l2(DL.get(), dl_ref) < tol<TestType>());
     }
     // In place: the gradient overwrites the logits.
     moda::cuda::cross_entropy_backward(L.p, T32.p, LSE.p, DLOSS.p, COUNT.p, L.p, n, v, ignore, 0);
-    CHECK(rel_err(L.get(), dl_ref) < tol<TestType>());
+    CHECK(rel_l2(L.get(), dl_ref) < tol<TestType>());
   }
   moda::cuda::cross_entropy_check_targets(0);
   const int64_t n = 4, v = 1001;
@@ -294,11 +285,11 @@ TEMPLATE_TEST_CASE("dense cuda: reference attention forward/backward match the C
       moda::cuda::attention_reference_forward(s, Q.p, K.p, V.p, O.p, LSE.p, 0);
       moda::cuda::attention_reference_backward(s, Q.p, K.p, V.p, DO.p, DQ.p, DK.p, DV.p, 0);
       INFO("T=" << T << " causal=" << causal);
-      CHECK(rel_err(O.get(), out_ref) < tol<TestType>());
-      CHECK(rel_err(LSE.get(), lse_ref) < (std::is_same_v<TestType, float> ? 1e-6 : 1e-3));
-      CHECK(rel_err(DQ.get(), dq_ref) < tol<TestType>());
-      CHECK(rel_err(DK.get(), dk_ref) < tol<TestType>());
-      CHECK(rel_err(DV.get(), dv_ref) < tol<TestType>());
+      CHECK(rel_l2(O.get(), out_ref) < tol<TestType>());
+      CHECK(rel_l2(LSE.get(), lse_ref) < (std::is_same_v<TestType, float> ? 1e-6 : 1e-3));
+      CHECK(rel_l2(DQ.get(), dq_ref) < tol<TestType>());
+      CHECK(rel_l2(DK.get(), dk_ref) < tol<TestType>());
+      CHECK(rel_l2(DV.get(), dv_ref) < tol<TestType>());
     }
 }
 
@@ -325,9 +316,9 @@ TEMPLATE_TEST_CASE("dense cuda: AdamW step matches the CPU, with bf16 weight cop
     }
     INFO("offset=" << offset);
     const auto pg = P.get();
-    CHECK(rel_err(pg, pr) < 1e-6);
-    CHECK(rel_err(M.get(), mr) < 1e-6);
-    CHECK(rel_err(Vv.get(), vr) < 1e-6);
+    CHECK(rel_l2(pg, pr) < 1e-6);
+    CHECK(rel_l2(M.get(), mr) < 1e-6);
+    CHECK(rel_l2(Vv.get(), vr) < 1e-6);
     const auto pb = PB.get();
     bool same = true;
     for (int64_t i = offset; i < n + offset; ++i) same = same && pb[i].bits == moda::float_to_bf16(pg[i]).bits;
@@ -342,7 +333,7 @@ TEMPLATE_TEST_CASE("dense cuda: AdamW step matches the CPU, with bf16 weight cop
   }
 }
 
-TEST_CASE("dense cuda: global grad norm is deterministic and matches the CPU; clipping scales", "[gpu][ops]") {
+TEST_CASE("dense cuda: global grad norm is deterministic and matches the CPU, clipping scales", "[gpu][ops]") {
   // 70 spans (more than one launch's 64), odd sizes, one unaligned, one bf16, one empty.
   std::vector<std::vector<float>> host;
   std::vector<int64_t> sizes;

@@ -9,28 +9,20 @@
 
 #include "autograd/dense_ops.h"
 #include "core/tensor.h"
+#include "tests/compare.h"
 
 using moda::Device;
 using moda::DType;
 using moda::Shape;
 using moda::Tensor;
 
+using moda::test::rel_l2;
+
 namespace {
 
 Tensor rand_tensor(const Shape& s, uint64_t seed, DType t) {
   // Rounded to t first, so CPU (f64) and CUDA see identical values.
   return Tensor::randn(s, seed, DType::F64).to(t).to(DType::F64);
-}
-
-double rel_err(const Tensor& got, const Tensor& ref) {
-  const auto g = got.to_double_vector(), r = ref.to_double_vector();
-  REQUIRE(g.size() == r.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (std::isnan(g[i])) return INFINITY;
-    num += (g[i] - r[i]) * (g[i] - r[i]), den += r[i] * r[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
 }
 
 // Runs f on CPU f64 copies and on CUDA copies in dtype t; compares output and input gradients.
@@ -44,7 +36,7 @@ void compare(const std::function<Tensor(const std::vector<Tensor>&)>& f, const s
     cpu.push_back(c), gpu.push_back(g);
   }
   Tensor oc = f(cpu), og = f(gpu);
-  CHECK(rel_err(og, oc) < tol);
+  CHECK(rel_l2(og, oc) < tol);
   Tensor seed = Tensor::randn(oc.shape(), 777, DType::F64).to(og.dtype()).to(DType::F64);
   oc.backward(seed);
   og.backward(seed.to(og.dtype()).to(Device::cuda()));
@@ -52,7 +44,7 @@ void compare(const std::function<Tensor(const std::vector<Tensor>&)>& f, const s
     if (!moda::is_floating(inputs[i].dtype())) continue;
     INFO("gradient of input " << i << " " << inputs[i].describe());
     REQUIRE(gpu[i].grad().defined());
-    CHECK(rel_err(gpu[i].grad(), cpu[i].grad()) < tol);
+    CHECK(rel_l2(gpu[i].grad(), cpu[i].grad()) < tol);
   }
 }
 
