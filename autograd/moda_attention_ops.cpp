@@ -1,9 +1,9 @@
 #include "autograd/moda_attention_ops.h"
 
 #include <cstdint>
-#include <type_traits>
-#include <vector>
+#include <utility>
 
+#include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "core/error.h"
 #include "kernels/cpu/moda_attention.h"
@@ -17,147 +17,195 @@ namespace moda::ops {
 namespace {
 
 const char* kOp = "moda_attention";
+const char* kOpInto = "moda_attention_into";
 
-// A tensor the kernels can read through strides: innermost dim contiguous and, on CUDA, every
-// stride a multiple of 8 elements with a 16-byte aligned start (else a contiguous copy).
-Tensor kernel_view(const Tensor& t) {
+// Whether the kernels can address `t` through its strides: innermost dim contiguous and, on CUDA,
+// every stride a multiple of 8 elements with a 16-byte aligned start (rows move in 16-byte pieces).
+bool kernel_addressable(const Tensor& t) {
   bool ok = t.stride(-1) == 1;
   if (t.device().is_cuda()) {
     for (int64_t i = 0; i + 1 < t.dim(); ++i) ok = ok && (t.size(i) == 1 || t.stride(i) % 8 == 0);
     ok = ok && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   }
-  return ok ? t : t.contiguous();
+  return ok;
 }
 
-ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
-ModaStrides btlhd(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+// An input as the kernels read it: the tensor itself (no copy) when addressable, else a copy.
+// Detached (same data): the saved operands need no graph links.
+Tensor kernel_view(const Tensor& t) { return (kernel_addressable(t) ? t : t.contiguous()).detach(); }
 
-// Everything the kernels need, resolved once for forward and backward.
+ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
+ModaStrides btlhd(const Tensor& t) {
+  return t.defined() ? ModaStrides{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} : ModaStrides{};
+}
+
+template <typename T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// Everything the kernels read, resolved once at the forward and saved for the backward.
 struct Operands {
   ModaAttentionShape shape;
-  Tensor q, k, v, kd, vd;  // kernel-readable views; kd, vd undefined when L == 0
+  Tensor q, k, v, kd, vd;  // kernel-addressable views; kd, vd undefined when L == 0
 };
 
-Operands resolve(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dk, const Tensor& dv, bool causal) {
-  for (const Tensor* t : {&q, &k, &v}) MODA_CHECK(t->defined(), kOp, ": q, k and v must be defined");
+// Where the backward writes: dq is always fresh; dk..dvd are overwritten, or added to when
+// `accumulate` (the stream form's sinks). dkd, dvd are undefined when L == 0.
+struct GradTargets {
+  Tensor dq, dk, dv, dkd, dvd;
+  bool accumulate = false;
+};
+
+Operands resolve(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dk, const Tensor& dv,
+                 bool causal) {
+  for (const Tensor* t : {&q, &k, &v}) MODA_CHECK(t->defined(), op, ": q, k and v must be defined");
   MODA_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
                  q.size(1) == k.size(1) && q.size(3) == k.size(3),
-             kOp, ": expected q [B,T,Hq,d], k, v [B,T,Hk,d], got q ", q.describe(), ", k ", k.describe(), ", v ",
+             op, ": expected q [B,T,Hq,d], k, v [B,T,Hk,d], got q ", q.describe(), ", k ", k.describe(), ", v ",
              v.describe());
   const bool has_depth = dk.defined() || dv.defined();
   if (has_depth) {
     MODA_CHECK(dk.defined() && dv.defined() && dk.shape() == dv.shape() && dk.dim() == 5 && dk.size(0) == k.size(0) &&
                    dk.size(1) == k.size(1) && dk.size(3) == k.size(2) && dk.size(4) == k.size(3),
-               kOp, ": expected depth_k, depth_v [B,T,L,Hk,d] matching k ", k.describe(), ", got ",
+               op, ": expected depth_k, depth_v [B,T,L,Hk,d] matching k ", k.describe(), ", got ",
                dk.defined() ? dk.describe() : "undefined", " and ", dv.defined() ? dv.describe() : "undefined");
   }
   for (const Tensor* t : {&k, &v, &dk, &dv}) {
     if (!t->defined()) continue;
-    check_same_device(kOp, q, *t);
-    MODA_CHECK(t->dtype() == q.dtype(), kOp, ": all inputs must share q's dtype ", q.describe(), ", got ",
+    check_same_device(op, q, *t);
+    MODA_CHECK(t->dtype() == q.dtype(), op, ": all inputs must share q's dtype ", q.describe(), ", got ",
                t->describe());
   }
+  // The dtypes this op has kernels for, checked before dispatch (which would also admit CUDA f32).
   if (q.device().is_cpu())
-    check_dtype(kOp, q, {DType::F32, DType::F64}, "q (CPU)");
+    check_dtype(op, q, {DType::F32, DType::F64}, "q (CPU)");
   else
-    check_dtype(kOp, q, {DType::BF16}, "q (CUDA: the fused kernels are bf16)");
+    check_dtype(op, q, {DType::BF16}, "q (CUDA: the fused kernels are bf16)");
   Operands r;
   r.shape.B = q.size(0), r.shape.T = q.size(1), r.shape.Hq = q.size(2), r.shape.Hk = k.size(2), r.shape.d = q.size(3);
   r.shape.L = has_depth ? dk.size(2) : 0;
   r.shape.causal = causal;
-  r.shape.validate(kOp);
+  r.shape.validate(op);
   r.q = kernel_view(q), r.k = kernel_view(k), r.v = kernel_view(v);
   if (r.shape.L > 0) r.kd = kernel_view(dk), r.vd = kernel_view(dv);
   return r;
 }
 
-template <typename T>
-const T* ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
+struct Saved {
+  Operands a;
+  Tensor o, lse;  // lse [B, Hq, T]: q's dtype on the CPU, f32 on CUDA
+};
 
-void forward(const Operands& a, Tensor& o, Tensor& lse) {
-  const ModaStrides none{};
-  const ModaStrides kds = a.kd.defined() ? btlhd(a.kd) : none, vds = a.vd.defined() ? btlhd(a.vd) : none;
-  if (a.q.device().is_cpu()) {
-    auto run = [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      cpu::moda_attention_forward<T>(a.shape, ptr<T>(a.q), bthd(a.q), ptr<T>(a.k), bthd(a.k), ptr<T>(a.v), bthd(a.v),
-                                     ptr<T>(a.kd), kds, ptr<T>(a.vd), vds, o.data<T>(), bthd(o), lse.data<T>());
-    };
-    a.q.dtype() == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
-    return;
-  }
-#ifdef MODA_HAVE_CUDA
-  cuda::moda_attention_forward(a.shape, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v),
-                               ptr<bf16>(a.kd), kds, ptr<bf16>(a.vd), vds, o.data<bf16>(), bthd(o), lse.data<float>(),
-                               current_stream());
-#else
-  MODA_FAIL(kOp, ": CUDA tensors need the CUDA kernels, which this build lacks");
-#endif
-}
-
-std::vector<Tensor> backward(const Operands& a, const Tensor& o, const Tensor& lse, const Tensor& dout_in) {
-  const auto& s = a.shape;
-  const Tensor dout = kernel_view(dout_in);
+Saved forward(Operands a) {
   const Device dev = a.q.device();
-  const DType t = a.q.dtype();
-  Tensor dq = Tensor::empty(a.q.shape(), t, dev), dk = Tensor::empty(a.k.shape(), t, dev),
-         dv = Tensor::empty(a.v.shape(), t, dev), dkd, dvd;
-  const ModaStrides none{};
-  ModaStrides kds = none, vds = none, dkds = none, dvds = none;
-  if (s.L > 0) {
-    dkd = Tensor::empty(a.kd.shape(), t, dev), dvd = Tensor::empty(a.vd.shape(), t, dev);
-    kds = btlhd(a.kd), vds = btlhd(a.vd), dkds = btlhd(dkd), dvds = btlhd(dvd);
-  }
-  if (dev.is_cpu()) {
-    auto run = [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      cpu::moda_attention_backward<T>(s, ptr<T>(a.q), bthd(a.q), ptr<T>(a.k), bthd(a.k), ptr<T>(a.v), bthd(a.v),
-                                      ptr<T>(a.kd), kds, ptr<T>(a.vd), vds, ptr<T>(o), bthd(o), ptr<T>(lse),
-                                      ptr<T>(dout), bthd(dout), dq.data<T>(), bthd(dq), dk.data<T>(), bthd(dk),
-                                      dv.data<T>(), bthd(dv), s.L > 0 ? dkd.data<T>() : nullptr, dkds,
-                                      s.L > 0 ? dvd.data<T>() : nullptr, dvds, false, false);
-    };
-    t == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
-  } else {
-#ifdef MODA_HAVE_CUDA
-    MODA_CHECK(dout.dtype() == DType::BF16, kOp, ": gradient of the output must be bf16, got ", dout.describe());
-    const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
-    Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, dev);
-    cuda::moda_attention_backward(
-        s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd), kds,
-        ptr<bf16>(a.vd), vds, ptr<bf16>(o), bthd(o), ptr<float>(lse), ptr<bf16>(dout), bthd(dout), dq.data<bf16>(),
-        bthd(dq), dk.data<bf16>(), bthd(dk), dv.data<bf16>(), bthd(dv), s.L > 0 ? dkd.data<bf16>() : nullptr, dkds,
-        s.L > 0 ? dvd.data<bf16>() : nullptr, dvds, false, false, ws.data_ptr(), current_stream());
-#else
-    MODA_FAIL(kOp, ": CUDA tensors need the CUDA kernels, which this build lacks");
-#endif
-  }
-  return {dq, dk, dv, dkd, dvd};
+  const ModaAttentionShape& s = a.shape;
+  Tensor o = Tensor::empty(a.q.shape(), a.q.dtype(), dev);
+  Tensor lse = Tensor::empty({s.B, s.Hq, s.T}, dev.is_cpu() ? a.q.dtype() : DType::F32, dev);
+  dispatch(
+      kOp, a.q,
+      [&](auto tag) {
+        using T = decltype(tag);
+        cpu::moda_attention_forward<T>(s, ptr<T>(a.q), bthd(a.q), ptr<T>(a.k), bthd(a.k), ptr<T>(a.v), bthd(a.v),
+                                       ptr<T>(a.kd), btlhd(a.kd), ptr<T>(a.vd), btlhd(a.vd), o.data<T>(), bthd(o),
+                                       lse.data<T>());
+      },
+      [&](auto) {  // bf16 only (resolve checked)
+        MODA_IF_CUDA(cuda::moda_attention_forward(
+            s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd),
+            btlhd(a.kd), ptr<bf16>(a.vd), btlhd(a.vd), o.data<bf16>(), bthd(o), lse.data<float>(), current_stream()));
+      });
+  return Saved{std::move(a), o, lse};
+}
+
+// The one backward of both forms: dq from dout, and dk, dv, d_depth into `g` (see GradTargets).
+void backward(const Saved& sv, const Tensor& dout_in, const GradTargets& g) {
+  const Operands& a = sv.a;
+  const ModaAttentionShape& s = a.shape;
+  const Tensor dout = kernel_view(dout_in);
+  MODA_CHECK(dout.dtype() == a.q.dtype() && dout.shape() == a.q.shape(), kOp, ": gradient of the output must be ",
+             dtype_name(a.q.dtype()), " ", shape_str(a.q.shape()), ", got ", dout.describe());
+  dispatch(
+      kOp, a.q,
+      [&](auto tag) {
+        using T = decltype(tag);
+        cpu::moda_attention_backward<T>(s, ptr<T>(a.q), bthd(a.q), ptr<T>(a.k), bthd(a.k), ptr<T>(a.v), bthd(a.v),
+                                        ptr<T>(a.kd), btlhd(a.kd), ptr<T>(a.vd), btlhd(a.vd), ptr<T>(sv.o), bthd(sv.o),
+                                        ptr<T>(sv.lse), ptr<T>(dout), bthd(dout), ptr<T>(g.dq), bthd(g.dq),
+                                        ptr<T>(g.dk), bthd(g.dk), ptr<T>(g.dv), bthd(g.dv), ptr<T>(g.dkd), btlhd(g.dkd),
+                                        ptr<T>(g.dvd), btlhd(g.dvd), g.accumulate, g.accumulate);
+      },
+      [&](auto) {  // bf16 only (resolve checked)
+        MODA_IF_CUDA({
+          // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
+          const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
+          Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, a.q.device());
+          cuda::moda_attention_backward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v),
+                                        bthd(a.v), ptr<bf16>(a.kd), btlhd(a.kd), ptr<bf16>(a.vd), btlhd(a.vd),
+                                        ptr<bf16>(sv.o), bthd(sv.o), ptr<float>(sv.lse), ptr<bf16>(dout), bthd(dout),
+                                        ptr<bf16>(g.dq), bthd(g.dq), ptr<bf16>(g.dk), bthd(g.dk), ptr<bf16>(g.dv),
+                                        bthd(g.dv), ptr<bf16>(g.dkd), btlhd(g.dkd), ptr<bf16>(g.dvd), btlhd(g.dvd),
+                                        g.accumulate, g.accumulate, ws.data_ptr(), current_stream());
+        });
+      });
+}
+
+Tensor empty_like(const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), t.dtype(), t.device()) : Tensor(); }
+
+// A sink must match its input and be written in place: no fallback copy is possible.
+void check_sink(const Tensor& sink, const Tensor& input, const char* what) {
+  MODA_CHECK(sink.defined(), kOpInto, ": the gradient sink for ", what, " is undefined");
+  MODA_CHECK(sink.shape() == input.shape() && sink.dtype() == input.dtype() && sink.device() == input.device(), kOpInto,
+             ": the gradient sink for ", what, " is ", sink.describe(), ", expected ", input.describe());
+  MODA_CHECK(kernel_addressable(sink), kOpInto, ": the gradient sink for ", what, " (", sink.describe(),
+             ") has a layout the kernels cannot write through (see autograd/moda_attention_ops.h)");
 }
 
 }  // namespace
 
 Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k, const Tensor& depth_v,
                       bool causal) {
-  Operands a = resolve(q, k, v, depth_k, depth_v, causal);
-  const Device dev = q.device();
-  Tensor o = Tensor::empty(q.shape(), q.dtype(), dev);
-  Tensor lse = Tensor::empty({a.shape.B, a.shape.Hq, a.shape.T}, dev.is_cpu() ? q.dtype() : DType::F32, dev);
-  forward(a, o, lse);
+  Saved sv = forward(resolve(kOp, q, k, v, depth_k, depth_v, causal));
+  Tensor o = sv.o.detach();  // the returned output gets the graph link; the saved one must not (a cycle)
   // Inputs as given (undefined depth stays undefined: no gradient slot is needed for it).
   std::vector<Tensor> inputs = {q, k, v};
   if (depth_k.defined()) inputs.push_back(depth_k), inputs.push_back(depth_v);
-  const bool depth_inputs = depth_k.defined();
-  return record_op(kOp, inputs, {o}, [a, o, lse, depth_inputs](const std::vector<Tensor>& g) {
-    std::vector<Tensor> grads = backward(a, o, lse, g[0]);
-    if (!depth_inputs)
-      grads.resize(3);
-    else if (a.shape.L == 0)
-      grads[3] = Tensor(), grads[4] = Tensor();  // L = 0: nothing to propagate
+  const size_t n_inputs = inputs.size();
+  return record_op(kOp, inputs, {o}, [sv = std::move(sv), n_inputs](const std::vector<Tensor>& g) {
+    const Operands& a = sv.a;
+    GradTargets t{empty_like(a.q), empty_like(a.k), empty_like(a.v), empty_like(a.kd), empty_like(a.vd), false};
+    backward(sv, g[0], t);
+    std::vector<Tensor> grads = {t.dq, t.dk, t.dv, t.dkd, t.dvd};  // dkd, dvd undefined when L == 0
+    grads.resize(n_inputs);
     return grads;
   })[0];
+}
+
+Tensor moda_attention_into(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
+                           const Tensor& depth_v, bool causal, GradSinksFn sinks, const std::vector<Tensor>& ordering) {
+  MODA_CHECK(bool(sinks), kOpInto, ": no gradient sinks given");
+  for (const Tensor* t : {&k, &v, &depth_k, &depth_v})
+    MODA_CHECK(!t->defined() || !t->requires_grad(), kOpInto,
+               ": k, v, depth_k and depth_v get their gradients through the sinks and must not require grad");
+  Saved sv = forward(resolve(kOpInto, q, k, v, depth_k, depth_v, causal));
+  Tensor o = sv.o.detach();  // the returned output gets the graph link; the saved one must not (a cycle)
+  std::vector<Tensor> inputs{q};
+  inputs.insert(inputs.end(), ordering.begin(), ordering.end());
+  const size_t n_inputs = inputs.size();
+  auto bw = [sv = std::move(sv), sinks = std::move(sinks), n_inputs](const std::vector<Tensor>& g) {
+    const Operands& a = sv.a;
+    GradSinks s = sinks();
+    check_sink(s.k, a.k, "k");
+    check_sink(s.v, a.v, "v");
+    if (a.shape.L > 0) check_sink(s.depth_k, a.kd, "depth_k"), check_sink(s.depth_v, a.vd, "depth_v");
+    GradTargets t{
+        empty_like(a.q), s.k, s.v, a.shape.L > 0 ? s.depth_k : Tensor(), a.shape.L > 0 ? s.depth_v : Tensor(), true};
+    backward(sv, g[0], t);
+    std::vector<Tensor> grads(n_inputs);  // the ordering inputs get none
+    grads[0] = t.dq;
+    return grads;
+  };
+  return record_op(kOpInto, inputs, {o}, std::move(bw))[0];
 }
 
 }  // namespace moda::ops

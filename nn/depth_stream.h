@@ -50,14 +50,6 @@ class DepthStream {
 // Differentiable: the gradients of k and v are the slot's slices of the stream's gradient buffers.
 Tensor write_slot(const std::shared_ptr<DepthStream>& stream, int64_t slot, const Tensor& k, const Tensor& v);
 
-// MoDA attention of q [B, T, Hq, d] over the sequence K,V in slot `own_slot` and the depth K,V in
-// slots [0, num_depth_slots), read in place. `tokens` are the tokens of every slot read (own and
-// depth; extra ones do no harm) so that backward runs before those slots' writers. Returns
-// o [B, T, Hq, d]. Backward returns dq and adds dK, dV of the slots read into the stream's
-// gradient buffers. CPU: reference kernel (f32, f64); CUDA: the fused kernel (bf16).
-Tensor moda_attention_from_stream(const Tensor& q, const std::shared_ptr<DepthStream>& stream, int64_t own_slot,
-                                  int64_t num_depth_slots, bool causal, const std::vector<Tensor>& tokens);
-
 // The per-forward bookkeeping of a model: the stream and the token of every slot written so far.
 struct StreamStep {
   std::shared_ptr<DepthStream> stream;
@@ -66,7 +58,10 @@ struct StreamStep {
   StreamStep(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
              Device device);
   void write(int64_t slot, const Tensor& k, const Tensor& v);
-  // Attention over own_slot and [0, num_depth); every slot it reads must have been written.
+  // MoDA attention of q [B, T, Hq, d] over the sequence K,V in own_slot and the depth K,V in slots
+  // [0, num_depth), read in place through ops::moda_attention_into (autograd/moda_attention_ops.h).
+  // Every slot it reads must have been written. Returns o [B, T, Hq, d]; the backward returns dq
+  // and adds dK, dV of the slots read into the stream's gradient buffers.
   Tensor attend(const Tensor& q, int64_t own_slot, int64_t num_depth, bool causal) const;
 };
 

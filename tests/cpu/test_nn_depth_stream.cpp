@@ -141,5 +141,5 @@ TEST_CASE("nn depth stream: misuse is reported", "[cpu][nn]") {
   step.write(0, k, k);
   CHECK_THROWS_WITH(step.write(0, k, k), Catch::Contains("written twice"));
   CHECK_THROWS_WITH(step.write(1, Tensor::randn({1, 3, 2, 4}, 3, DType::F64), k), Catch::Contains("[B, T, Hk, d]"));
-  CHECK_THROWS_WITH(moda_attention_from_stream(q, step.stream, 0, 1, true, {}), Catch::Contains("own slot"));
+  CHECK_THROWS_WITH(step.attend(q, 0, 1, true), Catch::Contains("own slot"));
 }
