@@ -62,4 +62,6 @@ void accumulate_into(Tensor& acc, const Tensor& g);
 // autograd/moda_attention_ops.h
 //   Tensor moda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
 //                         const Tensor& depth_v, bool causal = true);   // depth_* [B,T,L,Hk,d] views
+//   Tensor moda_attention_into(q, k, v, depth_k, depth_v, bool causal, GradSinksFn sinks,
+//                              const std::vector<Tensor>& ordering = {});  // stream form: grads added into sinks
 // Optimiser kernels (AdamW, grad norm / clipping) are not differentiable: nn/ calls kernels/ directly.

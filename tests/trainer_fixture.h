@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the trainer tests: a tiny real-text corpus (the GPL-3 excerpt) tokenized with a small
-// BPE vocabulary, made once per test process, and a tiny CPU training config over it.
+// BPE vocabulary, made once per test process, and a tiny CPU training config over it. The BSD
+// licence, encoded whole with the same tokenizer, is a second, shorter validation set.
 #include <unistd.h>
 
 #include <filesystem>
@@ -32,6 +33,7 @@ struct TinyCorpus {
     data::EncodeOptions opt;
     opt.val_fraction = 0.2;
     data::encode_corpus(tok, {src}, (dir / "gpl").string(), opt);
+    data::encode_corpus(tok, {"/usr/share/common-licenses/BSD"}, (dir / "bsd").string(), {});
   }
   ~TinyCorpus() { std::filesystem::remove_all(dir); }
 };

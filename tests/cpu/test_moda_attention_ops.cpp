@@ -12,8 +12,10 @@
 #include "autograd/moda_attention_ops.h"
 #include "autograd/pointwise_ops.h"
 #include "core/error.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::max_abs_diff;
 
 namespace {
 
@@ -25,14 +27,6 @@ Tensor rand64(const Shape& shape, uint64_t seed, bool grad = true) {
 
 Tensor weighted_sum(const Tensor& y, uint64_t seed) {
   return ops::sum(ops::mul(y, Tensor::uniform(y.shape(), seed, -1.0, 1.0, y.dtype(), y.device())));
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_double_vector(), y = b.to_double_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 }  // namespace

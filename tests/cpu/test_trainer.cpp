@@ -14,88 +14,13 @@
 #include "distributed/evaluate.h"
 #include "distributed/trainer.h"
 #include "nn/language_model.h"
+#include "tests/trainer_fixture.h"
 
 using namespace moda;
+using namespace moda::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A tiny real-text corpus (the GPL-3 excerpt) tokenized with a small BPE vocabulary, made once;
-// the BSD licence, encoded whole with the same tokenizer, is a second, shorter validation set.
-struct TinyCorpus {
-  fs::path dir;
-  TinyCorpus() {
-    dir = fs::temp_directory_path() / ("moda_trainer_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    std::string src = std::string(MODA_SOURCE_DIR) + "/tests/fixtures/tokenizer/gpl3_excerpt.txt";
-    auto tok = data::Tokenizer::train({read_text(src)}, 320);
-    data::EncodeOptions opt;
-    opt.val_fraction = 0.2;
-    data::encode_corpus(tok, {src}, (dir / "gpl").string(), opt);
-    data::encode_corpus(tok, {"/usr/share/common-licenses/BSD"}, (dir / "bsd").string(), {});
-  }
-  ~TinyCorpus() { fs::remove_all(dir); }
-};
-
-TinyCorpus& corpus() {
-  static TinyCorpus c;
-  return c;
-}
-
-nlohmann::json tiny_config(int64_t steps) {
-  auto d = corpus().dir.string();
-  return {{"model",
-           {{"vocab_size", 320},
-            {"d_model", 32},
-            {"n_layers", 2},
-            {"n_heads", 4},
-            {"n_kv_heads", 2},
-            {"ffn_hidden", 64},
-            {"variant", "depth_kv_ffn"},
-            {"norm", "pre"}}},
-          {"data", {{"train", d + "/gpl_train_*.bin"}, {"val", {{"gpl", d + "/gpl_val_*.bin"}}}, {"seq_len", 32}}},
-          {"optim", {{"lr", 1e-2}, {"min_lr", 1e-3}, {"warmup_steps", 5}}},
-          {"train",
-           {{"steps", steps},
-            {"global_batch", 8},
-            {"micro_batch", 4},
-            {"log_every", 1},
-            {"device", "cpu"},
-            {"eval_max_batches", 4}}}};
-}
-
-std::vector<double> logged_losses(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<double> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
-
-fs::path fresh_run(const std::string& name) {
-  fs::path p = corpus().dir / name;
-  fs::remove_all(p);
-  return p;
-}
-
-// Every metrics.jsonl record, in file order.
-std::vector<nlohmann::json> metrics_records(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<nlohmann::json> out;
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 // Tokens of an llm.c shard, read straight from the file (header: magic, version, count; 1024 bytes).
 std::vector<int64_t> shard_tokens(const std::string& path) {
@@ -228,8 +153,8 @@ TEST_CASE("evaluate: losses are token-weighted within and across sets, against a
       for (auto& x : v) x *= 40.0f;
       t.copy_(Tensor::from_vector(v, t.shape()));
     }
-  const std::string gpl = (corpus().dir / "gpl_val_000000.bin").string();
-  const std::string bsd = (corpus().dir / "bsd_train_000000.bin").string();
+  const std::string gpl = (tiny_corpus().dir / "gpl_val_000000.bin").string();
+  const std::string bsd = (tiny_corpus().dir / "bsd_train_000000.bin").string();
   const int64_t T = 32;
   NllSum g = shard_nll(model, gpl, T), b = shard_nll(model, bsd, T);
   // Two sets of clearly different lengths (and neither a whole number of batches of windows).

@@ -7,23 +7,12 @@
 
 #include "autograd/moda_attention_ops.h"
 #include "autograd/pointwise_ops.h"
+#include "tests/compare.h"
 
 using namespace moda;
+using moda::test::rel_l2;
 
-namespace {
-
-double rel_l2(const Tensor& got, const Tensor& ref) {
-  const auto x = got.to_double_vector(), y = ref.to_double_vector();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i])) return INFINITY;
-    num += (x[i] - y[i]) * (x[i] - y[i]), den += y[i] * y[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("moda attention op cuda: bf16 op matches the f64 CPU op, views included", "[gpu][moda][autograd]") {
   const int64_t B = 2, T = 77, Hq = 8, Hk = 2, S = 6, L = 5, d = 64;
