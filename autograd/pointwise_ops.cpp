@@ -72,27 +72,23 @@ Tensor cast_raw(const Tensor& a_in, DType dtype) {
   const int64_t n = a.numel();
   const bool f32_bf16 = a.dtype() == DType::F32 && dtype == DType::BF16;
   const bool bf16_f32 = a.dtype() == DType::BF16 && dtype == DType::F32;
-  if (a.device().is_cpu()) {
-    if (f32_bf16)
-      cpu::cast(out.data<bf16>(), a.data<float>(), n);
-    else if (bf16_f32)
-      cpu::cast(out.data<float>(), a.data<bf16>(), n);
-    else
-      out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
-    return out;
-  }
-#ifdef MODA_HAVE_CUDA
-  if (f32_bf16) {
-    cuda::cast(out.data<bf16>(), a.data<float>(), n, current_stream());
-    return out;
-  }
-  if (bf16_f32) {
-    cuda::cast(out.data<float>(), a.data<bf16>(), n, current_stream());
-    return out;
-  }
-#endif
-  MODA_FAIL("cast: ", a.describe(), " -> ", dtype_name(dtype), " is not supported on ", a.device().str(),
-            "; expected f32 <-> bf16");
+  dispatch_device(
+      a,
+      [&] {
+        if (f32_bf16)
+          cpu::cast(out.data<bf16>(), a.data<float>(), n);
+        else if (bf16_f32)
+          cpu::cast(out.data<float>(), a.data<bf16>(), n);
+        else
+          out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
+      },
+      [&] {
+        MODA_CHECK(f32_bf16 || bf16_f32, "cast: ", a.describe(), " -> ", dtype_name(dtype), " is not supported on ",
+                   a.device().str(), "; expected f32 <-> bf16");
+        MODA_IF_CUDA(if (f32_bf16) cuda::cast(out.data<bf16>(), a.data<float>(), n, current_stream());
+                     else cuda::cast(out.data<float>(), a.data<bf16>(), n, current_stream()););
+      });
+  return out;
 }
 
 // Reduction of all elements into a {1} tensor scaled by `factor` (1 for sum, 1/n for mean).
@@ -123,23 +119,16 @@ Tensor sum_raw(const char* op, const Tensor& a_in, bool mean) {
 Tensor broadcast_grad(const Tensor& g_in, const Tensor& like, double factor) {
   Tensor out = empty_like(like);
   const int64_t n = out.numel();
-  if (like.device().is_cpu()) {
-    const double v = g_in.to(DType::F64).data<double>()[0] * factor;
-    dispatch(
-        "sum backward", out,
-        [&](auto t) {
-          using T = decltype(t);
-          cpu::fill(out.data<T>(), v, n);
-        },
-        [](auto) {});
-    return out;
-  }
-  Tensor g = cast_raw(g_in, DType::F32).contiguous();
   dispatch(
-      "sum backward", out, [](auto) {},
+      "sum backward", out,
       [&](auto t) {
         using T = decltype(t);
-        MODA_IF_CUDA(cuda::fill(out.data<T>(), g.data<float>(), factor, n, current_stream()));
+        cpu::fill(out.data<T>(), g_in.to(DType::F64).data<double>()[0] * factor, n);
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        MODA_IF_CUDA(const Tensor g = cast_raw(g_in, DType::F32).contiguous();
+                     cuda::fill(out.data<T>(), g.data<float>(), factor, n, current_stream()););
       });
   return out;
 }

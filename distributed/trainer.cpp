@@ -13,7 +13,6 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "distributed/checkpoint.h"
-#include "kernels/cpu/grad_norm.h"
 #include "nn/language_model.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
@@ -81,15 +80,15 @@ TrainSummary train(const TrainConfig& cfg, const TrainOptions& opts) {
   if (device.is_cuda()) cuda_allocator::reset_peak(device.index);
 
   auto model = std::make_unique<nn::LanguageModel>(cfg.model, nn::ModelInit{cfg.train.seed, device, dtype});
-  std::vector<OptimParam> params;
+  std::vector<nn::OptimParam> params;
   for (const auto& p : model->parameters()) params.push_back({p.name, p.tensor, p.decay});
   AdamWParams hyper;
   hyper.beta1 = cfg.optim.beta1;
   hyper.beta2 = cfg.optim.beta2;
   hyper.eps = cfg.optim.eps;
   hyper.weight_decay = cfg.optim.weight_decay;
-  AdamW optimizer(params, hyper);
-  LrSchedule schedule{cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps, cfg.train.steps};
+  nn::AdamW optimizer(params, hyper);
+  nn::LrSchedule schedule{cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps, cfg.train.steps};
   data::LoaderOptions loader_opts;
   loader_opts.shards = cfg.data.train;
   loader_opts.batch_size = cfg.train.micro_batch;
@@ -154,7 +153,7 @@ TrainSummary train(const TrainConfig& cfg, const TrainOptions& opts) {
     double norm = optimizer.grad_norm();
     MODA_CHECK(std::isfinite(norm), "non-finite gradient norm at step ", step, "; training stopped. The last good ",
                "checkpoint ", latest_checkpoint(opts.run_dir).value_or("(none yet)"), " is intact");
-    double clip = cfg.optim.grad_clip > 0 ? clip_coefficient(norm, cfg.optim.grad_clip) : 1.0;
+    double clip = cfg.optim.grad_clip > 0 ? nn::clip_coefficient(norm, cfg.optim.grad_clip) : 1.0;
     double lr = schedule.at(step);
     optimizer.step(lr, clip);
     tokens_seen += tokens_per_step;
