@@ -43,15 +43,15 @@ void gemm(const GemmDesc& d, const Tensor& a, const Tensor& b, Tensor& c, const 
       [&](auto t) {
         using T = decltype(t);
         MODA_IF_CUDA(
-            cudaStream_t s = current_stream(); if constexpr (std::is_same_v<T, float>) {
+            if constexpr (std::is_same_v<T, float>) {
               cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(),
-                           bias.defined() ? bias.data<float>() : nullptr, s);
+                           bias.defined() ? bias.data<float>() : nullptr, current_stream());
             } else if (c.dtype() == DType::BF16) {
               cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<bf16>(),
-                           bias.defined() ? bias.data<bf16>() : nullptr, s);
+                           bias.defined() ? bias.data<bf16>() : nullptr, current_stream());
             } else {  // bf16 inputs, fp32 output (weight gradients accumulated in fp32)
               cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<float>(),
-                           bias.defined() ? bias.data<float>() : nullptr, s);
+                           bias.defined() ? bias.data<float>() : nullptr, current_stream());
             });
       });
 }
@@ -174,20 +174,19 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
           grads[1] = dw;
         }
         if (need_b) {  // db = column sums of dy
+          // Column sums in the bias dtype on the CPU, in fp32 on CUDA (converted afterwards).
+          Tensor db = Tensor::zeros({out}, dy.device().is_cpu() ? bias.dtype() : DType::F32, bias.device());
           dispatch(
               "linear backward", dy,
               [&](auto t) {
                 using T = decltype(t);
-                Tensor db = Tensor::zeros({out}, bias.dtype(), bias.device());
                 cpu::bias_backward<T>(dy.data<T>(), db.data<T>(), rows, out, out);
-                grads[2] = db;
               },
               [&](auto t) {
                 using T = decltype(t);
-                MODA_IF_CUDA(Tensor db = Tensor::zeros({out}, DType::F32, bias.device());
-                             cuda::bias_backward(dy.data<T>(), db.data<float>(), rows, out, out, current_stream());
-                             grads[2] = db.to(bias.dtype()););
+                MODA_IF_CUDA(cuda::bias_backward(dy.data<T>(), db.data<float>(), rows, out, out, current_stream()));
               });
+          grads[2] = db.to(bias.dtype());
         }
         return grads;
       })[0];
@@ -211,29 +210,30 @@ Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
       },
       [&](auto t) {
         using T = decltype(t);
-        MODA_IF_CUDA(cudaStream_t s = current_stream();
-                     i64 ? cuda::embedding_forward(table.data<T>(), ids.data<int64_t>(), out.data<T>(), n, V, D, s)
-                         : cuda::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D, s););
+        MODA_IF_CUDA(i64 ? cuda::embedding_forward(table.data<T>(), ids.data<int64_t>(), out.data<T>(), n, V, D,
+                                                   current_stream())
+                         : cuda::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D,
+                                                   current_stream()));
       });
   return record_op("embedding", {table_in, ids_in}, {out}, [table, ids, V, D, n, i64](const std::vector<Tensor>& g) {
     const Tensor dout = g[0].contiguous();
-    Tensor dtable;
+    // Rows summed in the table's dtype on the CPU, in fp32 on CUDA (converted afterwards).
+    Tensor acc = Tensor::zeros({V, D}, table.device().is_cpu() ? table.dtype() : DType::F32, table.device());
     dispatch(
         "embedding backward", dout,
         [&](auto t) {
           using T = decltype(t);
-          dtable = Tensor::zeros({V, D}, table.dtype(), table.device());
-          i64 ? cpu::embedding_backward(dout.data<T>(), ids.data<int64_t>(), dtable.data<T>(), n, V, D)
-              : cpu::embedding_backward(dout.data<T>(), ids.data<int32_t>(), dtable.data<T>(), n, V, D);
+          i64 ? cpu::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<T>(), n, V, D)
+              : cpu::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<T>(), n, V, D);
         },
         [&](auto t) {
           using T = decltype(t);
-          MODA_IF_CUDA(
-              cudaStream_t s = current_stream(); Tensor acc = Tensor::zeros({V, D}, DType::F32, table.device());
-              i64 ? cuda::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<float>(), n, V, D, s)
-                  : cuda::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<float>(), n, V, D, s);
-              dtable = acc.to(table.dtype()););
+          MODA_IF_CUDA(i64 ? cuda::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<float>(), n, V, D,
+                                                      current_stream())
+                           : cuda::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<float>(), n, V, D,
+                                                      current_stream()));
         });
+    const Tensor dtable = acc.to(table.dtype());
     return std::vector<Tensor>{dtable, Tensor()};
   })[0];
 }
@@ -248,30 +248,27 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
   const int64_t N = logits.size(0), V = logits.size(1);
   const bool i64 = targets.dtype() == DType::I64;
   const Device dev = logits.device();
-  Tensor mean, lse, count;
+  // rows, lse and mean in the logits' dtype on the CPU (f64 for gradcheck), in fp32 on CUDA.
+  const DType stats = dev.is_cpu() ? logits.dtype() : DType::F32;
+  Tensor rows = Tensor::empty({N}, stats, dev), lse = Tensor::empty({N}, stats, dev);
+  Tensor mean = Tensor::empty({1}, stats, dev), count = Tensor::empty({1}, DType::I64, dev);
   dispatch(
       "cross_entropy", logits,
-      [&](auto t) {  // rows, lse, mean in the logits' dtype (f64 for gradcheck)
+      [&](auto t) {
         using T = decltype(t);
-        Tensor rows = Tensor::empty({N}, logits.dtype(), dev);
-        lse = Tensor::empty({N}, logits.dtype(), dev), mean = Tensor::empty({1}, logits.dtype(), dev);
-        count = Tensor::empty({1}, DType::I64, dev);
         i64 ? cpu::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<T>(), lse.data<T>(),
                                          mean.data<T>(), count.data<int64_t>(), N, V, ignore_index)
             : cpu::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<T>(), lse.data<T>(),
                                          mean.data<T>(), count.data<int64_t>(), N, V, ignore_index);
       },
-      [&](auto t) {  // rows, lse, mean in fp32 whatever the logits' dtype
+      [&](auto t) {
         using T = decltype(t);
-        MODA_IF_CUDA(cudaStream_t s = current_stream(); Tensor rows = Tensor::empty({N}, DType::F32, dev);
-                     lse = Tensor::empty({N}, DType::F32, dev), mean = Tensor::empty({1}, DType::F32, dev);
-                     count = Tensor::empty({1}, DType::I64, dev);
-                     i64 ? cuda::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<float>(),
+        MODA_IF_CUDA(i64 ? cuda::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<float>(),
                                                        lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N,
-                                                       V, ignore_index, s)
+                                                       V, ignore_index, current_stream())
                          : cuda::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<float>(),
                                                        lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N,
-                                                       V, ignore_index, s););
+                                                       V, ignore_index, current_stream()));
       });
   return record_op(
       "cross_entropy", {logits_in, targets_in}, {mean},
@@ -289,14 +286,14 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
             },
             [&](auto t) {
               using T = decltype(t);
-              MODA_IF_CUDA(cudaStream_t s = current_stream();
-                           const Tensor dloss = g[0].to(DType::F32).contiguous();  // stays on the device: no sync
+              // The upstream gradient stays on the device (no sync): read as a device scalar.
+              MODA_IF_CUDA(const Tensor dloss = g[0].to(DType::F32).contiguous();
                            i64 ? cuda::cross_entropy_backward(
                                      logits.data<T>(), targets.data<int64_t>(), lse.data<float>(), dloss.data<float>(),
-                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, s)
+                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, current_stream())
                                : cuda::cross_entropy_backward(
                                      logits.data<T>(), targets.data<int32_t>(), lse.data<float>(), dloss.data<float>(),
-                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, s););
+                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, current_stream()););
             });
         return std::vector<Tensor>{dlogits, Tensor()};
       })[0];

@@ -58,15 +58,13 @@ double AdamW::grad_norm() const {
           MODA_IF_CUDA(spans.push_back({g.data_ptr(), n, g.dtype() == DType::BF16}); cuda_device = g.device(););
         });
   }
-#ifdef MODA_HAVE_CUDA
-  if (!spans.empty()) {
+  MODA_IF_CUDA(if (!spans.empty()) {
     Tensor norm = Tensor::empty({1}, DType::F32, cuda_device);
     cuda::grad_norm(spans.data(), static_cast<int64_t>(spans.size()), norm.data<float>(), nullptr, 0.0,
                     current_stream());
-    double n = norm.item();
-    sumsq += n * n;
-  }
-#endif
+    const double total = norm.item();
+    sumsq += total * total;
+  })
   return std::sqrt(sumsq);
 }
 
