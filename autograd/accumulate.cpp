@@ -26,7 +26,7 @@ void accumulate_into(Tensor& acc, const Tensor& g_in) {
         cpu::axpy(acc.data<T>(), g.data<T>(), 1.0, n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         // bf16 gradients into an fp32 accumulator: the mixed kernel converts as it adds (no temporary).
         MODA_IF_CUDA(const bool mixed = acc.dtype() == DType::F32 && g_in.dtype() == DType::BF16;
                      const Tensor g = mixed ? g_in.contiguous() : in_acc_dtype();

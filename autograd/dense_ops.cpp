@@ -41,7 +41,7 @@ void gemm(const GemmDesc& d, const Tensor& a, const Tensor& b, Tensor& c, const 
         if (bias.defined()) cpu::add_bias<T>(c.data<T>(), bias.data<T>(), d.m, d.n, d.n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(
             if constexpr (std::is_same_v<T, float>) {
               cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(),
@@ -183,7 +183,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
                 cpu::bias_backward<T>(dy.data<T>(), db.data<T>(), rows, out, out);
               },
               [&](auto t) {
-                using T = decltype(t);
+                using T [[maybe_unused]] = decltype(t);  // unused without CUDA
                 MODA_IF_CUDA(cuda::bias_backward(dy.data<T>(), db.data<float>(), rows, out, out, current_stream()));
               });
           grads[2] = db.to(bias.dtype());
@@ -209,7 +209,7 @@ Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
             : cpu::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(i64 ? cuda::embedding_forward(table.data<T>(), ids.data<int64_t>(), out.data<T>(), n, V, D,
                                                    current_stream())
                          : cuda::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D,
@@ -227,7 +227,7 @@ Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
               : cpu::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<T>(), n, V, D);
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(i64 ? cuda::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<float>(), n, V, D,
                                                       current_stream())
                            : cuda::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<float>(), n, V, D,
@@ -262,7 +262,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
                                          mean.data<T>(), count.data<int64_t>(), N, V, ignore_index);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(i64 ? cuda::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<float>(),
                                                        lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N,
                                                        V, ignore_index, current_stream())
@@ -285,7 +285,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
                                                 count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index);
             },
             [&](auto t) {
-              using T = decltype(t);
+              using T [[maybe_unused]] = decltype(t);  // unused without CUDA
               // The upstream gradient stays on the device (no sync): read as a device scalar.
               MODA_IF_CUDA(const Tensor dloss = g[0].to(DType::F32).contiguous();
                            i64 ? cuda::cross_entropy_backward(
@@ -320,7 +320,7 @@ Tensor attention_reference(const Tensor& q_in, const Tensor& k_in, const Tensor&
         cpu::attention_reference_forward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), nullptr);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::attention_reference_forward(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), nullptr,
                                                        current_stream()));
       });
@@ -336,7 +336,7 @@ Tensor attention_reference(const Tensor& q_in, const Tensor& k_in, const Tensor&
                                                dk.data<T>(), dv.data<T>());
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(cuda::attention_reference_backward(s, q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(),
                                                           dq.data<T>(), dk.data<T>(), dv.data<T>(), current_stream()));
         });

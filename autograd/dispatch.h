@@ -3,9 +3,10 @@
 // T = float or double for CPU tensors and cuda_fn(T{}) with T = float or bf16 for CUDA tensors;
 // any other device/dtype pair is an error naming the op and the tensor. Wrap the body of cuda_fn
 // in MODA_IF_CUDA(...) so that builds without CUDA compile it away (no tensor can live on a GPU
-// then, so the CUDA branch never runs). Ops that accept fewer dtypes check them before calling.
-// dispatch_device(t, cpu_fn, cuda_fn) is the same split without the dtype choice, for the few ops
-// whose kernels take two dtypes at once (casts); they check their dtype pairs themselves.
+// then, so the CUDA branch never runs), and declare its type `using T [[maybe_unused]] = ...`.
+// Ops that accept fewer dtypes check them before calling. dispatch_device(t, cpu_fn, cuda_fn) is
+// the same split without the dtype choice, for the few ops whose kernels take two dtypes at once
+// (casts); they check their dtype pairs themselves.
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/tensor.h"

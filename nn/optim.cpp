@@ -91,7 +91,7 @@ void AdamW::step(double lr, double grad_scale) {
                              grad_scale);
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(
               if constexpr (std::is_same_v<T, bf16>) {  // fp32 master, bf16 copy written back
                 cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(),
