@@ -25,7 +25,7 @@
 #ifdef MODA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
 #endif
 

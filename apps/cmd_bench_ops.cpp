@@ -33,8 +33,8 @@
 #ifdef MODA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "core/cuda_check.h"
 #include "kernels/cuda/adamw.h"
-#include "kernels/cuda/check.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/matmul.h"

@@ -26,7 +26,7 @@ int tokenize_train(const std::vector<std::string>& argv) {
   const long long vocab = args.get_int("vocab-size", -1);
   MODA_CHECK(vocab > 0, "tokenize train: --vocab-size N is required (N > 256)");
   const std::string out = args.get("out");
-  data::TrainOptions opt;
+  data::BpeTrainOptions opt;
   if (args.has("special")) opt.special_tokens = args.all("special");
   const long long min_freq = args.get_int("min-frequency", 2);
   MODA_CHECK(min_freq >= 1, "tokenize train: --min-frequency ", min_freq, " must be >= 1");

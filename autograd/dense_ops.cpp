@@ -1,5 +1,8 @@
 #include "autograd/dense_ops.h"
 
+#include <type_traits>
+
+#include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "core/error.h"
 #include "core/stream.h"
@@ -18,10 +21,6 @@ namespace moda::ops {
 
 namespace {
 
-[[noreturn]] void no_cuda(const char* op) {
-  MODA_FAIL(op, ": CUDA tensors need the CUDA kernels, which this build lacks");
-}
-
 void check_float_input(const char* op, const Tensor& t, const char* what) {
   MODA_CHECK(t.defined(), op, ": ", what, " is undefined");
   if (t.device().is_cpu())
@@ -33,30 +32,28 @@ void check_float_input(const char* op, const Tensor& t, const char* what) {
 // c = alpha op(a) op(b) + beta c (+ bias) on contiguous tensors; c is f32 when a, b are bf16 and
 // the caller wants fp32 accumulation, otherwise c has their dtype.
 void gemm(const GemmDesc& d, const Tensor& a, const Tensor& b, Tensor& c, const Tensor& bias = Tensor()) {
-  const DType t = a.dtype();
-  if (a.device().is_cpu()) {
-    MODA_CHECK(c.dtype() == t, "matmul: CPU output dtype must equal the inputs'");
-    if (t == DType::F64) {
-      cpu::matmul<double>(d, a.data<double>(), b.data<double>(), c.data<double>());
-      if (bias.defined()) cpu::add_bias<double>(c.data<double>(), bias.data<double>(), d.m, d.n, d.n);
-    } else {
-      cpu::matmul<float>(d, a.data<float>(), b.data<float>(), c.data<float>());
-      if (bias.defined()) cpu::add_bias<float>(c.data<float>(), bias.data<float>(), d.m, d.n, d.n);
-    }
-    return;
-  }
-#ifdef MODA_HAVE_CUDA
-  cudaStream_t s = current_stream();
-  if (t == DType::F32)
-    cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-                 s);
-  else if (c.dtype() == DType::BF16)
-    cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<bf16>(), bias.defined() ? bias.data<bf16>() : nullptr, s);
-  else
-    cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<float>(), bias.defined() ? bias.data<float>() : nullptr, s);
-#else
-  no_cuda("matmul");
-#endif
+  dispatch(
+      "matmul", a,
+      [&](auto t) {
+        using T = decltype(t);
+        MODA_CHECK(c.dtype() == a.dtype(), "matmul: CPU output dtype must equal the inputs'");
+        cpu::matmul<T>(d, a.data<T>(), b.data<T>(), c.data<T>());
+        if (bias.defined()) cpu::add_bias<T>(c.data<T>(), bias.data<T>(), d.m, d.n, d.n);
+      },
+      [&](auto t) {
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+        MODA_IF_CUDA(
+            if constexpr (std::is_same_v<T, float>) {
+              cuda::matmul(d, a.data<float>(), b.data<float>(), c.data<float>(),
+                           bias.defined() ? bias.data<float>() : nullptr, current_stream());
+            } else if (c.dtype() == DType::BF16) {
+              cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<bf16>(),
+                           bias.defined() ? bias.data<bf16>() : nullptr, current_stream());
+            } else {  // bf16 inputs, fp32 output (weight gradients accumulated in fp32)
+              cuda::matmul(d, a.data<bf16>(), b.data<bf16>(), c.data<float>(),
+                           bias.defined() ? bias.data<float>() : nullptr, current_stream());
+            });
+      });
 }
 
 // A plain (non-recording) 2-D or batched product, used by the backward passes.
@@ -158,47 +155,41 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
              need_b = bias_in.defined() && bias_in.requires_grad();
   std::vector<Tensor> inputs{x_in, w_in};
   if (bias_in.defined()) inputs.push_back(bias_in);
-  return record_op("linear", inputs, {y},
-                   [x, w, bias, rows, in, out, need_x, need_w, need_b](const std::vector<Tensor>& g) {
-                     const Tensor dy = g[0].contiguous();
-                     std::vector<Tensor> grads(bias.defined() ? 3 : 2);
-                     if (need_x) {  // dx = dy W
-                       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-                       GemmDesc e;
-                       e.m = rows, e.n = in, e.k = out;
-                       gemm(e, dy, w, dx);
-                       grads[0] = dx;
-                     }
-                     if (need_w) {  // dW = dy^T x
-                       Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-                       GemmDesc e;
-                       e.m = out, e.n = in, e.k = rows, e.trans_a = true;
-                       gemm(e, dy, x, dw);
-                       grads[1] = dw;
-                     }
-                     if (need_b) {  // db = column sums of dy
-                       if (dy.device().is_cpu()) {
-                         Tensor db = Tensor::zeros({out}, bias.dtype(), bias.device());
-                         if (bias.dtype() == DType::F64)
-                           cpu::bias_backward<double>(dy.data<double>(), db.data<double>(), rows, out, out);
-                         else
-                           cpu::bias_backward<float>(dy.data<float>(), db.data<float>(), rows, out, out);
-                         grads[2] = db;
-                       } else {
-#ifdef MODA_HAVE_CUDA
-                         Tensor db = Tensor::zeros({out}, DType::F32, bias.device());
-                         if (dy.dtype() == DType::F32)
-                           cuda::bias_backward(dy.data<float>(), db.data<float>(), rows, out, out, current_stream());
-                         else
-                           cuda::bias_backward(dy.data<bf16>(), db.data<float>(), rows, out, out, current_stream());
-                         grads[2] = db.to(bias.dtype());
-#else
-        no_cuda("linear");
-#endif
-                       }
-                     }
-                     return grads;
-                   })[0];
+  return record_op(
+      "linear", inputs, {y}, [x, w, bias, rows, in, out, need_x, need_w, need_b](const std::vector<Tensor>& g) {
+        const Tensor dy = g[0].contiguous();
+        std::vector<Tensor> grads(bias.defined() ? 3 : 2);
+        if (need_x) {  // dx = dy W
+          Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+          GemmDesc e;
+          e.m = rows, e.n = in, e.k = out;
+          gemm(e, dy, w, dx);
+          grads[0] = dx;
+        }
+        if (need_w) {  // dW = dy^T x
+          Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+          GemmDesc e;
+          e.m = out, e.n = in, e.k = rows, e.trans_a = true;
+          gemm(e, dy, x, dw);
+          grads[1] = dw;
+        }
+        if (need_b) {  // db = column sums of dy
+          // Column sums in the bias dtype on the CPU, in fp32 on CUDA (converted afterwards).
+          Tensor db = Tensor::zeros({out}, dy.device().is_cpu() ? bias.dtype() : DType::F32, bias.device());
+          dispatch(
+              "linear backward", dy,
+              [&](auto t) {
+                using T = decltype(t);
+                cpu::bias_backward<T>(dy.data<T>(), db.data<T>(), rows, out, out);
+              },
+              [&](auto t) {
+                using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+                MODA_IF_CUDA(cuda::bias_backward(dy.data<T>(), db.data<float>(), rows, out, out, current_stream()));
+              });
+          grads[2] = db.to(bias.dtype());
+        }
+        return grads;
+      })[0];
 }
 
 Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
@@ -210,52 +201,39 @@ Tensor embedding(const Tensor& table_in, const Tensor& ids_in) {
   const int64_t V = table.size(0), D = table.size(1), n = ids.numel();
   const bool i64 = ids.dtype() == DType::I64;
   Tensor out = Tensor::empty(with_last(ids.shape(), {D}), table.dtype(), table.device());
-  if (table.device().is_cpu()) {
-    if (table.dtype() == DType::F64)
-      i64 ? cpu::embedding_forward(table.data<double>(), ids.data<int64_t>(), out.data<double>(), n, V, D)
-          : cpu::embedding_forward(table.data<double>(), ids.data<int32_t>(), out.data<double>(), n, V, D);
-    else
-      i64 ? cpu::embedding_forward(table.data<float>(), ids.data<int64_t>(), out.data<float>(), n, V, D)
-          : cpu::embedding_forward(table.data<float>(), ids.data<int32_t>(), out.data<float>(), n, V, D);
-  } else {
-#ifdef MODA_HAVE_CUDA
-    cudaStream_t s = current_stream();
-    if (table.dtype() == DType::F32)
-      i64 ? cuda::embedding_forward(table.data<float>(), ids.data<int64_t>(), out.data<float>(), n, V, D, s)
-          : cuda::embedding_forward(table.data<float>(), ids.data<int32_t>(), out.data<float>(), n, V, D, s);
-    else
-      i64 ? cuda::embedding_forward(table.data<bf16>(), ids.data<int64_t>(), out.data<bf16>(), n, V, D, s)
-          : cuda::embedding_forward(table.data<bf16>(), ids.data<int32_t>(), out.data<bf16>(), n, V, D, s);
-#else
-    no_cuda("embedding");
-#endif
-  }
+  dispatch(
+      "embedding", table,
+      [&](auto t) {
+        using T = decltype(t);
+        i64 ? cpu::embedding_forward(table.data<T>(), ids.data<int64_t>(), out.data<T>(), n, V, D)
+            : cpu::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D);
+      },
+      [&](auto t) {
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+        MODA_IF_CUDA(i64 ? cuda::embedding_forward(table.data<T>(), ids.data<int64_t>(), out.data<T>(), n, V, D,
+                                                   current_stream())
+                         : cuda::embedding_forward(table.data<T>(), ids.data<int32_t>(), out.data<T>(), n, V, D,
+                                                   current_stream()));
+      });
   return record_op("embedding", {table_in, ids_in}, {out}, [table, ids, V, D, n, i64](const std::vector<Tensor>& g) {
     const Tensor dout = g[0].contiguous();
-    Tensor dtable;
-    if (table.device().is_cpu()) {
-      dtable = Tensor::zeros({V, D}, table.dtype(), table.device());
-      if (table.dtype() == DType::F64)
-        i64 ? cpu::embedding_backward(dout.data<double>(), ids.data<int64_t>(), dtable.data<double>(), n, V, D)
-            : cpu::embedding_backward(dout.data<double>(), ids.data<int32_t>(), dtable.data<double>(), n, V, D);
-      else
-        i64 ? cpu::embedding_backward(dout.data<float>(), ids.data<int64_t>(), dtable.data<float>(), n, V, D)
-            : cpu::embedding_backward(dout.data<float>(), ids.data<int32_t>(), dtable.data<float>(), n, V, D);
-    } else {
-#ifdef MODA_HAVE_CUDA
-      cudaStream_t s = current_stream();
-      Tensor acc = Tensor::zeros({V, D}, DType::F32, table.device());
-      if (dout.dtype() == DType::F32)
-        i64 ? cuda::embedding_backward(dout.data<float>(), ids.data<int64_t>(), acc.data<float>(), n, V, D, s)
-            : cuda::embedding_backward(dout.data<float>(), ids.data<int32_t>(), acc.data<float>(), n, V, D, s);
-      else
-        i64 ? cuda::embedding_backward(dout.data<bf16>(), ids.data<int64_t>(), acc.data<float>(), n, V, D, s)
-            : cuda::embedding_backward(dout.data<bf16>(), ids.data<int32_t>(), acc.data<float>(), n, V, D, s);
-      dtable = acc.to(table.dtype());
-#else
-      no_cuda("embedding");
-#endif
-    }
+    // Rows summed in the table's dtype on the CPU, in fp32 on CUDA (converted afterwards).
+    Tensor acc = Tensor::zeros({V, D}, table.device().is_cpu() ? table.dtype() : DType::F32, table.device());
+    dispatch(
+        "embedding backward", dout,
+        [&](auto t) {
+          using T = decltype(t);
+          i64 ? cpu::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<T>(), n, V, D)
+              : cpu::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<T>(), n, V, D);
+        },
+        [&](auto t) {
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+          MODA_IF_CUDA(i64 ? cuda::embedding_backward(dout.data<T>(), ids.data<int64_t>(), acc.data<float>(), n, V, D,
+                                                      current_stream())
+                           : cuda::embedding_backward(dout.data<T>(), ids.data<int32_t>(), acc.data<float>(), n, V, D,
+                                                      current_stream()));
+        });
+    const Tensor dtable = acc.to(table.dtype());
     return std::vector<Tensor>{dtable, Tensor()};
   })[0];
 }
@@ -270,71 +248,53 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
   const int64_t N = logits.size(0), V = logits.size(1);
   const bool i64 = targets.dtype() == DType::I64;
   const Device dev = logits.device();
-  Tensor mean, lse, count;
-  if (dev.is_cpu()) {
-    const DType t = logits.dtype();
-    Tensor rows = Tensor::empty({N}, t, dev);
-    lse = Tensor::empty({N}, t, dev), mean = Tensor::empty({1}, t, dev), count = Tensor::empty({1}, DType::I64, dev);
-    auto run = [&](auto* type_tag) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      i64 ? cpu::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<T>(), lse.data<T>(),
-                                       mean.data<T>(), count.data<int64_t>(), N, V, ignore_index)
-          : cpu::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<T>(), lse.data<T>(),
-                                       mean.data<T>(), count.data<int64_t>(), N, V, ignore_index);
-    };
-    t == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
-  } else {
-#ifdef MODA_HAVE_CUDA
-    cudaStream_t s = current_stream();
-    Tensor rows = Tensor::empty({N}, DType::F32, dev);
-    lse = Tensor::empty({N}, DType::F32, dev), mean = Tensor::empty({1}, DType::F32, dev);
-    count = Tensor::empty({1}, DType::I64, dev);
-    auto run = [&](auto* type_tag) {
-      using T = std::remove_pointer_t<decltype(type_tag)>;
-      i64 ? cuda::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<float>(),
-                                        lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N, V,
-                                        ignore_index, s)
-          : cuda::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<float>(),
-                                        lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N, V,
-                                        ignore_index, s);
-    };
-    logits.dtype() == DType::BF16 ? run((bf16*)nullptr) : run((float*)nullptr);
-#else
-    no_cuda("cross_entropy");
-#endif
-  }
+  // rows, lse and mean in the logits' dtype on the CPU (f64 for gradcheck), in fp32 on CUDA.
+  const DType stats = dev.is_cpu() ? logits.dtype() : DType::F32;
+  Tensor rows = Tensor::empty({N}, stats, dev), lse = Tensor::empty({N}, stats, dev);
+  Tensor mean = Tensor::empty({1}, stats, dev), count = Tensor::empty({1}, DType::I64, dev);
+  dispatch(
+      "cross_entropy", logits,
+      [&](auto t) {
+        using T = decltype(t);
+        i64 ? cpu::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<T>(), lse.data<T>(),
+                                         mean.data<T>(), count.data<int64_t>(), N, V, ignore_index)
+            : cpu::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<T>(), lse.data<T>(),
+                                         mean.data<T>(), count.data<int64_t>(), N, V, ignore_index);
+      },
+      [&](auto t) {
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+        MODA_IF_CUDA(i64 ? cuda::cross_entropy_forward(logits.data<T>(), targets.data<int64_t>(), rows.data<float>(),
+                                                       lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N,
+                                                       V, ignore_index, current_stream())
+                         : cuda::cross_entropy_forward(logits.data<T>(), targets.data<int32_t>(), rows.data<float>(),
+                                                       lse.data<float>(), mean.data<float>(), count.data<int64_t>(), N,
+                                                       V, ignore_index, current_stream()));
+      });
   return record_op(
       "cross_entropy", {logits_in, targets_in}, {mean},
       [logits, targets, lse, count, N, V, i64, ignore_index](const std::vector<Tensor>& g) {
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-        if (logits.device().is_cpu()) {
-          auto run = [&](auto* type_tag) {
-            using T = std::remove_pointer_t<decltype(type_tag)>;
-            const T dloss = T(g[0].item());
-            i64 ? cpu::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<T>(), &dloss,
-                                              count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index)
-                : cpu::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), &dloss,
-                                              count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index);
-          };
-          logits.dtype() == DType::F64 ? run((double*)nullptr) : run((float*)nullptr);
-        } else {
-#ifdef MODA_HAVE_CUDA
-          cudaStream_t s = current_stream();
-          const Tensor dloss = g[0].to(DType::F32).contiguous();  // stays on the device: no sync
-          auto run = [&](auto* type_tag) {
-            using T = std::remove_pointer_t<decltype(type_tag)>;
-            i64 ? cuda::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<float>(),
-                                               dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
-                                               ignore_index, s)
-                : cuda::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<float>(),
-                                               dloss.data<float>(), count.data<int64_t>(), dlogits.data<T>(), N, V,
-                                               ignore_index, s);
-          };
-          logits.dtype() == DType::BF16 ? run((bf16*)nullptr) : run((float*)nullptr);
-#else
-          no_cuda("cross_entropy");
-#endif
-        }
+        dispatch(
+            "cross_entropy backward", logits,
+            [&](auto t) {
+              using T = decltype(t);
+              const T dloss = T(g[0].item());
+              i64 ? cpu::cross_entropy_backward(logits.data<T>(), targets.data<int64_t>(), lse.data<T>(), &dloss,
+                                                count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index)
+                  : cpu::cross_entropy_backward(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), &dloss,
+                                                count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index);
+            },
+            [&](auto t) {
+              using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+              // The upstream gradient stays on the device (no sync): read as a device scalar.
+              MODA_IF_CUDA(const Tensor dloss = g[0].to(DType::F32).contiguous();
+                           i64 ? cuda::cross_entropy_backward(
+                                     logits.data<T>(), targets.data<int64_t>(), lse.data<float>(), dloss.data<float>(),
+                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, current_stream())
+                               : cuda::cross_entropy_backward(
+                                     logits.data<T>(), targets.data<int32_t>(), lse.data<float>(), dloss.data<float>(),
+                                     count.data<int64_t>(), dlogits.data<T>(), N, V, ignore_index, current_stream()););
+            });
         return std::vector<Tensor>{dlogits, Tensor()};
       })[0];
 }
@@ -353,52 +313,33 @@ Tensor attention_reference(const Tensor& q_in, const Tensor& k_in, const Tensor&
   s.batch = q.size(0), s.seq = q.size(1), s.heads_q = q.size(2), s.heads_kv = k.size(2), s.head_dim = q.size(3);
   s.causal = causal;
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
-  const DType t = q.dtype();
-  if (q.device().is_cpu()) {
-    if (t == DType::F64)
-      cpu::attention_reference_forward<double>(s, q.data<double>(), k.data<double>(), v.data<double>(),
-                                               out.data<double>(), nullptr);
-    else
-      cpu::attention_reference_forward<float>(s, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                              nullptr);
-  } else {
-#ifdef MODA_HAVE_CUDA
-    if (t == DType::F32)
-      cuda::attention_reference_forward(s, q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                        nullptr, current_stream());
-    else
-      cuda::attention_reference_forward(s, q.data<bf16>(), k.data<bf16>(), v.data<bf16>(), out.data<bf16>(), nullptr,
-                                        current_stream());
-#else
-    no_cuda("attention_reference");
-#endif
-  }
+  dispatch(
+      "attention_reference", q,
+      [&](auto t) {
+        using T = decltype(t);
+        cpu::attention_reference_forward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), nullptr);
+      },
+      [&](auto t) {
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+        MODA_IF_CUDA(cuda::attention_reference_forward(s, q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), nullptr,
+                                                       current_stream()));
+      });
   return record_op("attention_reference", {q_in, k_in, v_in}, {out}, [q, k, v, s](const std::vector<Tensor>& g) {
     const Tensor dout = g[0].contiguous();
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device()), dk = Tensor::empty(k.shape(), k.dtype(), k.device()),
            dv = Tensor::empty(v.shape(), v.dtype(), v.device());
-    const DType t = q.dtype();
-    if (q.device().is_cpu()) {
-      if (t == DType::F64)
-        cpu::attention_reference_backward<double>(s, q.data<double>(), k.data<double>(), v.data<double>(),
-                                                  dout.data<double>(), dq.data<double>(), dk.data<double>(),
-                                                  dv.data<double>());
-      else
-        cpu::attention_reference_backward<float>(s, q.data<float>(), k.data<float>(), v.data<float>(),
-                                                 dout.data<float>(), dq.data<float>(), dk.data<float>(),
-                                                 dv.data<float>());
-    } else {
-#ifdef MODA_HAVE_CUDA
-      if (t == DType::F32)
-        cuda::attention_reference_backward(s, q.data<float>(), k.data<float>(), v.data<float>(), dout.data<float>(),
-                                           dq.data<float>(), dk.data<float>(), dv.data<float>(), current_stream());
-      else
-        cuda::attention_reference_backward(s, q.data<bf16>(), k.data<bf16>(), v.data<bf16>(), dout.data<bf16>(),
-                                           dq.data<bf16>(), dk.data<bf16>(), dv.data<bf16>(), current_stream());
-#else
-      no_cuda("attention_reference");
-#endif
-    }
+    dispatch(
+        "attention_reference backward", q,
+        [&](auto t) {
+          using T = decltype(t);
+          cpu::attention_reference_backward<T>(s, q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(), dq.data<T>(),
+                                               dk.data<T>(), dv.data<T>());
+        },
+        [&](auto t) {
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+          MODA_IF_CUDA(cuda::attention_reference_backward(s, q.data<T>(), k.data<T>(), v.data<T>(), dout.data<T>(),
+                                                          dq.data<T>(), dk.data<T>(), dv.data<T>(), current_stream()));
+        });
     return std::vector<Tensor>{dq, dk, dv};
   })[0];
 }

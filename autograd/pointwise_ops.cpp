@@ -43,7 +43,7 @@ Tensor mul_raw(const Tensor& a_in, const Tensor& b_in) {
         cpu::mul(out.data<T>(), a.data<T>(), b.data<T>(), n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::mul(out.data<T>(), a.data<T>(), b.data<T>(), n, current_stream()));
       });
   return out;
@@ -59,7 +59,7 @@ Tensor scale_raw(const Tensor& a_in, double alpha) {
         cpu::scale(out.data<T>(), a.data<T>(), alpha, n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::scale(out.data<T>(), a.data<T>(), alpha, n, current_stream()));
       });
   return out;
@@ -72,27 +72,23 @@ Tensor cast_raw(const Tensor& a_in, DType dtype) {
   const int64_t n = a.numel();
   const bool f32_bf16 = a.dtype() == DType::F32 && dtype == DType::BF16;
   const bool bf16_f32 = a.dtype() == DType::BF16 && dtype == DType::F32;
-  if (a.device().is_cpu()) {
-    if (f32_bf16)
-      cpu::cast(out.data<bf16>(), a.data<float>(), n);
-    else if (bf16_f32)
-      cpu::cast(out.data<float>(), a.data<bf16>(), n);
-    else
-      out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
-    return out;
-  }
-#ifdef MODA_HAVE_CUDA
-  if (f32_bf16) {
-    cuda::cast(out.data<bf16>(), a.data<float>(), n, current_stream());
-    return out;
-  }
-  if (bf16_f32) {
-    cuda::cast(out.data<float>(), a.data<bf16>(), n, current_stream());
-    return out;
-  }
-#endif
-  MODA_FAIL("cast: ", a.describe(), " -> ", dtype_name(dtype), " is not supported on ", a.device().str(),
-            "; expected f32 <-> bf16");
+  dispatch_device(
+      a,
+      [&] {
+        if (f32_bf16)
+          cpu::cast(out.data<bf16>(), a.data<float>(), n);
+        else if (bf16_f32)
+          cpu::cast(out.data<float>(), a.data<bf16>(), n);
+        else
+          out.copy_(a);  // e.g. f32 <-> f64: the host copy converts
+      },
+      [&] {
+        MODA_CHECK(f32_bf16 || bf16_f32, "cast: ", a.describe(), " -> ", dtype_name(dtype), " is not supported on ",
+                   a.device().str(), "; expected f32 <-> bf16");
+        MODA_IF_CUDA(if (f32_bf16) cuda::cast(out.data<bf16>(), a.data<float>(), n, current_stream());
+                     else cuda::cast(out.data<float>(), a.data<bf16>(), n, current_stream()););
+      });
+  return out;
 }
 
 // Reduction of all elements into a {1} tensor scaled by `factor` (1 for sum, 1/n for mean).
@@ -112,7 +108,7 @@ Tensor sum_raw(const char* op, const Tensor& a_in, bool mean) {
           cpu::sum(out.data<T>(), a.data<T>(), n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(if (mean) cuda::mean(out.data<float>(), a.data<T>(), n, current_stream());
                      else cuda::sum(out.data<float>(), a.data<T>(), n, current_stream()));
       });
@@ -123,23 +119,16 @@ Tensor sum_raw(const char* op, const Tensor& a_in, bool mean) {
 Tensor broadcast_grad(const Tensor& g_in, const Tensor& like, double factor) {
   Tensor out = empty_like(like);
   const int64_t n = out.numel();
-  if (like.device().is_cpu()) {
-    const double v = g_in.to(DType::F64).data<double>()[0] * factor;
-    dispatch(
-        "sum backward", out,
-        [&](auto t) {
-          using T = decltype(t);
-          cpu::fill(out.data<T>(), v, n);
-        },
-        [](auto) {});
-    return out;
-  }
-  Tensor g = cast_raw(g_in, DType::F32).contiguous();
   dispatch(
-      "sum backward", out, [](auto) {},
+      "sum backward", out,
       [&](auto t) {
         using T = decltype(t);
-        MODA_IF_CUDA(cuda::fill(out.data<T>(), g.data<float>(), factor, n, current_stream()));
+        cpu::fill(out.data<T>(), g_in.to(DType::F64).data<double>()[0] * factor, n);
+      },
+      [&](auto t) {
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+        MODA_IF_CUDA(const Tensor g = cast_raw(g_in, DType::F32).contiguous();
+                     cuda::fill(out.data<T>(), g.data<float>(), factor, n, current_stream()););
       });
   return out;
 }
@@ -164,7 +153,7 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
         cpu::add(out.data<T>(), a.data<T>(), b.data<T>(), n);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::add(out.data<T>(), a.data<T>(), b.data<T>(), n, current_stream()));
       });
   return record_op("add", {a_in, b_in}, {out}, [](const std::vector<Tensor>& g) {
@@ -236,7 +225,7 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
                              eps);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::rmsnorm_forward(y.data<T>(), rstd.data<float>(), x.data<T>(),
                                            w.defined() ? w.data<T>() : nullptr, rows, cols, eps, current_stream()));
       });
@@ -253,7 +242,7 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
                                 w.defined() ? w.data<T>() : nullptr, rstd.data<T>(), rows, cols);
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(cuda::rmsnorm_backward(dx.data<T>(), want_dw ? dw.data<float>() : nullptr, dy.data<T>(),
                                               x.data<T>(), w.defined() ? w.data<T>() : nullptr, rstd.data<float>(),
                                               rows, cols, false, current_stream()));
@@ -283,7 +272,7 @@ Tensor rope_raw(const Tensor& x_in, double theta, int64_t offset, bool forward) 
           cpu::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(
             if (forward) cuda::rope_forward(out.data<T>(), out_strides, x.data<T>(), in_strides, s, current_stream());
             else cuda::rope_backward(out.data<T>(), out_strides, x.data<T>(), in_strides, s, current_stream()));
@@ -320,7 +309,7 @@ Tensor swiglu(const Tensor& x_in) {
         cpu::swiglu_forward(out.data<T>(), x.data<T>(), rows, hidden);
       },
       [&](auto t) {
-        using T = decltype(t);
+        using T [[maybe_unused]] = decltype(t);  // unused without CUDA
         MODA_IF_CUDA(cuda::swiglu_forward(out.data<T>(), x.data<T>(), rows, hidden, current_stream()));
       });
   return record_op("swiglu", {x_in}, {out}, [x, rows, hidden](const std::vector<Tensor>& g) {
@@ -333,7 +322,7 @@ Tensor swiglu(const Tensor& x_in) {
           cpu::swiglu_backward(dx.data<T>(), dout.data<T>(), x.data<T>(), rows, hidden);
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(
               cuda::swiglu_backward(dx.data<T>(), dout.data<T>(), x.data<T>(), rows, hidden, current_stream()));
         });
@@ -355,7 +344,7 @@ Tensor softmax(const Tensor& x_in) {
           cpu::softmax_forward(y.data<T>(), x.data<T>(), rows, cols);
         },
         [&](auto t) {
-          using T = decltype(t);
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(cuda::softmax_forward(y.data<T>(), x.data<T>(), rows, cols, current_stream()));
         });
   return record_op("softmax", {x_in}, {y}, [y, rows, cols](const std::vector<Tensor>& g) {
@@ -369,7 +358,7 @@ Tensor softmax(const Tensor& x_in) {
             cpu::softmax_backward(dx.data<T>(), y.data<T>(), dy.data<T>(), rows, cols);
           },
           [&](auto t) {
-            using T = decltype(t);
+            using T [[maybe_unused]] = decltype(t);  // unused without CUDA
             MODA_IF_CUDA(cuda::softmax_backward(dx.data<T>(), y.data<T>(), dy.data<T>(), rows, cols, current_stream()));
           });
     return std::vector<Tensor>{dx};

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
 
 namespace moda::device_copy {
@@ -170,11 +171,6 @@ int grid_for(int64_t n) {
   return int(blocks < 65536 ? blocks : 65536);
 }
 
-void check(const char* what) {
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) MODA_FAIL(what, ": kernel launch failed: ", cudaGetErrorString(e));
-}
-
 template <typename Op>
 void launch(const Geometry& g, Op op, cudaStream_t stream) {
   if (fits_int32(g))
@@ -224,7 +220,7 @@ void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& 
       case 8: launch_copy<uint64_t>(src, dst, g, stream); break;
       case 16: launch_copy<uint4>(src, dst, g, stream); break;
     }
-    check("copy_ (device)");
+    check_launch("copy_ (device)");
     return;
   }
   switch (src_dtype) {
@@ -235,7 +231,7 @@ void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& 
     case DType::I64: dispatch_dst<DType::I64>(src, dst, dst_dtype, g, stream); break;
     case DType::U16: dispatch_dst<DType::U16>(src, dst, dst_dtype, g, stream); break;
   }
-  check("copy_ (device)");
+  check_launch("copy_ (device)");
 }
 
 void strided_fill(void* dst, DType dtype, const std::vector<int64_t>& strides, const std::vector<int64_t>& shape,
@@ -253,7 +249,7 @@ void strided_fill(void* dst, DType dtype, const std::vector<int64_t>& strides, c
     case 16: launch_fill<uint4>(dst, make_uint4(words[0], words[1], words[2], words[3]), g, stream); break;
     default: MODA_FAIL("fill_ (device): unsupported element size ", es);
   }
-  check("fill_ (device)");
+  check_launch("fill_ (device)");
 }
 
 }  // namespace moda::device_copy

@@ -3,12 +3,7 @@
 #include "core/error.h"
 
 #ifdef MODA_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#define STREAM_CHECK(call, op)                                                                       \
-  do {                                                                                               \
-    cudaError_t e = (call);                                                                          \
-    if (e != cudaSuccess) MODA_FAIL("CUDA error in ", op, ": ", #call, ": ", cudaGetErrorString(e)); \
-  } while (0)
+#include "core/cuda_check.h"
 #endif
 
 namespace moda {
@@ -19,20 +14,20 @@ cudaStream_t current_stream() { return g_current_stream; }
 void set_current_stream(cudaStream_t s) { g_current_stream = s; }
 
 #ifdef MODA_HAVE_CUDA
-void synchronize_device() { STREAM_CHECK(cudaDeviceSynchronize(), "synchronize"); }
-Stream::Stream() { STREAM_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "Stream"); }
+void synchronize_device() { MODA_CUDA_CHECK(cudaDeviceSynchronize(), "synchronize"); }
+Stream::Stream() { MODA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "Stream"); }
 Stream::~Stream() { cudaStreamDestroy(stream_); }
-void Stream::synchronize() const { STREAM_CHECK(cudaStreamSynchronize(stream_), "Stream::synchronize"); }
+void Stream::synchronize() const { MODA_CUDA_CHECK(cudaStreamSynchronize(stream_), "Stream::synchronize"); }
 Event::Event(bool timing) {
-  STREAM_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming), "Event");
+  MODA_CUDA_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming), "Event");
 }
 Event::~Event() { cudaEventDestroy(event_); }
-void Event::record(cudaStream_t s) { STREAM_CHECK(cudaEventRecord(event_, s), "Event::record"); }
-void Event::wait_on(cudaStream_t s) const { STREAM_CHECK(cudaStreamWaitEvent(s, event_, 0), "Event::wait_on"); }
-void Event::synchronize() const { STREAM_CHECK(cudaEventSynchronize(event_), "Event::synchronize"); }
+void Event::record(cudaStream_t s) { MODA_CUDA_CHECK(cudaEventRecord(event_, s), "Event::record"); }
+void Event::wait_on(cudaStream_t s) const { MODA_CUDA_CHECK(cudaStreamWaitEvent(s, event_, 0), "Event::wait_on"); }
+void Event::synchronize() const { MODA_CUDA_CHECK(cudaEventSynchronize(event_), "Event::synchronize"); }
 float Event::elapsed_ms_since(const Event& start) const {
   float ms = 0;
-  STREAM_CHECK(cudaEventElapsedTime(&ms, start.event_, event_), "Event::elapsed_ms_since");
+  MODA_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_), "Event::elapsed_ms_since");
   return ms;
 }
 #else

@@ -10,8 +10,7 @@
 #include "core/stream.h"
 
 #ifdef MODA_HAVE_CUDA
-#include <cuda_runtime_api.h>
-
+#include "core/cuda_check.h"
 #include "core/device_copy.h"
 #endif
 
@@ -43,13 +42,6 @@ static Shape contiguous_strides(const Shape& shape) {
   }
   return st;
 }
-
-#ifdef MODA_HAVE_CUDA
-static void cuda_check(cudaError_t e, const char* call, const char* op) {
-  if (e != cudaSuccess) MODA_FAIL("CUDA error in ", op, ": ", call, ": ", cudaGetErrorString(e));
-}
-#define CORE_CUDA(call, op) cuda_check((call), #call, op)
-#endif
 
 // ---------------------------------------------------------------------------------------------
 // Storage
@@ -347,8 +339,8 @@ static void cuda_copy(const Tensor& src, Tensor& dst) {
   const bool plain = src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous();
   if (!src.device().is_cpu() && !dst.device().is_cpu()) {
     if (plain) {
-      CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice, stream),
-                "copy_");
+      MODA_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice, stream),
+                      "copy_");
       return;
     }
     MODA_CHECK(src.device() == dst.device(), "copy_: ", src.describe(), " -> ", dst.describe(),
@@ -358,8 +350,8 @@ static void cuda_copy(const Tensor& src, Tensor& dst) {
     return;
   }
   if (plain) {
-    CORE_CUDA(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDefault, stream), "copy_");
-    CORE_CUDA(cudaStreamSynchronize(stream), "copy_");
+    MODA_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDefault, stream), "copy_");
+    MODA_CUDA_CHECK(cudaStreamSynchronize(stream), "copy_");
     return;
   }
   if (src.device().is_cpu()) {  // host -> device: upload contiguous bytes, then convert on the device

@@ -132,7 +132,7 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   return t;
 }
 
-Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_size, const TrainOptions& options) {
+Tokenizer Tokenizer::train(const std::vector<std::string>& texts, size_t vocab_size, const BpeTrainOptions& options) {
   const size_t n_special = options.special_tokens.size();
   MODA_CHECK(vocab_size >= 256 + n_special, "tokenize train: --vocab-size ", vocab_size,
              " is too small: need at least 256 byte tokens + ", n_special, " special tokens");

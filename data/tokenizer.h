@@ -43,7 +43,7 @@ struct TokenizerSpec {
   bool use_regex = true;          // ByteLevel: split with the GPT-2 regex (false: no split)
 };
 
-struct TrainOptions {
+struct BpeTrainOptions {
   std::vector<std::string> special_tokens = {"<|endoftext|>"};  // get the last ids
   uint64_t min_frequency = 2;                                   // a pair seen fewer times is never merged
 };
@@ -60,7 +60,7 @@ class Tokenizer {
 
   // Trains on `texts` (each split around the special tokens, then by the GPT-2 regex) until the
   // vocabulary, special tokens included, has `vocab_size` entries or no pair repeats enough.
-  static Tokenizer train(const std::vector<std::string>& texts, size_t vocab_size, const TrainOptions& options = {});
+  static Tokenizer train(const std::vector<std::string>& texts, size_t vocab_size, const BpeTrainOptions& options = {});
 
   nlohmann::ordered_json to_json() const;
   void save(const std::string& path) const;  // atomically: temp file, then rename

@@ -12,7 +12,6 @@
 #include "distributed/checkpoint.h"
 #include "distributed/resume_check.h"
 #include "distributed/stop_signal.h"
-#include "kernels/cpu/grad_norm.h"  // clip_coefficient (moves to nn/optim.h)
 
 namespace moda {
 namespace fs = std::filesystem;
@@ -69,15 +68,15 @@ std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
   return std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
 }
 
-AdamW Trainer::make_optimizer() const {
-  std::vector<OptimParam> params;
+nn::AdamW Trainer::make_optimizer() const {
+  std::vector<nn::OptimParam> params;
   for (const auto& p : model_->parameters()) params.push_back({p.name, p.tensor, p.decay});
   AdamWParams hyper;
   hyper.beta1 = cfg_.optim.beta1;
   hyper.beta2 = cfg_.optim.beta2;
   hyper.eps = cfg_.optim.eps;
   hyper.weight_decay = cfg_.optim.weight_decay;
-  return AdamW(params, hyper);
+  return nn::AdamW(params, hyper);
 }
 
 data::TrainLoader Trainer::make_loader() const {
@@ -141,7 +140,7 @@ double Trainer::train_step() {
   last_grad_norm_ = optimizer_.grad_norm();
   MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
              "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
-  const double clip = cfg_.optim.grad_clip > 0 ? clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
+  const double clip = cfg_.optim.grad_clip > 0 ? nn::clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
   optimizer_.step(schedule_.at(step_), clip);
   const int64_t tokens = cfg_.train.global_batch * cfg_.data.seq_len;
   tokens_seen_ += tokens;

@@ -51,7 +51,7 @@ class Trainer {
 
  private:
   std::unique_ptr<nn::LanguageModel> make_model() const;
-  AdamW make_optimizer() const;
+  nn::AdamW make_optimizer() const;
   data::TrainLoader make_loader() const;
   void shard_model();  // a world of one keeps the model whole
   void start_or_resume();
@@ -70,8 +70,8 @@ class Trainer {
   Device device_;
   DType dtype_;
   std::unique_ptr<nn::LanguageModel> model_;
-  AdamW optimizer_;
-  LrSchedule schedule_;
+  nn::AdamW optimizer_;
+  nn::LrSchedule schedule_;
   data::TrainLoader loader_;
   MetricsWriter metrics_;
   ThroughputMeter throughput_;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace moda {
+namespace moda::nn {
 
 double LrSchedule::at(int64_t step) const {
   if (warmup > 0 && step <= warmup) return peak * static_cast<double>(step) / static_cast<double>(warmup);
@@ -12,4 +12,4 @@ double LrSchedule::at(int64_t step) const {
   return floor + 0.5 * (peak - floor) * (1.0 + std::cos(M_PI * progress));
 }
 
-}  // namespace moda
+}  // namespace moda::nn

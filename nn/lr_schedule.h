@@ -3,7 +3,7 @@
 // to `floor` at step `total` (the paper: 3e-4 -> 3e-5 with 2k warm-up steps). Steps are 1-based.
 #include <cstdint>
 
-namespace moda {
+namespace moda::nn {
 
 struct LrSchedule {
   double peak = 3e-4;
@@ -14,4 +14,4 @@ struct LrSchedule {
   double at(int64_t step) const;
 };
 
-}  // namespace moda
+}  // namespace moda::nn

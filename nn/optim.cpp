@@ -2,15 +2,19 @@
 
 #include <cmath>
 
+#include <type_traits>
+
+#include "autograd/dispatch.h"
 #include "core/error.h"
 #include "core/stream.h"
+#include "kernels/cpu/adamw.h"
 #include "kernels/cpu/grad_norm.h"
 #ifdef MODA_HAVE_CUDA
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/grad_norm.h"
 #endif
 
-namespace moda {
+namespace moda::nn {
 
 AdamW::AdamW(std::vector<OptimParam> params, AdamWParams hyper) : hyper_(hyper) {
   hyper_.validate("AdamW");
@@ -19,11 +23,12 @@ AdamW::AdamW(std::vector<OptimParam> params, AdamWParams hyper) : hyper_(hyper) 
     s.p = p;
     Device dev = p.param.device();
     MODA_CHECK(p.param.is_contiguous(), "AdamW: parameter ", p.name, " is not contiguous");
-    if (p.param.dtype() == DType::BF16) {
-      s.master = p.param.to(DType::F32);
-    } else {
+    // The kernels' dtypes (checked here, before the first step): f32/f64 on the CPU, f32/bf16 on CUDA.
+    if (dev.is_cpu())
       check_dtype("AdamW", p.param, {DType::F32, DType::F64}, p.name.c_str());
-    }
+    else
+      check_dtype("AdamW", p.param, {DType::F32, DType::BF16}, p.name.c_str());
+    if (p.param.dtype() == DType::BF16) s.master = p.param.to(DType::F32);
     DType moment_dtype = p.param.dtype() == DType::F64 ? DType::F64 : DType::F32;
     s.exp_avg = Tensor::zeros(p.param.shape(), moment_dtype, dev);
     s.exp_avg_sq = Tensor::zeros(p.param.shape(), moment_dtype, dev);
@@ -33,43 +38,33 @@ AdamW::AdamW(std::vector<OptimParam> params, AdamWParams hyper) : hyper_(hyper) 
 
 double AdamW::grad_norm() const {
   double sumsq = 0;
-#ifdef MODA_HAVE_CUDA
-  std::vector<cuda::GradSpan> spans;  // all CUDA gradients: one deterministic reduction, one sync
-  Device cuda_device;
-#endif
+  // CPU gradients are reduced one by one; all CUDA gradients go into one deterministic reduction
+  // (one sync) after the loop.
+  MODA_IF_CUDA(std::vector<cuda::GradSpan> spans; Device cuda_device;)
   for (const auto& s : slots_) {
     Tensor g = s.p.param.grad();
     if (!g.defined()) continue;
     MODA_CHECK(g.is_contiguous(), "AdamW: gradient of ", s.p.name, " is not contiguous");
     const int64_t n = g.numel();
-    if (g.device().is_cpu()) {
-      double norm;
-      if (g.dtype() == DType::F64) {
-        const double* b = g.data<double>();
-        norm = cpu::grad_norm<double>(&b, &n, 1);
-      } else {
-        Tensor f = g.to(DType::F32);
-        const float* b = f.data<float>();
-        norm = cpu::grad_norm<float>(&b, &n, 1);
-      }
-      sumsq += norm * norm;
-      continue;
-    }
-#ifdef MODA_HAVE_CUDA
-    check_dtype("AdamW::grad_norm", g, {DType::F32, DType::BF16}, s.p.name.c_str());
-    spans.push_back({g.data_ptr(), n, g.dtype() == DType::BF16});
-    cuda_device = g.device();
-#endif
+    ops::dispatch(
+        "AdamW::grad_norm", g,
+        [&](auto t) {
+          using T = decltype(t);
+          const T* b = g.data<T>();
+          const double norm = cpu::grad_norm<T>(&b, &n, 1);
+          sumsq += norm * norm;
+        },
+        [&](auto) {
+          MODA_IF_CUDA(spans.push_back({g.data_ptr(), n, g.dtype() == DType::BF16}); cuda_device = g.device(););
+        });
   }
-#ifdef MODA_HAVE_CUDA
-  if (!spans.empty()) {
+  MODA_IF_CUDA(if (!spans.empty()) {
     Tensor norm = Tensor::empty({1}, DType::F32, cuda_device);
     cuda::grad_norm(spans.data(), static_cast<int64_t>(spans.size()), norm.data<float>(), nullptr, 0.0,
                     current_stream());
-    double n = norm.item();
-    sumsq += n * n;
-  }
-#endif
+    const double total = norm.item();
+    sumsq += total * total;
+  })
   return std::sqrt(sumsq);
 }
 
@@ -87,26 +82,26 @@ void AdamW::step(double lr, double grad_scale) {
     if (!s.p.decay) php.weight_decay = 0;
     const int64_t n = s.p.param.numel();
     Tensor& p = s.p.param;
-    if (p.device().is_cpu()) {
-      if (p.dtype() == DType::F64)
-        cpu::adamw_step<double>(php, p.data<double>(), g.to(DType::F64).data<double>(), s.exp_avg.data<double>(),
-                                s.exp_avg_sq.data<double>(), n, nullptr, grad_scale);
-      else
-        cpu::adamw_step<float>(php, p.data<float>(), g.to(DType::F32).data<float>(), s.exp_avg.data<float>(),
-                               s.exp_avg_sq.data<float>(), n, nullptr, grad_scale);
-      continue;
-    }
-#ifdef MODA_HAVE_CUDA
-    if (p.dtype() == DType::BF16) {
-      cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
-                       n, p.data<bf16>(), grad_scale, current_stream());
-    } else {
-      cuda::adamw_step(php, p.data<float>(), g.to(DType::F32).data<float>(), s.exp_avg.data<float>(),
-                       s.exp_avg_sq.data<float>(), n, static_cast<bf16*>(nullptr), grad_scale, current_stream());
-    }
-#else
-    MODA_FAIL("AdamW: CUDA parameters need the CUDA AdamW kernel, which this build lacks");
-#endif
+    ops::dispatch(
+        "AdamW::step", p,
+        [&](auto t) {  // the parameter is its own master; the gradient is read in its dtype
+          using T = decltype(t);
+          const Tensor gt = g.to(std::is_same_v<T, double> ? DType::F64 : DType::F32);
+          cpu::adamw_step<T>(php, p.data<T>(), gt.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), n, nullptr,
+                             grad_scale);
+        },
+        [&](auto t) {
+          using T [[maybe_unused]] = decltype(t);  // unused without CUDA
+          MODA_IF_CUDA(
+              if constexpr (std::is_same_v<T, bf16>) {  // fp32 master, bf16 copy written back
+                cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(),
+                                 s.exp_avg_sq.data<float>(), n, p.data<bf16>(), grad_scale, current_stream());
+              } else {
+                cuda::adamw_step(php, p.data<float>(), g.to(DType::F32).data<float>(), s.exp_avg.data<float>(),
+                                 s.exp_avg_sq.data<float>(), n, static_cast<bf16*>(nullptr), grad_scale,
+                                 current_stream());
+              });
+        });
   }
 }
 
@@ -139,4 +134,4 @@ void AdamW::load_state(const SafetensorsFile& file) {
   steps_ = it->second.to_int_vector().at(0);
 }
 
-}  // namespace moda
+}  // namespace moda::nn

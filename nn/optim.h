@@ -8,9 +8,10 @@
 
 #include "core/safetensors.h"
 #include "core/tensor.h"
-#include "kernels/cpu/adamw.h"
+#include "kernels/adamw_shape.h"
+#include "kernels/grad_norm_shape.h"
 
-namespace moda {
+namespace moda::nn {
 
 struct OptimParam {
   std::string name;
@@ -18,13 +19,18 @@ struct OptimParam {
   bool decay = true;
 };
 
+// The gradient multiplier that clips the global norm to max_norm: min(1, max_norm / (norm + 1e-6)),
+// the rule the CPU and CUDA grad-norm kernels apply too (kernels/grad_norm_shape.h).
+using moda::clip_coefficient;
+
 class AdamW {
  public:
   AdamW(std::vector<OptimParam> params, AdamWParams hyper);
 
   // Global L2 norm of all gradients (parameters without a gradient count as zero).
   double grad_norm() const;
-  // One step at learning rate `lr`; every gradient is multiplied by `grad_scale` first (clipping).
+  // One step at learning rate `lr`; every gradient is multiplied by `grad_scale` first. Clipping to
+  // max_norm: step(lr, clip_coefficient(grad_norm(), max_norm)).
   void step(double lr, double grad_scale = 1.0);
   int64_t steps_taken() const { return steps_; }
 
@@ -46,4 +52,4 @@ class AdamW {
   int64_t steps_ = 0;
 };
 
-}  // namespace moda
+}  // namespace moda::nn

@@ -4,19 +4,6 @@
 
 #include "core/error.h"
 
-namespace moda {
-
-void AdamWParams::validate(const char* op) const {
-  MODA_CHECK(step >= 1, op, ": step must be >= 1 (1-based, bias correction), got ", step);
-  MODA_CHECK(beta1 >= 0 && beta1 < 1, op, ": beta1 must be in [0, 1), got ", beta1);
-  MODA_CHECK(beta2 >= 0 && beta2 < 1, op, ": beta2 must be in [0, 1), got ", beta2);
-  MODA_CHECK(eps > 0, op, ": eps must be > 0, got ", eps);
-  MODA_CHECK(lr >= 0 && weight_decay >= 0, op, ": lr and weight_decay must be >= 0, got lr=", lr,
-             " weight_decay=", weight_decay);
-}
-
-}  // namespace moda
-
 namespace moda::cpu {
 
 template <typename T>

@@ -1,26 +1,10 @@
 #pragma once
-// One fused AdamW step (decoupled weight decay, bias-corrected moments), PyTorch's formula:
-//   p *= 1 - lr * weight_decay
-//   m  = beta1 * m + (1 - beta1) * g          v = beta2 * v + (1 - beta2) * g^2      (g = grad * grad_scale)
-//   p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
-// Optionally writes a bf16 copy of the updated p (the weights the bf16 forward pass reads).
+// One fused AdamW step on the CPU (double math); the formula and AdamWParams are in
+// kernels/adamw_shape.h.
 #include <cstdint>
 
 #include "core/bf16.h"
-
-namespace moda {
-
-struct AdamWParams {
-  double lr = 3e-4;
-  double beta1 = 0.9, beta2 = 0.95;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  int64_t step = 1;  // 1-based count of steps taken, including this one (bias correction)
-
-  void validate(const char* op) const;  // throws moda::Error naming the bad field
-};
-
-}  // namespace moda
+#include "kernels/adamw_shape.h"
 
 namespace moda::cpu {
 

@@ -6,19 +6,6 @@
 
 #include "core/error.h"
 
-namespace moda {
-
-double AttentionShape::softmax_scale() const { return scale != 0.0 ? scale : 1.0 / std::sqrt(double(head_dim)); }
-
-void AttentionShape::validate(const char* op) const {
-  MODA_CHECK(batch >= 1 && seq >= 1 && head_dim >= 1, op, ": batch, seq and head_dim must be >= 1, got batch=", batch,
-             " seq=", seq, " head_dim=", head_dim);
-  MODA_CHECK(heads_kv >= 1 && heads_q >= heads_kv && heads_q % heads_kv == 0, op, ": heads_q=", heads_q,
-             " must be a positive multiple of heads_kv=", heads_kv);
-}
-
-}  // namespace moda
-
 namespace moda::cpu {
 
 namespace {

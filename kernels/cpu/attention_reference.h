@@ -7,18 +7,7 @@
 //   over j <= t when causal, all j otherwise; lse [B, Hq, T] is the log-sum-exp of the scaled scores.
 #include <cstdint>
 
-namespace moda {
-
-struct AttentionShape {
-  int64_t batch = 1, seq = 0, heads_q = 1, heads_kv = 1, head_dim = 0;
-  bool causal = true;
-  double scale = 0.0;  // 0 means 1 / sqrt(head_dim)
-
-  double softmax_scale() const;
-  void validate(const char* op) const;  // throws moda::Error naming the bad field
-};
-
-}  // namespace moda
+#include "kernels/attention_reference_shape.h"
 
 namespace moda::cpu {
 

@@ -4,15 +4,7 @@
 //   scale = min(1, max_norm / (norm + 1e-6));   every gradient is multiplied by scale.
 #include <cstdint>
 
-namespace moda {
-
-// Clipping factor for a given norm (shared so CPU and CUDA agree to the bit in float).
-inline float clip_coefficient(double norm, double max_norm) {
-  const double s = max_norm / (norm + 1e-6);
-  return float(s < 1.0 ? s : 1.0);
-}
-
-}  // namespace moda
+#include "kernels/grad_norm_shape.h"
 
 namespace moda::cpu {
 

@@ -7,31 +7,6 @@
 
 #include "core/error.h"
 
-namespace moda {
-
-GemmDesc GemmDesc::resolved() const {
-  GemmDesc g = *this;
-  MODA_CHECK(m >= 0 && n >= 0 && k >= 0, "matmul: sizes must be >= 0, got m=", m, " n=", n, " k=", k);
-  MODA_CHECK(batch >= 1, "matmul: batch must be >= 1, got ", batch);
-  const int64_t a_cols = trans_a ? m : k, a_rows = trans_a ? k : m;
-  const int64_t b_cols = trans_b ? k : n, b_rows = trans_b ? n : k;
-  // Packed leading dimensions are at least 1 (BLAS requires it even when a size is 0).
-  if (g.lda < 0) g.lda = std::max<int64_t>(a_cols, 1);
-  if (g.ldb < 0) g.ldb = std::max<int64_t>(b_cols, 1);
-  if (g.ldc < 0) g.ldc = std::max<int64_t>(n, 1);
-  MODA_CHECK(g.lda >= a_cols && g.lda >= 1, "matmul: lda=", g.lda, " is below the stored row length ", a_cols);
-  MODA_CHECK(g.ldb >= b_cols && g.ldb >= 1, "matmul: ldb=", g.ldb, " is below the stored row length ", b_cols);
-  MODA_CHECK(g.ldc >= n && g.ldc >= 1, "matmul: ldc=", g.ldc, " is below n=", n);
-  if (g.stride_a < 0) g.stride_a = a_rows * g.lda;
-  if (g.stride_b < 0) g.stride_b = b_rows * g.ldb;
-  if (g.stride_c < 0) g.stride_c = m * g.ldc;
-  MODA_CHECK(g.stride_c > 0 || batch == 1, "matmul: stride_c=0 with batch=", batch,
-             " would make batch entries overwrite each other");
-  return g;
-}
-
-}  // namespace moda
-
 namespace moda::cpu {
 
 namespace {

@@ -8,22 +8,7 @@
 // head_dim must be contiguous). out may equal in (in place) when the strides match.
 #include <cstdint>
 
-namespace moda {
-
-struct RopeShape {
-  int64_t batch = 1, tokens = 1, heads = 1, head_dim = 2;  // head_dim must be even
-  double theta = 10000.0;
-  int64_t pos_offset = 0;  // position of token 0 (e.g. when decoding after a prefix)
-};
-
-struct RopeStrides {
-  int64_t batch = 0, token = 0, head = 0;  // element strides; the head_dim stride is 1
-  static RopeStrides contiguous(const RopeShape& s) {
-    return {s.tokens * s.heads * s.head_dim, s.heads * s.head_dim, s.head_dim};
-  }
-};
-
-}  // namespace moda
+#include "kernels/rope_shape.h"
 
 namespace moda::cpu {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "core/cuda_check.h"
 #include "kernels/cuda/adamw.h"
-#include "kernels/cuda/check.h"
 
 namespace moda::cuda {
 

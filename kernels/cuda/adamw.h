@@ -1,12 +1,12 @@
 #pragma once
-// Fused AdamW step on CUDA (formula in kernels/cpu/adamw.h): one pass over p, g, m, v with 16-byte
+// Fused AdamW step on CUDA (formula in kernels/adamw_shape.h): one pass over p, g, m, v with 16-byte
 // vector accesses, fp32 math; optionally writes the bf16 copy of the updated weights.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
 #include "core/bf16.h"
-#include "kernels/cpu/adamw.h"
+#include "kernels/adamw_shape.h"
 
 namespace moda::cuda {
 

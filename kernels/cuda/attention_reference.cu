@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "core/allocator.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/attention_reference.h"
-#include "kernels/cuda/check.h"
 #include "kernels/cuda/matmul.h"
 
 namespace moda::cuda {

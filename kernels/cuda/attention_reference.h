@@ -6,7 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "core/bf16.h"
-#include "kernels/cpu/attention_reference.h"
+#include "kernels/attention_reference_shape.h"
 
 namespace moda::cuda {
 

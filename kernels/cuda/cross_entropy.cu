@@ -1,6 +1,6 @@
 #include <cuda_bf16.h>
 
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/cross_entropy.h"
 
 namespace moda::cuda {

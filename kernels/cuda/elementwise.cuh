@@ -12,7 +12,7 @@
 
 #include "core/allocator.h"
 #include "core/bf16.h"
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 
 namespace moda::cuda::detail {
 

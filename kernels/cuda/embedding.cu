@@ -4,7 +4,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "core/allocator.h"
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/embedding.h"
 
 namespace moda::cuda {

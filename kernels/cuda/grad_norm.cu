@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/allocator.h"
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/grad_norm.h"
 
 namespace moda::cuda {

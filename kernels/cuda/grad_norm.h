@@ -1,5 +1,5 @@
 #pragma once
-// Global gradient norm and clipping on CUDA (math in kernels/cpu/grad_norm.h). Deterministic: every
+// Global gradient norm and clipping on CUDA (math in kernels/grad_norm_shape.h). Deterministic: every
 // buffer is covered by a number of blocks fixed by its size, each block writes a double partial
 // sum of squares, and one block adds the partials in a fixed order. No host sync anywhere: the norm
 // and the clip factor stay on the device, where scale_grads and adamw_step read them.

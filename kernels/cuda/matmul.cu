@@ -9,7 +9,7 @@
 #include <memory>
 #include <utility>
 
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/matmul.h"
 
 namespace moda::cuda {

@@ -1,5 +1,5 @@
 #pragma once
-// Batched row-major GEMM on cuBLASLt (see kernels/cpu/matmul.h for GemmDesc's meaning):
+// Batched row-major GEMM on cuBLASLt (see kernels/matmul_shape.h for GemmDesc's meaning):
 //   C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b]  (+ bias[j] broadcast over rows, when given)
 // Storage pairs: f32 -> f32 (pure fp32 unless desc.allow_tf32), bf16 -> bf16, bf16 -> f32 (weight
 // gradients accumulated in fp32 with beta = 1). All accumulate in fp32 (CUBLAS_COMPUTE_32F).
@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "core/bf16.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/matmul_shape.h"
 
 namespace moda::cuda {
 

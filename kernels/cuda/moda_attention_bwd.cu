@@ -14,7 +14,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
 #include "kernels/cuda/moda_attention_mma.cuh"
 

@@ -11,7 +11,7 @@
 //     a private double buffer and multiplies them with the 16-row tile that holds that token's
 //     G rows (rows of other tokens masked). Loads of the next depth chunk overlap the current
 //     sequence tile, so the memory-bound depth traffic hides behind tensor-core work.
-#include "kernels/cuda/check.h"
+#include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
 #include "kernels/cuda/moda_attention_mma.cuh"
 

@@ -1,6 +1,6 @@
 #pragma once
-// Rotary position embedding on the GPU (float or bf16 storage), same convention, shape and stride
-// structs as kernels/cpu/rope.h (rotate-half pairs (i, i + d/2), angle p * theta^(-2i/d) with
+// Rotary position embedding on the GPU (float or bf16 storage), same convention as kernels/cpu/rope.h,
+// shape and stride structs from kernels/rope_shape.h (rotate-half pairs (i, i + d/2), angle p * theta^(-2i/d) with
 // p = token + pos_offset). Angles are formed in double and reduced to [-pi, pi] before a fast fp32
 // sincos (absolute error ~4e-7), so large positions lose no accuracy to the angle's rounding. One thread rotates a
 // chunk of pairs of one token for every head, so each cos/sin is computed once per token.
@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "core/bf16.h"
-#include "kernels/cpu/rope.h"  // RopeShape, RopeStrides (plain structs)
+#include "kernels/rope_shape.h"
 
 namespace moda::cuda {
 

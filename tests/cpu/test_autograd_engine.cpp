@@ -38,6 +38,16 @@ TEST_CASE("autograd: accumulates when a tensor is used twice", "[cpu][autograd]"
   REQUIRE_FALSE(x.grad().defined());
 }
 
+TEST_CASE("autograd: gradient accumulation converts to the accumulator dtype and names unsupported ones",
+          "[cpu][autograd]") {
+  Tensor acc = Tensor::from_vector(std::vector<double>{1.0, -2.0, 0.5}, {3});
+  accumulate_into(acc, Tensor::from_vector(std::vector<float>{0.25f, 4.0f, -0.5f}, {3}));
+  REQUIRE(acc.to_double_vector() == std::vector<double>{1.25, 2.0, 0.0});  // all exact in binary
+  Tensor bf = Tensor::zeros({3}, DType::BF16);                             // CPU kernels take f32 or f64 only
+  REQUIRE_THROWS_WITH(accumulate_into(bf, Tensor::zeros({3}, DType::BF16)),
+                      Catch::Contains("gradient accumulation") && Catch::Contains("f32 or f64"));
+}
+
 TEST_CASE("autograd: no-grad scope records nothing, graph is freed after backward", "[cpu][autograd]") {
   Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}).set_requires_grad(true);
   {

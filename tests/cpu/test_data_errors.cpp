@@ -176,7 +176,7 @@ TEST_CASE("data errors: encode refuses bad inputs and options naming the option 
     o.val_fraction = f;
     REQUIRE_THROWS_WITH(encode_corpus(tok, {kLicense}, dir / "out", o), Contains("--val-fraction"));
   }
-  TrainOptions no_specials;
+  BpeTrainOptions no_specials;
   no_specials.special_tokens = {};
   Tokenizer bare = Tokenizer::train({read_file(kLicense, "test")}, 300, no_specials);
   REQUIRE_THROWS_WITH(encode_corpus(bare, {kLicense}, dir / "out", {}), Contains("<|endoftext|>"));

@@ -14,7 +14,7 @@ using namespace moda;
 namespace fs = std::filesystem;
 
 TEST_CASE("lr schedule: warm-up then cosine to the floor", "[cpu][train]") {
-  LrSchedule s{3e-4, 3e-5, 100, 1100};
+  nn::LrSchedule s{3e-4, 3e-5, 100, 1100};
   REQUIRE(s.at(1) == Approx(3e-6));
   REQUIRE(s.at(100) == Approx(3e-4));
   REQUIRE(s.at(600) == Approx(3e-5 + 0.5 * (3e-4 - 3e-5)));
@@ -28,7 +28,7 @@ TEST_CASE("AdamW: matches the closed form of the first steps, no decay on flagge
   Tensor n = Tensor::from_vector(std::vector<float>{1.0f}, {1}).set_requires_grad(true);
   AdamWParams hp;
   hp.weight_decay = 0.1;
-  AdamW opt({{"w", w, true}, {"norm", n, false}}, hp);
+  nn::AdamW opt({{"w", w, true}, {"norm", n, false}}, hp);
   w.set_grad(Tensor::from_vector(std::vector<float>{0.5f, -0.25f}, {2}));
   n.set_grad(Tensor::from_vector(std::vector<float>{2.0f}, {1}));
   REQUIRE(opt.grad_norm() == Approx(std::sqrt(0.25 + 0.0625 + 4.0)));
@@ -79,7 +79,7 @@ TEST_CASE("AdamW on a model: matrices and embeddings decay by lr*wd, norm weight
   }
 
   // The optimiser is built as the trainer builds it: from the model's own decay flags.
-  std::vector<OptimParam> params;
+  std::vector<nn::OptimParam> params;
   std::map<std::string, std::vector<float>> before;
   int decayed = 0, kept = 0;
   for (const auto& p : model.parameters()) {
@@ -91,7 +91,7 @@ TEST_CASE("AdamW on a model: matrices and embeddings decay by lr*wd, norm weight
   REQUIRE(kept >= 10);  // norms (incl. q/k norms) and biases (incl. depth projections)
   AdamWParams hp;
   hp.weight_decay = 0.1;
-  AdamW opt(params, hp);
+  nn::AdamW opt(params, hp);
   // With zero gradients Adam's update is exactly 0 (m = v = 0), so one step at lr leaves
   // p * (1 - lr * wd) on decayed parameters and p unchanged on the others.
   model.zero_grad();
@@ -104,6 +104,30 @@ TEST_CASE("AdamW on a model: matrices and embeddings decay by lr*wd, norm weight
     const double factor = documented_decay(p.name) ? 1.0 - lr * hp.weight_decay : 1.0;
     for (size_t i = 0; i < now.size(); ++i) REQUIRE(now[i] == Approx(was[i] * factor).epsilon(1e-6));
   }
+}
+
+TEST_CASE("AdamW: f64 parameters step in double, clipping scales the gradients", "[cpu][train]") {
+  Tensor w = Tensor::from_vector(std::vector<double>{3.0, -1.0}, {2}, DType::F64).set_requires_grad(true);
+  nn::AdamW opt({{"w", w, false}}, AdamWParams{});
+  w.set_grad(Tensor::from_vector(std::vector<double>{3.0, 4.0}, {2}, DType::F64));
+  const double norm = opt.grad_norm();
+  REQUIRE(norm == Approx(5.0).epsilon(1e-12));  // sqrt(9 + 16)
+  // Clipping to 1: the factor is 1 / (5 + 1e-6); a norm below the limit is left alone.
+  const double clip = nn::clip_coefficient(norm, 1.0);
+  REQUIRE(clip == Approx(1.0 / (5.0 + 1e-6)).epsilon(1e-7));
+  REQUIRE(nn::clip_coefficient(0.5, 1.0) == 1.0f);
+  // Step 1 with lr 0.1: m_hat = clip*g, v_hat = (clip*g)^2 -> every element moves by lr * sign(g).
+  opt.step(0.1, clip);
+  std::vector<double> got(2);
+  std::copy_n(w.data<double>(), 2, got.begin());
+  REQUIRE(got[0] == Approx(3.0 - 0.1).epsilon(1e-7));  // eps 1e-8 against |g| ~ 0.6
+  REQUIRE(got[1] == Approx(-1.0 - 0.1).epsilon(1e-7));
+}
+
+TEST_CASE("AdamW: parameters outside the kernels' dtypes are rejected when the optimiser is built", "[cpu][train]") {
+  // CPU kernels take f32 or f64: a bf16 CPU parameter must fail here, naming it, not at step time.
+  Tensor w = Tensor::zeros({2}, DType::BF16);
+  REQUIRE_THROWS_WITH(nn::AdamW({{"blocks.0.w", w, true}}, AdamWParams{}), Catch::Contains("blocks.0.w"));
 }
 
 TEST_CASE("checkpoints: save, load latest, prune, and survive an interrupted write", "[cpu][train]") {

@@ -200,7 +200,7 @@ TEST_CASE("data: encode_corpus writes nothing when an input is bad", "[cpu][data
              Catch::Contains("--val-fraction 1 is not in [0, 1)"));
   CHECK((!fs::exists(dir / "o") || fs::is_empty(dir / "o")));
   // A tokenizer without <|endoftext|> cannot separate documents.
-  Tokenizer no_eot = Tokenizer::train({fixture("gpl3_excerpt.txt")}, 300, TrainOptions{{}, 2});
+  Tokenizer no_eot = Tokenizer::train({fixture("gpl3_excerpt.txt")}, 300, BpeTrainOptions{{}, 2});
   opt.val_fraction = 0;
   CHECK_THAT(error_of([&] { encode_corpus(no_eot, {dir / "a.txt"}, dir / "o/t", opt); }),
              Catch::Contains("no <|endoftext|> token"));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/bf16.h"
+#include "core/cuda_check.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention_reference.h"
 #include "kernels/cpu/cross_entropy.h"
@@ -21,7 +22,6 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/attention_reference.h"
-#include "kernels/cuda/check.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/grad_norm.h"

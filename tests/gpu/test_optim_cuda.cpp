@@ -28,7 +28,7 @@ Tensor cuda_bf16(const std::vector<float>& v) {
   return Tensor::from_vector(v, {int64_t(v.size())}).to(DType::BF16).to(Device::cuda());
 }
 
-std::vector<float> master_of(const AdamW& opt, const std::string& name) {
+std::vector<float> master_of(const nn::AdamW& opt, const std::string& name) {
   for (const auto& [n, t] : opt.state())
     if (n == name + ".master") return t.to(Device::cpu()).to_float_vector();
   FAIL("no master weight " << name << ".master in the optimizer state");
@@ -43,7 +43,7 @@ TEST_CASE("adamw cuda: bf16 params are the rounded fp32 masters, which follow th
   Tensor w = cuda_bf16(p0);
   AdamWParams hp;
   hp.weight_decay = 0.1;
-  AdamW opt({{"w", w, true}}, hp);
+  nn::AdamW opt({{"w", w, true}}, hp);
   const double lr = 1e-3;
 
   // Two steps, computed here in double: decay, moments, bias correction.
@@ -84,7 +84,7 @@ TEST_CASE("adamw cuda: state save and load round trip continues bit for bit", "[
   AdamWParams hp;
   hp.weight_decay = 0.1;
   Tensor a = cuda_bf16(p0);
-  AdamW opt_a({{"w", a, true}}, hp);
+  nn::AdamW opt_a({{"w", a, true}}, hp);
   for (int s = 0; s < 3; ++s) {
     a.set_grad(cuda_bf16(bf16_values(n, 10 + s, 0.01)));
     opt_a.step(1e-3);
@@ -94,7 +94,7 @@ TEST_CASE("adamw cuda: state save and load round trip continues bit for bit", "[
 
   // A fresh optimiser on a copy of the bf16 weights: loading restores masters, moments and step.
   Tensor b = cuda_bf16(a.to(Device::cpu()).to_float_vector());
-  AdamW opt_b({{"w", b, true}}, hp);
+  nn::AdamW opt_b({{"w", b, true}}, hp);
   opt_b.load_state(load_safetensors(file.string()));
   fs::remove(file);
   REQUIRE(opt_b.steps_taken() == 3);
