@@ -20,7 +20,18 @@ static int run_train(const std::vector<std::string>& argv) {
   return 0;
 }
 
+constexpr const char* kTrainUsage =
+    R"(usage: moda train --config FILE [--set key=value]... [--run-dir DIR] [--resume] [--stop-after N]
+  Trains (or resumes) a model; logs go to stderr, the final validation table to stdout.
+  --config FILE       JSON config: model, data, optim, train sections (docs/training.md)
+  --set key=value     override one config field, e.g. --set train.steps=20; the value is parsed as
+                      JSON when it is valid JSON, else taken as a string; repeatable
+  --run-dir DIR       run folder: config.json, metrics.jsonl, checkpoints/ (default runs/latest)
+  --resume            continue from DIR/checkpoints/latest
+  --stop-after N      stop (after a checkpoint) once step N is done, as if interrupted
+)";
+
 MODA_COMMAND("train", "train a model: --config FILE [--set k=v]... [--run-dir DIR] [--resume] [--stop-after N]",
-             run_train);
+             kTrainUsage, run_train);
 
 }  // namespace moda::app
