@@ -593,11 +593,12 @@ int run(const std::vector<std::string>& argv) {
 constexpr const char* kBenchOpsUsage =
     R"(usage: moda bench ops [--device cuda|cpu] [--iters N] [--warmup N] [--scale S] [--ops NAME...]
   Times the memory-bound kernels (median of --iters runs after --warmup) and reports GB/s
-  and the fraction of the measured copy bandwidth. --scale multiplies the sizes (GPU default
-  moves >= 256 MB per op); --ops keeps the ops whose name contains one of the words.
+  and the fraction of the measured copy bandwidth, as a markdown table on stdout.
   --device D          cuda (default when a GPU is present) or cpu
   --iters N           timed runs per op (default 20)
   --warmup N          untimed runs first (default 3)
+  --scale S           multiplies the sizes (default 1: >= 256 MB of traffic per op on a GPU)
+  --ops NAME...       only the ops whose name contains one of the words
 )";
 
 MODA_COMMAND("bench ops", "time the memory-bound kernels against the device copy bandwidth", kBenchOpsUsage,

@@ -9,11 +9,12 @@ namespace moda::app {
 
 static int run_train(const std::vector<std::string>& argv) {
   Args args(argv, {"config", "set", "run-dir", "stop-after"}, {"resume"});
-  TrainConfig cfg = load_train_config(args.get("config"), args.all("set"));
-  TrainOptions opts;
+  const std::string config_path = args.get("config");
+  TrainOptions opts;  // the command line is checked whole before any file is read
   opts.run_dir = args.get_or("run-dir", "runs/latest");
   opts.resume = args.has("resume");
   opts.stop_after = args.get_int("stop-after", 0);
+  TrainConfig cfg = load_train_config(config_path, args.all("set"));
   TrainSummary s = train(cfg, opts);
   if (!s.eval.sets.empty())
     std::printf("\nvalidation after %lld steps:\n%s", static_cast<long long>(s.steps), s.eval.table().c_str());
