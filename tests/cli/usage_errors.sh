@@ -21,9 +21,10 @@ for cmd in "train" "eval" "params" "tokenize train" "tokenize encode" "tokenize 
   "bench attention"; do
   read -r -a words <<< "$cmd"
   usage_error "--no-such-option" "${words[@]}" --no-such-option 1
-  usage_error "moda $cmd --help" "${words[@]}" --no-such-option 1  # points at the help
-  usage_error "'stray'" "${words[@]}" stray
+  expect_in err "moda $cmd --help" "moda $cmd --no-such-option 1 (the message points at --help)"
 done
+usage_error "'stray'" train stray  # the same parser serves every command: two suffice
+usage_error "'-config'" params -config x.json
 usage_error "--config" train                                      # missing required option
 usage_error "--config" params --json
 usage_error "--set" train --config "$SRC/experiments/tiny-cpu.json" --set  # option without its value
