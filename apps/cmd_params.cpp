@@ -31,8 +31,9 @@ std::string grouped(int64_t n) {  // 705690624 -> "705,690,624"
 int run_params(const std::vector<std::string>& argv) {
   moda::app::Args args(argv, {"config", "set", "seq-len"}, {"json"});
   const std::string path = args.get("config");
+  const int64_t seq_len_flag = args.get_int("seq-len", 0);  // read before the file: usage errors first
   moda::nn::ModelConfig c = moda::nn::load_model_config(path, args.all("set"));
-  const int64_t seq_len = args.get_int("seq-len", c.max_seq_len);
+  const int64_t seq_len = args.has("seq-len") ? seq_len_flag : c.max_seq_len;
   MODA_USAGE_CHECK(seq_len >= 1, "FLOPs need a sequence length: pass --seq-len or set model.max_seq_len");
 
   const auto p = moda::nn::count_parameters(c);

@@ -30,7 +30,7 @@ usage_error "--config" params --json
 usage_error "--set" train --config "$SRC/experiments/tiny-cpu.json" --set  # option without its value
 usage_error "--resume" train --config x.json --resume=yes          # a flag takes no value
 usage_error "--stop-after" train --config x.json --stop-after soon  # not an integer
-usage_error "--seq-len" params --config "$SRC/experiments/tiny-cpu.json" --seq-len 1.5
+usage_error "--seq-len" params --config missing.json --seq-len 1.5  # usage errors before file errors
 usage_error "--vocab-size" tokenize train --input /usr/share/common-licenses/GPL-3 --out t.json
 usage_error "--val-fraction" tokenize encode --tokenizer t.json --input /usr/share/common-licenses/GPL-3 \
   --out p --val-fraction 1.5
