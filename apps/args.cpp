@@ -1,6 +1,6 @@
 #include "apps/args.h"
 
-#include "core/error.h"
+#include "apps/exit_codes.h"
 
 namespace moda::app {
 
@@ -14,21 +14,20 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& kn
            const std::set<std::string>& flags) {
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      positional_.push_back(a);
-      continue;
-    }
+    // No command takes positional arguments: a stray word is a typo (`-config`, a missing `--`).
+    MODA_USAGE_CHECK(a.rfind("--", 0) == 0 && a.size() > 2, "unexpected argument '", a,
+                     "'; options are written --name value");
     std::string key = a.substr(2);
     std::optional<std::string> inline_value;
     if (auto eq = key.find('='); eq != std::string::npos) {
       inline_value = key.substr(eq + 1);
       key = key.substr(0, eq);
     }
-    MODA_CHECK(known.count(key) || flags.count(key), "unknown option --", key, "; expected one of: ", choices(known),
-               flags.empty() ? "" : ", ", choices(flags));
+    MODA_USAGE_CHECK(known.count(key) || flags.count(key), "unknown option --", key,
+                     "; expected one of: ", choices(known), flags.empty() ? "" : ", ", choices(flags));
     auto& vals = values_[key];
     if (flags.count(key)) {
-      MODA_CHECK(!inline_value, "option --", key, " takes no value");
+      MODA_USAGE_CHECK(!inline_value, "option --", key, " takes no value");
       vals.push_back("1");
       continue;
     }
@@ -38,14 +37,14 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& kn
     }
     size_t before = vals.size();
     while (i + 1 < argv.size() && argv[i + 1].rfind("--", 0) != 0) vals.push_back(argv[++i]);
-    MODA_CHECK(vals.size() > before, "option --", key, " needs a value");
+    MODA_USAGE_CHECK(vals.size() > before, "option --", key, " needs a value");
   }
 }
 
 std::string Args::get(const std::string& key) const {
   auto it = values_.find(key);
-  MODA_CHECK(it != values_.end(), "missing required option --", key);
-  MODA_CHECK(it->second.size() == 1, "option --", key, " takes one value, got ", it->second.size());
+  MODA_USAGE_CHECK(it != values_.end(), "missing required option --", key);
+  MODA_USAGE_CHECK(it->second.size() == 1, "option --", key, " takes one value, got ", it->second.size());
   return it->second[0];
 }
 
@@ -67,7 +66,7 @@ double Args::get_double(const std::string& key, double fallback) const {
     if (pos == v.size()) return d;
   } catch (const std::exception&) {
   }
-  MODA_FAIL("option --", key, ": expected a number, got '", v, "'");
+  throw UsageError(detail::concat("option --", key, ": expected a number, got '", v, "'"));
 }
 
 long long Args::get_int(const std::string& key, long long fallback) const {
@@ -79,7 +78,7 @@ long long Args::get_int(const std::string& key, long long fallback) const {
     if (pos == v.size()) return d;
   } catch (const std::exception&) {
   }
-  MODA_FAIL("option --", key, ": expected an integer, got '", v, "'");
+  throw UsageError(detail::concat("option --", key, ": expected an integer, got '", v, "'"));
 }
 
 }  // namespace moda::app

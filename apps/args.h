@@ -1,6 +1,7 @@
 #pragma once
 // Minimal option parser: `--key value`, `--key v1 v2 ...` (values until the next --option),
-// `--flag`, and `--key=value`. Unknown options are errors that name the option and the choices.
+// `--flag`, and `--key=value`. Unknown options, stray words and malformed values throw UsageError
+// (exit status 2) naming the option and, for unknown ones, the choices.
 #include <map>
 #include <optional>
 #include <set>
@@ -21,11 +22,9 @@ class Args {
   std::vector<std::string> all(const std::string& key) const;  // every value given
   double get_double(const std::string& key, double fallback) const;
   long long get_int(const std::string& key, long long fallback) const;
-  const std::vector<std::string>& positional() const { return positional_; }
 
  private:
   std::map<std::string, std::vector<std::string>> values_;
-  std::vector<std::string> positional_;
 };
 
 }  // namespace moda::app

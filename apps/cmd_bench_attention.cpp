@@ -19,6 +19,7 @@
 
 #include "apps/args.h"
 #include "apps/command.h"
+#include "apps/exit_codes.h"
 #include "core/bf16.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -157,12 +158,16 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
 int run(const std::vector<std::string>& argv) {
   Args args(argv, {"cases", "iters", "warmup", "only"}, {"json"});
   const std::string which = args.get_or("cases", "all");
-  MODA_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '", which,
-             "'");
+  MODA_USAGE_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '",
+                   which, "'");
   const int iters = int(args.get_int("iters", 10)), warmup = int(args.get_int("warmup", 3));
-  MODA_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
+  MODA_USAGE_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
   std::vector<size_t> only;  // indices into the case list, for quick runs
-  for (const auto& v : args.all("only")) only.push_back(size_t(std::stoul(v)));
+  for (const auto& v : args.all("only")) {
+    MODA_USAGE_CHECK(!v.empty() && v.find_first_not_of("0123456789") == std::string::npos && v.size() < 10,
+                     "--only: expected case indices (0, 1, ...), got '", v, "'");
+    only.push_back(size_t(std::stoul(v)));
+  }
 #ifdef MODA_HAVE_CUDA
   MODA_CHECK(cuda_available(), "moda bench attention needs a CUDA device");
   cudaDeviceProp prop{};
@@ -204,7 +209,19 @@ int run(const std::vector<std::string>& argv) {
 #endif
 }
 
-MODA_COMMAND("bench attention", "time the fused MoDA attention kernels (fwd, fwd+bwd, L=0) on the paper's shapes", run);
+constexpr const char* kBenchAttentionUsage =
+    R"(usage: moda bench attention [--cases all|table2|lm] [--only I...] [--iters N] [--warmup N] [--json]
+  Times the fused MoDA attention kernels (forward, forward+backward, and L=0) on the paper's
+  shapes, causal, bf16 (docs/attention-kernels.md). Needs a CUDA device.
+  --cases C           all (default), table2 or lm
+  --only I...         only the cases with these indices (0-based, in the list order)
+  --iters N           timed runs per case (default 10)
+  --warmup N          untimed runs first (default 3)
+  --json              one JSON object per case instead of the table
+)";
+
+MODA_COMMAND("bench attention", "time the fused MoDA attention kernels (fwd, fwd+bwd, L=0) on the paper's shapes",
+             kBenchAttentionUsage, run);
 
 }  // namespace
 }  // namespace moda::app

@@ -18,6 +18,7 @@
 
 #include "apps/args.h"
 #include "apps/command.h"
+#include "apps/exit_codes.h"
 #include "core/bf16.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -221,8 +222,8 @@ double cpu_copy_gbs(double scale, int warmup, int iters) {
 struct DeviceBuffer {
   void* ptr = nullptr;
   explicit DeviceBuffer(size_t bytes) {
-    MODA_CUDA_CHECK(cudaMalloc(&ptr, bytes), "bench ops: buffer");
-    MODA_CUDA_CHECK(cudaMemset(ptr, 0, bytes), "bench ops: buffer");
+    MODA_CUDA_CHECK(cudaMalloc(&ptr, bytes), "buffer");
+    MODA_CUDA_CHECK(cudaMemset(ptr, 0, bytes), "buffer");
   }
   ~DeviceBuffer() { cudaFree(ptr); }
 };
@@ -525,24 +526,16 @@ std::vector<CaseFactory> gpu_cases(double scale) {
 // ------------------------------------------------------------------------------------------------
 
 int run(const std::vector<std::string>& argv) {
-  Args args(argv, {"device", "iters", "warmup", "scale", "ops"}, {"help"});
-  if (args.has("help")) {
-    std::printf(
-        "usage: moda bench ops [--device cuda|cpu] [--iters N] [--warmup N] [--scale S] [--ops NAME...]\n"
-        "  Times the memory-bound kernels (median of --iters runs after --warmup) and reports GB/s\n"
-        "  and the fraction of the measured copy bandwidth. --scale multiplies the sizes (GPU default\n"
-        "  moves >= 256 MB per op); --ops keeps the ops whose name contains one of the words.\n");
-    return 0;
-  }
+  Args args(argv, {"device", "iters", "warmup", "scale", "ops"});
   const int iters = static_cast<int>(args.get_int("iters", 20));
   const int warmup = static_cast<int>(args.get_int("warmup", 3));
   const double scale = args.get_double("scale", 1.0);
-  MODA_CHECK(iters >= 1 && warmup >= 0, "bench ops: --iters must be >= 1 and --warmup >= 0");
-  MODA_CHECK(scale > 0, "bench ops: --scale must be positive, got ", scale);
+  MODA_USAGE_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
+  MODA_USAGE_CHECK(scale > 0, "--scale must be positive, got ", scale);
   const std::vector<std::string> filter = args.all("ops");
   const std::string device = args.get_or("device", cuda_available() ? "cuda" : "cpu");
-  MODA_CHECK(device == "cpu" || device == "cuda", "bench ops: --device must be cpu or cuda, got '", device, "'");
-  MODA_CHECK(device == "cpu" || cuda_available(), "bench ops: --device cuda but no CUDA device is available");
+  MODA_USAGE_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, got '", device, "'");
+  MODA_CHECK(device == "cpu" || cuda_available(), "--device cuda but no CUDA device is available");
 
   char date[32];
   const std::time_t now = std::time(nullptr);
@@ -597,4 +590,16 @@ int run(const std::vector<std::string>& argv) {
 }  // namespace
 }  // namespace moda::app
 
-MODA_COMMAND("bench ops", "time the memory-bound kernels against the device copy bandwidth", moda::app::run);
+constexpr const char* kBenchOpsUsage =
+    R"(usage: moda bench ops [--device cuda|cpu] [--iters N] [--warmup N] [--scale S] [--ops NAME...]
+  Times the memory-bound kernels (median of --iters runs after --warmup) and reports GB/s
+  and the fraction of the measured copy bandwidth, as a markdown table on stdout.
+  --device D          cuda (default when a GPU is present) or cpu
+  --iters N           timed runs per op (default 20)
+  --warmup N          untimed runs first (default 3)
+  --scale S           multiplies the sizes (default 1: >= 256 MB of traffic per op on a GPU)
+  --ops NAME...       only the ops whose name contains one of the words
+)";
+
+MODA_COMMAND("bench ops", "time the memory-bound kernels against the device copy bandwidth", kBenchOpsUsage,
+             moda::app::run);

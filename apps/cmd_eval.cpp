@@ -3,6 +3,7 @@
 
 #include "apps/args.h"
 #include "apps/command.h"
+#include "apps/exit_codes.h"
 #include "core/error.h"
 #include "distributed/checkpoint.h"
 #include "distributed/evaluate.h"
@@ -14,23 +15,31 @@ namespace moda::app {
 
 static int run_eval(const std::vector<std::string>& argv) {
   Args args(argv, {"checkpoint", "data", "device", "batch", "seq-len"}, {"json"});
-  LoadedCheckpoint ck = load_checkpoint(args.get("checkpoint"), /*with_optimizer=*/false);
-  const nlohmann::json& config = ck.state.at("config");
-  nn::ModelConfig model_cfg = nn::model_config_from_json(config.at("model"));
-  int64_t seq_len = args.get_int("seq-len", config.at("data").value("seq_len", int64_t(256)));
-  int64_t batch = args.get_int("batch", 8);
-  MODA_CHECK(seq_len >= 1 && batch >= 1, "--seq-len and --batch must be >= 1");
-
-  std::map<std::string, std::vector<std::string>> sets;
+  // The command line is checked whole before the checkpoint (slow, and a runtime error) is read.
+  const std::string checkpoint = args.get("checkpoint");
+  MODA_USAGE_CHECK(args.has("data"), "give at least one --data NAME=SHARDS");
+  const int64_t batch = args.get_int("batch", 8);
+  const int64_t seq_len_flag = args.get_int("seq-len", 0);  // 0: the checkpoint's data.seq_len
+  MODA_USAGE_CHECK(batch >= 1, "--batch must be >= 1, got ", batch);
+  MODA_USAGE_CHECK(seq_len_flag >= 1 || !args.has("seq-len"), "--seq-len must be >= 1, got ", seq_len_flag);
   for (const std::string& spec : args.all("data")) {
-    auto eq = spec.find('=');
-    MODA_CHECK(eq != std::string::npos && eq > 0, "--data '", spec, "': expected NAME=SHARDS (a path or glob)");
+    const auto eq = spec.find('=');
+    MODA_USAGE_CHECK(eq != std::string::npos && eq > 0, "--data '", spec, "': expected NAME=SHARDS (a path or glob)");
+  }
+
+  std::map<std::string, std::vector<std::string>> sets;  // a name given twice collects both patterns' shards
+  for (const std::string& spec : args.all("data")) {
+    const auto eq = spec.find('=');
     std::string name = spec.substr(0, eq);
     auto files = expand_shards(spec.substr(eq + 1), "--data " + name);
     auto& list = sets[name];
     list.insert(list.end(), files.begin(), files.end());
   }
-  MODA_CHECK(!sets.empty(), "eval: give at least one --data NAME=SHARDS");
+
+  LoadedCheckpoint ck = load_checkpoint(checkpoint, /*with_optimizer=*/false);
+  const nlohmann::json& config = ck.state.at("config");
+  nn::ModelConfig model_cfg = nn::model_config_from_json(config.at("model"));
+  const int64_t seq_len = seq_len_flag > 0 ? seq_len_flag : config.at("data").value("seq_len", int64_t(256));
 
   Device device = resolve_device(args.get_or("device", "auto"));
   auto model = std::make_unique<nn::LanguageModel>(
@@ -45,6 +54,18 @@ static int run_eval(const std::vector<std::string>& argv) {
   return 0;
 }
 
-MODA_COMMAND("eval", "validation loss/perplexity: --checkpoint DIR --data NAME=SHARDS... [--json]", run_eval);
+constexpr const char* kEvalUsage =
+    R"(usage: moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T]
+  Validation loss and perplexity of a checkpoint on named sets (token-weighted average).
+  --checkpoint DIR    a run folder (its latest checkpoint) or a checkpoints/step-N folder
+  --data NAME=SHARDS  a named set: a shard path or glob; repeatable
+  --json              print {"sets": {NAME: {"loss", "ppl", "tokens"}}, "average": {same keys}}
+  --device D          auto (default: GPU if present), cpu, cuda, cuda:N
+  --batch N           sequences per forward (default 8)
+  --seq-len T         sequence length (default: the checkpoint's data.seq_len)
+)";
+
+MODA_COMMAND("eval", "validation loss/perplexity: --checkpoint DIR --data NAME=SHARDS... [--json]", kEvalUsage,
+             run_eval);
 
 }  // namespace moda::app

@@ -7,6 +7,7 @@
 
 #include "apps/args.h"
 #include "apps/command.h"
+#include "apps/exit_codes.h"
 #include "core/error.h"
 #include "nn/model_config.h"
 
@@ -30,9 +31,10 @@ std::string grouped(int64_t n) {  // 705690624 -> "705,690,624"
 int run_params(const std::vector<std::string>& argv) {
   moda::app::Args args(argv, {"config", "set", "seq-len"}, {"json"});
   const std::string path = args.get("config");
+  const int64_t seq_len_flag = args.get_int("seq-len", 0);  // read before the file: usage errors first
   moda::nn::ModelConfig c = moda::nn::load_model_config(path, args.all("set"));
-  const int64_t seq_len = args.get_int("seq-len", c.max_seq_len);
-  MODA_CHECK(seq_len >= 1, "moda params: FLOPs need a sequence length: pass --seq-len or set model.max_seq_len");
+  const int64_t seq_len = args.has("seq-len") ? seq_len_flag : c.max_seq_len;
+  MODA_USAGE_CHECK(seq_len >= 1, "FLOPs need a sequence length: pass --seq-len or set model.max_seq_len");
 
   const auto p = moda::nn::count_parameters(c);
   const auto f = moda::nn::training_flops_per_token(c, seq_len);
@@ -73,4 +75,13 @@ int run_params(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-MODA_COMMAND("params", "parameter counts and training FLOPs per token of a model config", run_params);
+constexpr const char* kParamsUsage =
+    R"(usage: moda params --config FILE [--json] [--set model.key=value]... [--seq-len T]
+  Parameter counts and training FLOPs per token of a model config, computed without building it.
+  --config FILE       JSON config with a "model" section
+  --json              print the counts, FLOPs and resolved model config as JSON
+  --set key=value     override one config field (as in moda train); repeatable
+  --seq-len T         sequence length for the FLOPs (default model.max_seq_len)
+)";
+
+MODA_COMMAND("params", "parameter counts and training FLOPs per token of a model config", kParamsUsage, run_params);

@@ -9,18 +9,30 @@ namespace moda::app {
 
 static int run_train(const std::vector<std::string>& argv) {
   Args args(argv, {"config", "set", "run-dir", "stop-after"}, {"resume"});
-  TrainConfig cfg = load_train_config(args.get("config"), args.all("set"));
-  TrainOptions opts;
+  const std::string config_path = args.get("config");
+  TrainOptions opts;  // the command line is checked whole before any file is read
   opts.run_dir = args.get_or("run-dir", "runs/latest");
   opts.resume = args.has("resume");
   opts.stop_after = args.get_int("stop-after", 0);
+  TrainConfig cfg = load_train_config(config_path, args.all("set"));
   TrainSummary s = train(cfg, opts);
   if (!s.eval.sets.empty())
     std::printf("\nvalidation after %lld steps:\n%s", static_cast<long long>(s.steps), s.eval.table().c_str());
   return 0;
 }
 
+constexpr const char* kTrainUsage =
+    R"(usage: moda train --config FILE [--set key=value]... [--run-dir DIR] [--resume] [--stop-after N]
+  Trains (or resumes) a model; logs go to stderr, the final validation table to stdout.
+  --config FILE       JSON config: model, data, optim, train sections (docs/training.md)
+  --set key=value     override one config field, e.g. --set train.steps=20; the value is parsed as
+                      JSON when it is valid JSON, else taken as a string; repeatable
+  --run-dir DIR       run folder: config.json, metrics.jsonl, checkpoints/ (default runs/latest)
+  --resume            continue from DIR/checkpoints/latest
+  --stop-after N      stop (after a checkpoint) once step N is done, as if interrupted
+)";
+
 MODA_COMMAND("train", "train a model: --config FILE [--set k=v]... [--run-dir DIR] [--resume] [--stop-after N]",
-             run_train);
+             kTrainUsage, run_train);
 
 }  // namespace moda::app
