@@ -39,19 +39,24 @@ int run_params(const std::vector<std::string>& argv) {
   const auto p = moda::nn::count_parameters(c);
   const auto f = moda::nn::training_flops_per_token(c, seq_len);
   if (args.has("json")) {
-    nlohmann::json j = {
-        {"config", path},
-        {"params", p.total},
-        {"non_embedding_params", p.non_embedding},
-        {"embedding_params", p.embedding},
-        {"block_params", p.per_block},
-        {"depth_projection_params", p.depth_projections},
-        {"unused_params", p.unused},
-        {"seq_len", seq_len},
-        {"flops_per_token", f.per_token()},
-        {"flops",
-         {{"dense", f.dense}, {"attention", f.attention}, {"depth", f.depth}, {"lm_head_not_included", f.lm_head}}},
-        {"model", moda::nn::model_config_to_json(c)}};
+    nlohmann::json j = {{"config", path},
+                        {"params", p.total},
+                        {"non_embedding_params", p.non_embedding},
+                        {"embedding_params", p.embedding},
+                        {"block_params", p.per_block},
+                        {"depth_projection_params", p.depth_projections},
+                        {"unused_params", p.unused},
+                        {"seq_len", seq_len},
+                        {"flops_per_token", f.per_token()},
+                        {"flops",
+                         {{"dense", f.dense},
+                          {"attention", f.attention},
+                          {"attention_causal", f.attention_causal},
+                          {"depth", f.depth},
+                          {"lm_head_not_included", f.lm_head}}},
+                        // What MFU divides by (docs/training.md): PaLM's convention and the causal count.
+                        {"mfu_flops_per_token", {{"palm", f.palm_per_token()}, {"causal", f.causal_per_token()}}},
+                        {"model", moda::nn::model_config_to_json(c)}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -70,6 +75,10 @@ int run_params(const std::vector<std::string>& argv) {
       "training FLOPs/token at T = %lld: %.4g = dense %.4g + attention %.4g + depth %.4g"
       " (lm head %.4g not included)\n",
       (long long)seq_len, f.per_token(), f.dense, f.attention, f.depth, f.lm_head);
+  std::printf(
+      "MFU counts %.4g FLOPs/token (PaLM convention: lm head included, attention over all T keys);"
+      " causal count %.4g (attention %.4g: the keys the causal kernels compute)\n",
+      f.palm_per_token(), f.causal_per_token(), f.attention_causal);
   return 0;
 }
 

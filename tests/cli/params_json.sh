@@ -30,6 +30,12 @@ assert j["flops"]["dense"] == 6 * j["non_embedding_params"]
 assert j["flops"]["lm_head_not_included"] == 6 * 4096 * 64
 assert abs(j["flops_per_token"] - (j["flops"]["dense"] + j["flops"]["attention"] + j["flops"]["depth"])) < 1
 assert (j["flops"]["depth"] > 0) == (depth > 0)
+# PaLM convention by hand: 12 * layers * Hq * d * T over all T keys; causal: (T + 1) / 2 keys per query.
+assert j["flops"]["attention"] == 12 * 4 * 4 * 16 * 64
+assert j["flops"]["attention_causal"] == 12 * 4 * 4 * 16 * 65 / 2
+palm = j["flops"]["dense"] + j["flops"]["attention"] + j["flops"]["depth"] + 6 * 4096 * 64
+assert abs(j["mfu_flops_per_token"]["palm"] - palm) < 1, j["mfu_flops_per_token"]
+assert abs(j["mfu_flops_per_token"]["causal"] - (palm - 12 * 4 * 4 * 16 * 63 / 2)) < 1, j["mfu_flops_per_token"]
 PY
 }
 
