@@ -110,9 +110,14 @@ static const char* kind_of(const nlohmann::json& v) {
 
 void apply_override(nlohmann::json& config, const std::string& assignment) {
   auto eq = assignment.find('=');
-  MODA_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment, "': expected key=value");
+  MODA_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment.substr(0, 100), "': expected key=value");
   std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
-  const std::string origin = "--set '" + assignment + "'";
+  // A huge value is not repeated in full in every message.
+  const std::string origin =
+      "--set '" +
+      (assignment.size() > 100 ? assignment.substr(0, 80) + "...(" + std::to_string(assignment.size()) + " characters)"
+                               : assignment) +
+      "'";
   // Too deep is an error, not "a string that happens to look like JSON".
   MODA_CHECK(json_nesting_depth(text) <= kMaxJsonDepth, origin, ": value nested deeper than the limit of ",
              kMaxJsonDepth, " levels of arrays/objects");

@@ -1,8 +1,8 @@
 #include "core/safetensors.h"
 
 #include <cstring>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
