@@ -1,5 +1,5 @@
 #pragma once
-// Memory-mapped token shards -> batches of input/target windows.
+// Token shards (read with pread, see data/shard.h) -> batches of input/target windows.
 //
 // TrainLoader (random windows, deterministic, resumable, disjoint per rank):
 //   An epoch cuts every shard into non-overlapping windows of T+1 tokens (inputs = first T,

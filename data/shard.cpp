@@ -90,7 +90,6 @@ ShardView::ShardView(const std::string& path) : path_(path) {
   if (bytes > expected)
     fail("the header (byte offset 8) says ", count_, " tokens, i.e. ", expected, " bytes, but the file has ", bytes,
          " bytes (trailing data after byte offset ", expected, ")");
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);  // windows are read in a shuffled order
   fd_ = fd;
 }
 

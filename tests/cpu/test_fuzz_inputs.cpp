@@ -6,16 +6,21 @@
 // wall-clock budget; CI also runs it under ASan/UBSan, which turns memory errors into failures.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -55,7 +60,41 @@ class Mutator {
   explicit Mutator(uint64_t seed) : rng_(seed) {}
   size_t below(size_t n) { return n ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0; }
 
-  // One to four mutations of `in`; `binary_header` > 0 also plants integers in the first bytes.
+  // Structure-aware: parses `text` and replaces one value (a leaf or a whole object/list) by a
+  // value of another type or an extreme one, so field readers (not only the parser) are hit.
+  std::string mutate_json(const std::string& text) {
+    static const nlohmann::json values[] = {2.7,
+                                            -1,
+                                            0,
+                                            1e300,
+                                            -1e300,
+                                            "x",
+                                            "",
+                                            nullptr,
+                                            true,
+                                            false,
+                                            nlohmann::json::array(),
+                                            nlohmann::json::object(),
+                                            nlohmann::json::array({1, "a"}),
+                                            18446744073709551615ull,
+                                            -9223372036854775807LL - 1,
+                                            4294967296LL,
+                                            1600000000};
+    nlohmann::json j = nlohmann::json::parse(text);
+    // A random walk from the root (stopping early a third of the time) weights the few
+    // structural fields as much as the thousands of vocabulary entries.
+    nlohmann::json* node = &j;
+    while ((node->is_object() || node->is_array()) && !node->empty() && (node == &j || below(3))) {
+      auto it = node->begin();
+      std::advance(it, below(node->size()));
+      node = &*it;
+    }
+    *node = values[below(std::size(values))];
+    return j.dump(1);
+  }
+
+  // One mutation most of the time (several break JSON at once), up to four; `binary_header` > 0
+  // also plants integers in the first bytes.
   std::string mutate(std::string s, size_t binary_header) {
     static const char* tokens[] = {"[",          "{",
                                    "}",          "]",
@@ -67,7 +106,7 @@ class Mutator {
                                    "\\u0000",    "\\",
                                    "\xff\xfe",   "18446744073709551615",
                                    "4294967295", "99999999999999999999"};
-    const int n = 1 + int(below(4));
+    const int n = below(4) ? 1 : 2 + int(below(3));
     for (int k = 0; k < n; ++k) {
       switch (below(binary_header ? 8 : 7)) {
         case 0:  // flip bits
@@ -94,7 +133,8 @@ class Mutator {
           s.erase(a, 1 + below(std::min<size_t>(64, s.size() - a)));
           break;
         }
-        case 6: {  // deep nesting at a random point
+        case 6: {  // deep nesting at a random point (rarely: it is always refused)
+          if (below(4)) break;
           size_t depth = below(2) ? 70 + below(100) : 10000 + below(90000);
           s.insert(below(s.size() + 1), std::string(depth, below(2) ? '[' : '{'));
           break;
@@ -123,13 +163,17 @@ struct Outcome {
 
 // Runs `load` on `iterations` mutants of `seed`; any exception other than moda::Error fails the
 // test with the mutant saved next to the temp folder for replay.
-Outcome fuzz(const std::string& what, const std::string& seed, size_t binary_header, int iterations,
+Outcome fuzz(const std::string& what, const std::string& seed, bool json, size_t binary_header, int iterations,
              const std::string& path, const std::function<void()>& load) {
   Mutator m(0x6d6f6461 + std::hash<std::string>{}(what));
   Outcome out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  // MODA_FUZZ_SECONDS=N runs longer (no iteration cap) for a deeper search than CI's default.
+  const char* env = std::getenv("MODA_FUZZ_SECONDS");
+  const int seconds = env ? std::max(1, std::atoi(env)) : 2;
+  if (env) iterations = std::numeric_limits<int>::max();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   for (int i = 0; i < iterations && std::chrono::steady_clock::now() < deadline; ++i) {
-    const std::string input = m.mutate(seed, binary_header);
+    const std::string input = json && m.below(2) ? m.mutate_json(seed) : m.mutate(seed, binary_header);
     write_bytes(path, input);
     try {
       load();
@@ -143,7 +187,7 @@ Outcome fuzz(const std::string& what, const std::string& seed, size_t binary_hea
                 << ")");
     }
   }
-  INFO(what << ": " << out.loaded << " loaded, " << out.refused << " refused");
+  UNSCOPED_INFO(what << ": " << out.loaded << " loaded, " << out.refused << " refused");
   CHECK(out.loaded + out.refused > 0);
   return out;
 }
@@ -165,7 +209,7 @@ TEST_CASE("fuzz: the config reader loads or throws moda::Error on mutated config
   const std::string path = dir / "config.json";
   write_bytes(path, config.dump(2));
   REQUIRE_NOTHROW(load_train_config(path, {}));
-  auto o = fuzz("config", config.dump(2), 0, 3000, path, [&] { load_train_config(path, {"train.log_every=2"}); });
+  auto o = fuzz("config", config.dump(2), true, 0, 3000, path, [&] { load_train_config(path, {"train.log_every=2"}); });
   CHECK(o.refused > 0);
 }
 
@@ -174,7 +218,7 @@ TEST_CASE("fuzz: the tokenizer.json loader loads or throws moda::Error on mutate
   const std::string seed = slurp(MODA_SOURCE_DIR "/tests/fixtures/tokenizer/hf_tokenizer.json");
   REQUIRE(seed.size() > 1000);
   const std::string path = dir / "tokenizer.json";
-  auto o = fuzz("tokenizer", seed, 0, 400, path, [&] {
+  auto o = fuzz("tokenizer", seed, true, 0, 400, path, [&] {
     data::Tokenizer t = data::Tokenizer::load(path);
     // A tokenizer that loads must also work: encode/decode real text.
     auto ids = t.encode("This program is free software; you can redistribute it.");
@@ -190,7 +234,7 @@ TEST_CASE("fuzz: the shard reader loads or throws moda::Error on mutated shards"
   const std::string seed_path = dir / "seed.bin", path = dir / "mutant.bin";
   data::write_shard(seed_path, toks, 2);
   const std::string seed = slurp(seed_path);
-  auto o = fuzz("shard", seed, 16, 3000, path, [&] {
+  auto o = fuzz("shard", seed, false, 16, 3000, path, [&] {
     data::ShardView v(path);
     std::vector<int64_t> out(v.size());
     v.read(0, v.size(), out.data(), 70000);
@@ -208,6 +252,6 @@ TEST_CASE("fuzz: the safetensors reader loads or throws moda::Error on mutated f
   const std::string seed_path = dir / "seed.safetensors", path = dir / "mutant.safetensors";
   save_safetensors(seed_path, {{"a", a}, {"b", b}}, {{"format", "moda"}, {"step", "3"}});
   const std::string seed = slurp(seed_path);
-  auto o = fuzz("safetensors", seed, 8, 3000, path, [&] { load_safetensors(path); });
+  auto o = fuzz("safetensors", seed, false, 8, 3000, path, [&] { load_safetensors(path); });
   CHECK(o.refused > 0);
 }
