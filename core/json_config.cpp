@@ -52,6 +52,8 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& origi
              " levels of arrays/objects");
   try {
     return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    MODA_FAIL(origin, ": not valid JSON (at byte ", e.byte, "): ", json_error_text(e));
   } catch (const nlohmann::json::exception& e) {
     MODA_FAIL(origin, ": not valid JSON: ", json_error_text(e));
   }
