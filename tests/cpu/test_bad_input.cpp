@@ -107,8 +107,8 @@ TEST_CASE("bad input: JSON syntax errors name the file without nlohmann's except
   write_text(dir / "c.json", "{\"model\": {\"d_model\": 32,}}");
   std::string msg = error_of([&] { read_json_file(dir / "c.json"); });
   CHECK_THAT(msg, Catch::StartsWith("config file '" + (dir / "c.json") +
-                                    "': not valid JSON (at byte 27): parse error "
-                                    "at line 1, column 27"));
+                                    "': not valid JSON (at byte 26): parse error "
+                                    "at line 1, column 26"));
   CHECK_THAT(msg, !Catch::Contains("[json.exception"));
   CHECK_THAT(error_of([&] { read_json_file(dir / "missing.json"); }),
              Catch::Contains("cannot open config file '" + (dir / "missing.json") + "'"));
