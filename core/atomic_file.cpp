@@ -1,6 +1,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,6 +49,50 @@ void rename_atomically(const std::string& from, const std::string& to) {
              "': ", std::strerror(errno));
   auto parent = std::filesystem::path(to).parent_path();
   fsync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+bool process_is_running(long pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;  // EPERM: exists, owned by another user
+}
+
+// Splits "NAME.tmp.PID" / "NAME.old.PID" into (NAME, kind, PID); false for any other name.
+static bool parse_temporary(const std::string& file, std::string& base, std::string& kind, long& pid) {
+  for (const char* k : {".tmp.", ".old."}) {
+    size_t at = file.rfind(k);
+    if (at == std::string::npos || at == 0) continue;
+    std::string digits = file.substr(at + 5);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    base = file.substr(0, at);
+    kind = k;
+    pid = std::stol(digits);
+    return true;
+  }
+  return false;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> actions;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return actions;
+  std::vector<fs::path> entries;
+  for (auto& e : fs::directory_iterator(dir, ec)) entries.push_back(e.path());
+  for (const auto& p : entries) {
+    std::string base, kind;
+    long pid = 0;
+    if (!parse_temporary(p.filename().string(), base, kind, pid) || process_is_running(pid)) continue;
+    fs::path original = p.parent_path() / base;
+    if (kind == ".old." && !fs::exists(original, ec)) {
+      rename_atomically(p.string(), original.string());
+      actions.push_back("restored " + original.string() + " from " + p.string());
+      continue;
+    }
+    fs::remove_all(p, ec);
+    MODA_CHECK(!ec, "cannot remove the leftover '", p.string(), "' of an interrupted write: ", ec.message());
+    actions.push_back("removed " + p.string());
+  }
+  return actions;
 }
 
 }  // namespace moda

@@ -4,6 +4,7 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace moda {
 
@@ -13,5 +14,16 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 
 // Renames `from` onto `to` atomically and fsyncs the parent folder (used for checkpoint folders).
 void rename_atomically(const std::string& from, const std::string& to);
+
+// Leftovers of interrupted writes in `dir`: entries named NAME.tmp.PID or NAME.old.PID (the
+// temporaries of write_file_atomically, data::AtomicWriter and checkpoint saves) whose process PID
+// no longer runs (kill(PID, 0) fails with ESRCH). A NAME.old.PID whose NAME is missing is the
+// only copy left by a swap interrupted between its two renames: it is renamed back to NAME; every
+// other leftover is removed. Entries of running processes (including this one) are left alone.
+// Returns one line per action ("removed X", "restored X from Y"); a missing `dir` gives none.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
+
+// True while process `pid` exists (on this host).
+bool process_is_running(long pid);
 
 }  // namespace moda

@@ -2,6 +2,7 @@
 // safetensors files (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}} padded
 // with spaces to a multiple of 8 bytes, then the raw little-endian tensor bytes.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -10,6 +11,9 @@
 #include "core/tensor.h"
 
 namespace moda {
+
+// The safetensors format caps the JSON header at 100 MB; a larger length is a corrupt file.
+constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
@@ -22,7 +26,8 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
-// Errors name the file and what is wrong (truncated header, bad JSON, offsets outside the file...).
+// Errors name the file and what is wrong (truncated header, bad JSON, offsets outside the file...);
+// every size read from the file is checked against the file before memory is allocated.
 SafetensorsFile load_safetensors(const std::string& path);
 
 }  // namespace moda

@@ -56,6 +56,10 @@ void check_options(const LoaderOptions& o, const char* who) {
   MODA_CHECK(!o.shards.empty(), who, ": no shards given");
   MODA_CHECK(o.seq_len >= 1, who, ": seq_len ", o.seq_len, " must be >= 1");
   MODA_CHECK(o.batch_size >= 1, who, ": batch_size ", o.batch_size, " must be >= 1");
+  // Sizes come from flags and configs: bound them before the caller (or this loader) allocates.
+  MODA_CHECK(o.seq_len <= kMaxLoaderSeqLen, who, ": seq_len ", o.seq_len, " is over the limit of ", kMaxLoaderSeqLen);
+  MODA_CHECK(o.batch_size <= kMaxLoaderBatchTokens / o.seq_len, who, ": batch_size ", o.batch_size, " x seq_len ",
+             o.seq_len, " is over the limit of ", kMaxLoaderBatchTokens, " tokens per batch");
   MODA_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, who, ": rank ", o.rank,
              " is not in [0, world_size ", o.world_size, ")");
 }
@@ -91,7 +95,6 @@ ShardSet::ShardSet(const std::vector<std::string>& paths) {
 // TrainLoader
 
 TrainLoader::TrainLoader(const LoaderOptions& o) : opt_(o), set_((check_options(o, "train loader"), o.shards)) {
-  window_.resize(opt_.seq_len + 1);
   // Shift 0 gives the most windows; epochs whose shift leaves fewer than world_size windows
   // fall back to it (epoch_layout), so this is the one condition to check.
   uint64_t windows = 0;
@@ -99,6 +102,7 @@ TrainLoader::TrainLoader(const LoaderOptions& o) : opt_(o), set_((check_options(
   MODA_CHECK(windows >= uint64_t(opt_.world_size), "train loader: the ", set_.shards().size(), " shard(s) (",
              set_.total_tokens(), " tokens, first ", set_.shards()[0].path(), ") hold ", windows, " windows of ",
              opt_.seq_len + 1, " tokens; need at least one per rank (", opt_.world_size, ")");
+  window_.resize(opt_.seq_len + 1);  // after the check: a window fits in a shard, so in memory
 }
 
 const TrainLoader::Epoch& TrainLoader::epoch_layout(int64_t e) const {
@@ -178,14 +182,16 @@ void TrainLoader::load_state(const nlohmann::json& s) {
 // EvalLoader
 
 EvalLoader::EvalLoader(const LoaderOptions& o) : opt_(o), set_((check_options(o, "eval loader"), o.shards)) {
-  window_.resize(opt_.seq_len + 1);
   const uint64_t T = opt_.seq_len;
+  uint64_t longest = 0;
   for (const auto& s : set_.shards()) {
+    longest = std::max<uint64_t>(longest, s.size());
     const uint64_t predictable = s.size() > 1 ? s.size() - 1 : 0;
     windows_ += (predictable + T - 1) / T;
     targets_ += predictable;
     cumulative_.push_back(windows_);
   }
+  window_.resize(std::min<uint64_t>(T + 1, longest));  // a window never holds more than its shard
   MODA_CHECK(windows_ > 0, "eval loader: the shards (first ", set_.shards()[0].path(), ") hold no token to predict");
   const uint64_t per_rank = (windows_ + opt_.world_size - 1) / opt_.world_size;
   batches_ = int64_t((per_rank + opt_.batch_size - 1) / opt_.batch_size);

@@ -1,5 +1,5 @@
 #pragma once
-// Memory-mapped token shards -> batches of input/target windows.
+// Token shards (read with pread, see data/shard.h) -> batches of input/target windows.
 //
 // TrainLoader (random windows, deterministic, resumable, disjoint per rank):
 //   An epoch cuts every shard into non-overlapping windows of T+1 tokens (inputs = first T,
@@ -34,6 +34,11 @@
 namespace moda::data {
 
 constexpr int64_t kIgnoreIndex = -1;
+// Limits on sizes that come from flags and configs, checked before anything is allocated:
+// a window of 16M tokens is far past any model here, and 2^31 tokens per batch keeps the
+// caller's B*T buffers and int32 indexing in range.
+constexpr int64_t kMaxLoaderSeqLen = int64_t(1) << 24;
+constexpr int64_t kMaxLoaderBatchTokens = int64_t(1) << 31;
 
 struct LoaderOptions {
   std::vector<std::string> shards;  // shard paths (find_shards expands a glob)

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <glob.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,82 +60,114 @@ void write_shard(const std::string& path, std::span<const uint32_t> tokens, int 
 }
 
 ShardView::ShardView(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   MODA_CHECK(fd >= 0, "shard ", path, ": cannot open: ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    MODA_FAIL("shard ", path, ": cannot stat: ", std::strerror(err));
-  }
-  const auto bytes = static_cast<size_t>(st.st_size);
-  if (bytes < kShardHeaderBytes) {
-    ::close(fd);
-    MODA_FAIL("shard ", path, ": truncated header: file has ", bytes, " bytes, the header alone is ",
-              kShardHeaderBytes);
-  }
-  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-  int err = errno;
-  ::close(fd);
-  MODA_CHECK(map != MAP_FAILED, "shard ", path, ": mmap of ", bytes, " bytes failed: ", std::strerror(err));
-  map_ = map;
-  map_bytes_ = bytes;
-  int32_t head[3];
-  std::memcpy(head, map, sizeof(head));
-  // Throwing from here leaks nothing: the destructor does not run, so unmap first.
+  // Throwing from here leaks nothing: the destructor does not run, so close first.
   auto fail = [&](auto&&... parts) {
-    ::munmap(map_, map_bytes_);
-    map_ = nullptr;
+    ::close(fd);
     MODA_FAIL("shard ", path, ": ", parts...);
   };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail("cannot stat: ", std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("not a regular file");
+  const auto bytes = static_cast<size_t>(st.st_size);
+  if (bytes < kShardHeaderBytes)
+    fail("truncated header: file has ", bytes, " bytes, the header alone is ", kShardHeaderBytes);
+  int32_t head[3];
+  if (::pread(fd, head, sizeof(head), 0) != static_cast<ssize_t>(sizeof(head)))
+    fail("cannot read the header: ", std::strerror(errno));
   if (head[0] != kShardMagic)
     fail("bad magic number ", head[0], " at byte offset 0 (expected ", kShardMagic, "; not an llm.c/moda token shard)");
   if (head[1] != 1 && head[1] != 2)
     fail("unsupported version ", head[1], " at byte offset 4 (expected 1 = uint16 or 2 = uint32 tokens)");
   if (head[2] < 0) fail("negative token count ", head[2], " at byte offset 8");
   version_ = head[1];
-  count_ = static_cast<size_t>(head[2]);
-  const size_t expected = kShardHeaderBytes + count_ * (version_ == 1 ? 2 : 4);
+  count_ = static_cast<size_t>(head[2]);  // <= 2^31 - 1, so the byte count below cannot overflow
+  const size_t expected = kShardHeaderBytes + count_ * token_bytes();
   if (bytes < expected)
     fail("truncated: the header (byte offset 8) says ", count_, " tokens, i.e. ", expected, " bytes, but the file has ",
-         bytes, " bytes (data ends at token ", (bytes - kShardHeaderBytes) / (version_ == 1 ? 2 : 4), ")");
+         bytes, " bytes (data ends at token ", (bytes - kShardHeaderBytes) / token_bytes(), ")");
   if (bytes > expected)
     fail("the header (byte offset 8) says ", count_, " tokens, i.e. ", expected, " bytes, but the file has ", bytes,
          " bytes (trailing data after byte offset ", expected, ")");
-  tokens_ = static_cast<const unsigned char*>(map) + kShardHeaderBytes;
+  fd_ = fd;
 }
 
 ShardView::ShardView(ShardView&& o) noexcept { *this = std::move(o); }
 
 ShardView& ShardView::operator=(ShardView&& o) noexcept {
   if (this != &o) {
-    if (map_) ::munmap(map_, map_bytes_);
+    if (fd_ >= 0) ::close(fd_);
     path_ = std::move(o.path_);
-    map_ = o.map_, map_bytes_ = o.map_bytes_, tokens_ = o.tokens_;
-    version_ = o.version_, count_ = o.count_;
-    o.map_ = nullptr, o.tokens_ = nullptr, o.count_ = 0;
+    fd_ = o.fd_, version_ = o.version_, count_ = o.count_;
+    o.fd_ = -1, o.count_ = 0;
   }
   return *this;
 }
 
 ShardView::~ShardView() {
-  if (map_) ::munmap(map_, map_bytes_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
-void ShardView::bad_token(size_t i, size_t vocab_size) const {
-  MODA_FAIL("shard ", path_, ": token id ", (*this)[i], " at index ", i, " (byte offset ", byte_offset(i),
+void ShardView::read_bytes(size_t at, size_t bytes, void* out) const {
+  auto* dst = static_cast<char*>(out);
+  size_t done = 0;
+  while (done < bytes) {
+    ssize_t n = ::pread(fd_, dst + done, bytes - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      struct stat st {};
+      const long long now = ::fstat(fd_, &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+      MODA_FAIL("shard ", path_, ": reading ", bytes, " bytes at byte offset ", at, " failed",
+                n < 0 ? std::string(": ") + std::strerror(err) : std::string(": unexpected end of file"),
+                "; the file now has ", now, " bytes but had ", byte_offset(count_),
+                " when opened (it was truncated or rewritten while in use)");
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+uint32_t ShardView::operator[](size_t i) const {
+  uint32_t v = 0;
+  read(i, 1, &v);
+  return v;
+}
+
+void ShardView::bad_token(size_t i, uint32_t id, size_t vocab_size) const {
+  MODA_FAIL("shard ", path_, ": token id ", id, " at index ", i, " (byte offset ", byte_offset(i),
             ") is not below the vocabulary size ", vocab_size);
 }
 
 template <typename T>
 void ShardView::read(size_t offset, size_t count, T* out, size_t vocab_size) const {
-  MODA_CHECK(offset + count <= count_, "shard ", path_, ": read of tokens [", offset, ", ", offset + count,
-             ") past the end (", count_, " tokens)");
-  for (size_t i = 0; i < count; ++i) {
-    const uint32_t v = (*this)[offset + i];
-    if (vocab_size && v >= vocab_size) bad_token(offset + i, vocab_size);
-    out[i] = static_cast<T>(v);
+  MODA_CHECK(offset <= count_ && count <= count_ - offset, "shard ", path_, ": read of tokens [", offset, ", ",
+             offset + count, ") past the end (", count_, " tokens)");
+  if (count == 0) return;
+  // Read into the front of `out` when its elements are wide enough, else through a buffer; then
+  // widen in place from the back so no element is overwritten before it is read.
+  const size_t tb = token_bytes();
+  std::vector<unsigned char> buffer;
+  unsigned char* raw = reinterpret_cast<unsigned char*>(out);
+  if (sizeof(T) < tb) {
+    buffer.resize(count * tb);
+    raw = buffer.data();
   }
+  read_bytes(byte_offset(offset), count * tb, raw);
+  for (size_t k = count; k-- > 0;) {
+    uint32_t v;
+    if (tb == 2) {
+      uint16_t h;
+      std::memcpy(&h, raw + k * 2, 2);
+      v = h;
+    } else {
+      std::memcpy(&v, raw + k * 4, 4);
+    }
+    out[k] = static_cast<T>(v);
+  }
+  if (vocab_size)  // forward, so the first bad id is the one reported
+    for (size_t k = 0; k < count; ++k)
+      if (static_cast<uint64_t>(out[k]) >= vocab_size) bad_token(offset + k, static_cast<uint32_t>(out[k]), vocab_size);
 }
 
 template void ShardView::read<int32_t>(size_t, size_t, int32_t*, size_t) const;
@@ -144,8 +175,9 @@ template void ShardView::read<int64_t>(size_t, size_t, int64_t*, size_t) const;
 template void ShardView::read<uint32_t>(size_t, size_t, uint32_t*, size_t) const;
 
 void ShardView::validate(size_t vocab_size) const {
-  for (size_t i = 0; i < count_; ++i)
-    if ((*this)[i] >= vocab_size) bad_token(i, vocab_size);
+  std::vector<uint32_t> chunk(1 << 20);
+  for (size_t at = 0; at < count_; at += chunk.size())
+    read(at, std::min(chunk.size(), count_ - at), chunk.data(), vocab_size);
 }
 
 std::string shard_name(const std::string& prefix, const std::string& split, size_t index) {

@@ -41,8 +41,11 @@ class ShardWriter {
   std::vector<uint16_t> narrow_;
 };
 
-// A read-only, memory-mapped shard. The constructor validates the header and the file size and
-// throws moda::Error naming the file and the offending byte offset or field.
+// A read-only shard. The constructor validates the header and the file size and throws
+// moda::Error naming the file and the offending byte offset or field. Tokens are read with
+// pread(), not through a memory map: a shard that shrinks while open (truncated or rewritten by
+// another process) gives an error naming the shard, the offset and the expected size instead
+// of killing the process with SIGBUS.
 class ShardView {
  public:
   explicit ShardView(const std::string& path);
@@ -55,28 +58,26 @@ class ShardView {
   const std::string& path() const { return path_; }
   int version() const { return version_; }
   size_t size() const { return count_; }  // tokens
-  uint32_t operator[](size_t i) const {
-    return version_ == 1 ? reinterpret_cast<const uint16_t*>(tokens_)[i]
-                         : reinterpret_cast<const uint32_t*>(tokens_)[i];
-  }
+  uint32_t operator[](size_t i) const;    // one pread per call: for tests and spot checks
 
   // Copies tokens [offset, offset + count) into `out`; with vocab_size > 0 every id is checked
   // (an id >= vocab_size throws, naming the file, the token index and its byte offset).
   template <typename T>
   void read(size_t offset, size_t count, T* out, size_t vocab_size = 0) const;
 
-  // Checks every id against the vocabulary (a full scan).
+  // Checks every id against the vocabulary (a full scan, in chunks).
   void validate(size_t vocab_size) const;
 
   // Byte offset of token i in the file (for error messages).
-  size_t byte_offset(size_t i) const { return kShardHeaderBytes + i * (version_ == 1 ? 2 : 4); }
+  size_t byte_offset(size_t i) const { return kShardHeaderBytes + i * token_bytes(); }
+  size_t token_bytes() const { return version_ == 1 ? 2 : 4; }
 
  private:
-  [[noreturn]] void bad_token(size_t i, size_t vocab_size) const;
+  [[noreturn]] void bad_token(size_t i, uint32_t id, size_t vocab_size) const;
+  // Reads `bytes` bytes at file offset `at`, or throws naming the shard when the file shrank.
+  void read_bytes(size_t at, size_t bytes, void* out) const;
   std::string path_;
-  void* map_ = nullptr;
-  size_t map_bytes_ = 0;
-  const unsigned char* tokens_ = nullptr;
+  int fd_ = -1;
   int version_ = 0;
   size_t count_ = 0;
 };

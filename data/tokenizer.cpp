@@ -54,10 +54,19 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
   auto where = [&](const std::string& field) { return "tokenizer " + source + ": " + field; };
   Tokenizer t;
   uint32_t max_id = 0;
-  bool any = false;
-  for (auto& [s, id] : spec.vocab) max_id = std::max(max_id, id), any = true;
-  for (auto& a : spec.added_tokens) max_id = std::max(max_id, a.id), any = true;
-  MODA_CHECK(any, where("model.vocab"), ": the vocabulary is empty");
+  std::string max_field = "model.vocab";
+  for (auto& [s, id] : spec.vocab)
+    if (id >= max_id) max_id = id, max_field = "model.vocab[\"" + s + "\"]";
+  for (size_t i = 0; i < spec.added_tokens.size(); ++i)
+    if (spec.added_tokens[i].id >= max_id)
+      max_id = spec.added_tokens[i].id, max_field = "added_tokens[" + std::to_string(i) + "].id";
+  const size_t entries = spec.vocab.size() + spec.added_tokens.size();
+  MODA_CHECK(entries > 0, where("model.vocab"), ": the vocabulary is empty");
+  // The id tables below have max_id + 1 rows: an absurd id in the file must not allocate
+  // gigabytes. Real vocabularies are dense (ids 0..n-1, sometimes a few reserved gaps).
+  MODA_CHECK(max_id < kMaxVocabSize, where(max_field), ": id ", max_id, " is over the limit of ", kMaxVocabSize - 1);
+  MODA_CHECK(max_id < 2 * entries + 1024, where(max_field), ": id ", max_id, " leaves most ids unused (", entries,
+             " tokens in all); ids must be nearly dense, at most 2 x tokens + 1024");
   const size_t n = size_t(max_id) + 1;
   t.id_to_token_.assign(n, "");
   t.id_to_bytes_.assign(n, "");

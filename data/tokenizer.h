@@ -25,6 +25,9 @@
 
 namespace moda::data {
 
+// Largest vocabulary accepted (ids below 2^24; the largest public vocabularies hold ~256k).
+constexpr uint32_t kMaxVocabSize = uint32_t(1) << 24;
+
 struct AddedToken {
   uint32_t id = 0;
   std::string content;

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/json_config.h"
 #include "data/io.h"
 #include "data/tokenizer.h"
 
@@ -10,6 +11,12 @@ namespace moda::data {
 using nlohmann::json;
 
 namespace {
+
+// obj["type"] when it is a string, else "" (json::value() would throw on a non-string type).
+std::string type_of(const json& obj) {
+  if (!obj.is_object() || !obj.contains("type") || !obj["type"].is_string()) return "";
+  return obj["type"].get<std::string>();
+}
 
 struct Reader {
   const std::string& source;
@@ -30,7 +37,7 @@ struct Reader {
   // Accepts a ByteLevel pre_tokenizer, or a Sequence holding exactly one.
   const json& byte_level(const json& pre) const {
     if (!pre.is_object()) fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer, got " + pre.dump());
-    std::string type = pre.value("type", "");
+    std::string type = type_of(pre);
     if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array() &&
         pre["pretokenizers"].size() == 1)
       return byte_level(pre["pretokenizers"][0]);
@@ -43,14 +50,13 @@ struct Reader {
 }  // namespace
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  std::string text = read_file(path, "tokenizer");
-  json j;
+  // Depth- and size-limited, errors name the file (core/json_config.h).
+  json j = parse_json_file(path, "tokenizer");
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    MODA_FAIL("tokenizer ", path, ": not valid JSON (at byte ", e.byte, "): ", e.what());
+    return from_json(j, path);
+  } catch (const json::exception& e) {  // a shape from_json does not check field by field
+    MODA_FAIL("tokenizer ", path, ": unexpected JSON structure: ", json_error_text(e));
   }
-  return from_json(j, path);
 }
 
 Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
@@ -101,7 +107,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& n = j["normalizer"];
     bool empty_sequence =
-        n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].empty();
+        n.is_object() && type_of(n) == "Sequence" && n.contains("normalizers") && n["normalizers"].empty();
     if (!empty_sequence) r.fail("normalizer", n.dump().substr(0, 80) + " is not supported (only null)");
   }
   if (!j.contains("pre_tokenizer")) r.fail("pre_tokenizer", "missing (a ByteLevel one is needed)");
@@ -109,7 +115,7 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
   spec.add_prefix_space = r.get_bool(bl, "add_prefix_space", "pre_tokenizer", false);
   spec.use_regex = r.get_bool(bl, "use_regex", "pre_tokenizer", true);
   if (j.contains("decoder") && !j["decoder"].is_null() &&
-      !(j["decoder"].is_object() && j["decoder"].value("type", "") == "ByteLevel"))
+      !(j["decoder"].is_object() && type_of(j["decoder"]) == "ByteLevel"))
     r.fail("decoder", j["decoder"].dump().substr(0, 80) + " is not supported (only ByteLevel)");
   // post_processor, truncation and padding only matter for add_special_tokens / batching in the
   // Hugging Face API; encode() here equals encode(text, add_special_tokens=False), so they are

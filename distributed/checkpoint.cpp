@@ -1,38 +1,86 @@
 #include "distributed/checkpoint.h"
 
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <vector>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_config.h"
 
 namespace moda {
 namespace fs = std::filesystem;
 
+static constexpr const char* kManifest = "manifest.json";
+static constexpr const char* kManifestFormat = "moda.checkpoint/1";
+static const char* const kFiles[] = {"model.safetensors", "optimizer.safetensors", "state.json"};
+
 static std::string step_name(int64_t step) { return "step-" + std::to_string(step); }
 
-static void prune(const fs::path& root, int keep) {
-  if (keep <= 0) return;
+std::string sha256_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  MODA_CHECK(f, "cannot open '", path, "' to compute its SHA-256: ", std::strerror(errno));
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(f, std::fclose);
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  MODA_CHECK(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1, "OpenSSL: cannot start SHA-256");
+  std::vector<unsigned char> buf(1 << 20);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    MODA_CHECK(EVP_DigestUpdate(ctx.get(), buf.data(), n) == 1, "OpenSSL: SHA-256 update failed");
+  MODA_CHECK(!std::ferror(f), "error reading '", path, "' to compute its SHA-256");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  MODA_CHECK(EVP_DigestFinal_ex(ctx.get(), digest, &len) == 1, "OpenSSL: SHA-256 final failed");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += {hex[digest[i] >> 4], hex[digest[i] & 15]};
+  return out;
+}
+
+// Step folders "step-N" under root (temporaries such as step-N.tmp.PID excluded), by step.
+static std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& root) {
   std::vector<std::pair<int64_t, fs::path>> steps;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return steps;
   for (auto& e : fs::directory_iterator(root)) {
     std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("step-", 0) != 0 || n.find('.') != std::string::npos) continue;
-    try {
-      steps.emplace_back(std::stoll(n.substr(5)), e.path());
-    } catch (const std::exception&) {
-    }
+    if (!e.is_directory() || n.rfind("step-", 0) != 0 || n.size() == 5 || n.size() > 5 + 18 ||
+        n.find_first_not_of("0123456789", 5) != std::string::npos)
+      continue;
+    steps.emplace_back(std::stoll(n.substr(5)), e.path());
   }
   std::sort(steps.begin(), steps.end());
-  for (size_t i = 0; i + keep < steps.size(); ++i) fs::remove_all(steps[i].second);
+  return steps;
+}
+
+// Keeps `just_written` and the newest keep - 1 other step folders; never touches `latest`,
+// which already names `just_written`.
+static void prune(const fs::path& root, int keep, const fs::path& just_written) {
+  if (keep <= 0) return;
+  auto steps = step_folders(root);
+  std::erase_if(steps, [&](const auto& s) { return s.second.filename() == just_written.filename(); });
+  const size_t others = static_cast<size_t>(keep - 1);
+  for (size_t i = 0; i + others < steps.size(); ++i) fs::remove_all(steps[i].second);
+}
+
+static void log_cleanup(const fs::path& root) {
+  for (const auto& action : remove_stale_temporaries(root.string()))
+    spdlog::warn("checkpoints: {} (left by an interrupted save)", action);
 }
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep) {
   fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
+  log_cleanup(root);
   fs::path final_dir = root / step_name(step);
   fs::path tmp = root / (step_name(step) + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(tmp);
@@ -42,6 +90,13 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
                      {{"format", "moda"}, {"step", std::to_string(step)}});
     save_safetensors((tmp / "optimizer.safetensors").string(), ckpt.optimizer);
     write_file_atomically((tmp / "state.json").string(), [&](std::ostream& out) { out << ckpt.state.dump(2) << "\n"; });
+    // The manifest is written last: its presence marks the folder complete.
+    nlohmann::json manifest = {{"format", kManifestFormat}, {"step", step}, {"files", nlohmann::json::object()}};
+    for (const char* name : kFiles) {
+      fs::path p = tmp / name;
+      manifest["files"][name] = {{"bytes", fs::file_size(p)}, {"sha256", sha256_file(p.string())}};
+    }
+    write_file_atomically((tmp / kManifest).string(), [&](std::ostream& out) { out << manifest.dump(2) << "\n"; });
     if (fs::exists(final_dir)) {  // re-saving a step (e.g. after a resume): swap, then drop the old one
       fs::path old = root / (step_name(step) + ".old." + std::to_string(::getpid()));
       rename_atomically(final_dir.string(), old.string());
@@ -55,23 +110,80 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
     throw;
   }
   write_file_atomically((root / "latest").string(), [&](std::ostream& out) { out << step_name(step) << "\n"; });
-  prune(root, keep);
+  prune(root, keep, final_dir);
   return final_dir.string();
 }
 
+// The manifest of `dir` with its shape checked; errors name the manifest and the field.
+static nlohmann::json read_manifest(const fs::path& dir) {
+  fs::path path = dir / kManifest;
+  nlohmann::json m = parse_json_file(path.string(), "checkpoint manifest");
+  const std::string where = path.string();
+  MODA_CHECK(m.is_object() && m.contains("format") && m["format"].is_string(), where, ": missing field 'format'");
+  MODA_CHECK(m["format"].get<std::string>() == kManifestFormat, where, ": format ", json_excerpt(m["format"]),
+             " is not ", kManifestFormat);
+  MODA_CHECK(m.contains("files") && m["files"].is_object(), where, ": field 'files' is missing or not an object");
+  for (const char* name : kFiles) {
+    MODA_CHECK(m["files"].contains(name), where, ": files: no entry for '", name, "'");
+    const auto& e = m["files"][name];
+    MODA_CHECK(e.is_object() && e.contains("bytes") && e["bytes"].is_number_unsigned(), where, ": files.", name,
+               ".bytes: missing or not a non-negative integer");
+    MODA_CHECK(e.contains("sha256") && e["sha256"].is_string() && e["sha256"].get<std::string>().size() == 64, where,
+               ": files.", name, ".sha256: missing or not 64 hex digits");
+  }
+  return m;
+}
+
+std::string checkpoint_incomplete_reason(const std::string& dir_str) {
+  fs::path dir(dir_str);
+  if (!fs::exists(dir / kManifest)) return "no " + std::string(kManifest) + " (the save did not finish)";
+  nlohmann::json m;
+  try {
+    m = read_manifest(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  for (const char* name : kFiles) {
+    fs::path p = dir / name;
+    std::error_code ec;
+    uint64_t have = fs::file_size(p, ec);
+    if (ec) return p.string() + " is missing";
+    uint64_t want = m["files"][name]["bytes"].get<uint64_t>();
+    if (have != want)
+      return p.string() + " has " + std::to_string(have) + " bytes, the manifest says " + std::to_string(want);
+  }
+  return "";
+}
+
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
-  fs::path pointer = fs::path(run_dir) / "checkpoints" / "latest";
-  if (!fs::exists(pointer)) return std::nullopt;
+  fs::path root = fs::path(run_dir) / "checkpoints";
+  log_cleanup(root);
+  fs::path pointer = root / "latest";
+  if (!fs::exists(pointer)) {
+    auto steps = step_folders(root);
+    if (steps.empty()) return std::nullopt;
+    std::string reasons;
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+      std::string why = checkpoint_incomplete_reason(it->second.string());
+      if (why.empty()) {
+        spdlog::warn("{} is missing: using the newest complete checkpoint {}", pointer.string(), it->second.string());
+        return it->second.string();
+      }
+      reasons += "\n  " + it->second.filename().string() + ": " + why;
+    }
+    MODA_FAIL(root.string(), " holds step folders but no 'latest' pointer and no complete checkpoint:", reasons,
+              "\nremove these folders or use another run folder");
+  }
   std::ifstream in(pointer);
   std::string name;
   std::getline(in, name);
-  fs::path dir = fs::path(run_dir) / "checkpoints" / name;
-  MODA_CHECK(!name.empty() && fs::is_directory(dir), pointer.string(), " names '", name,
-             "', which is not a checkpoint folder");
+  fs::path dir = root / name;
+  MODA_CHECK(!name.empty() && name.find('/') == std::string::npos && fs::is_directory(dir), pointer.string(),
+             " names '", name, "', which is not a checkpoint folder");
   return dir.string();
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer) {
+LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer, bool verify) {
   MODA_CHECK(fs::exists(path), "checkpoint path '", path, "' does not exist");
   std::string dir = path;
   if (!fs::exists(fs::path(path) / "model.safetensors")) {
@@ -80,18 +192,26 @@ LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer) {
                "with checkpoints/latest");
     dir = *latest;
   }
+  if (verify || fs::exists(fs::path(dir) / kManifest)) {
+    std::string why = checkpoint_incomplete_reason(dir);
+    MODA_CHECK(why.empty(), "checkpoint ", dir, " is not complete: ", why,
+               verify ? " (a checkpoint written before checksums existed loads with verification off)" : "");
+  }
+  if (verify) {
+    nlohmann::json m = read_manifest(dir);
+    for (const char* name : kFiles) {
+      if (!with_optimizer && std::string(name) == "optimizer.safetensors") continue;
+      fs::path p = fs::path(dir) / name;
+      std::string want = m["files"][name]["sha256"].get<std::string>(), have = sha256_file(p.string());
+      MODA_CHECK(have == want, p.string(), ": SHA-256 ", have, " does not match ", want,
+                 " recorded in manifest.json: the file is corrupt (changed after it was saved)");
+    }
+  }
   LoadedCheckpoint out;
   out.dir = dir;
   out.model = load_safetensors((fs::path(dir) / "model.safetensors").string());
   if (with_optimizer) out.optimizer = load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
-  fs::path state = fs::path(dir) / "state.json";
-  std::ifstream in(state);
-  MODA_CHECK(in, "cannot open '", state.string(), "'");
-  try {
-    out.state = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    MODA_FAIL(state.string(), ": not valid JSON: ", e.what());
-  }
+  out.state = parse_json_file((fs::path(dir) / "state.json").string(), "checkpoint state");
   return out;
 }
 

@@ -6,7 +6,12 @@
 //   <run>/checkpoints/step-N/model.safetensors      weights (fp32), names as the model's state dict
 //   <run>/checkpoints/step-N/optimizer.safetensors  AdamW moments (+ fp32 masters), "__step__"
 //   <run>/checkpoints/step-N/state.json             trainer state (step, tokens, loader, config)
+//   <run>/checkpoints/step-N/manifest.json          written last: size and SHA-256 of each file above
 //   <run>/checkpoints/latest                        "step-N\n"
+//
+// A checkpoint is COMPLETE when its manifest.json parses and every file it lists exists with the
+// listed size; loading also compares SHA-256 sums (verify = true, the default), so flipped bytes
+// give an error naming the file instead of a model of garbage.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -22,7 +27,8 @@ struct Checkpoint {
 };
 
 // Writes checkpoint `step` into run_dir and points `latest` at it; keeps the newest `keep` step
-// folders (0 keeps all). Returns the checkpoint folder.
+// folders (0 keeps all) and never removes the one just written. Leftovers of interrupted saves
+// (remove_stale_temporaries) are cleaned first. Returns the checkpoint folder.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep = 0);
 
 struct LoadedCheckpoint {
@@ -32,10 +38,21 @@ struct LoadedCheckpoint {
 };
 
 // `path` is a run folder (its latest checkpoint) or one checkpoint folder. Errors name what is
-// missing or malformed.
-LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer = true);
+// missing or malformed. verify = false skips the SHA-256 comparison (sizes are still checked)
+// and accepts checkpoints without manifest.json (written before checksums existed).
+LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer = true, bool verify = true);
 
-// The latest complete checkpoint folder of a run, if any.
+// The latest checkpoint folder of a run, if any: the one `latest` names. Without `latest` but
+// with step folders (pointer deleted by hand, or lost), the newest COMPLETE step folder is
+// returned (a warning is logged); if none is complete the run folder is refused with an error.
+// A `latest` naming a missing or incomplete folder is an error. Cleans stale temporaries first.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+
+// Empty when `dir` is a complete checkpoint, else why not ("no manifest.json", "...has 10 bytes,
+// the manifest says 20"). Checks sizes only, no checksums.
+std::string checkpoint_incomplete_reason(const std::string& dir);
+
+// The SHA-256 of a file as 64 lowercase hex digits (OpenSSL libcrypto).
+std::string sha256_file(const std::string& path);
 
 }  // namespace moda

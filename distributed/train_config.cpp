@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json_config.h"
+#include "data/loader.h"
 
 namespace moda {
 
@@ -50,6 +51,8 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   }
   c.data.seq_len = data.get<int64_t>("seq_len", c.data.seq_len);
   data.check(c.data.seq_len >= 1, "seq_len", c.data.seq_len, "must be >= 1");
+  data.check(c.data.seq_len <= data::kMaxLoaderSeqLen, "seq_len", c.data.seq_len,
+             "must be <= " + std::to_string(data::kMaxLoaderSeqLen));
   data.finish();
 
   nlohmann::json optim_json = top.get<nlohmann::json>("optim", nlohmann::json::object());
@@ -97,6 +100,9 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   t.check(tc.log_every >= 1, "log_every", tc.log_every, "must be >= 1");
   t.check(tc.device == "auto" || tc.device == "cpu" || tc.device.rfind("cuda", 0) == 0, "device", tc.device,
           "must be auto, cpu, cuda or cuda:N");
+  // Checked before anything is allocated: micro_batch x seq_len tokens are allocated per step.
+  t.check(tc.micro_batch <= data::kMaxLoaderBatchTokens / c.data.seq_len, "micro_batch", tc.micro_batch,
+          "micro_batch x data.seq_len must be <= " + std::to_string(data::kMaxLoaderBatchTokens) + " tokens");
   t.finish();
   top.finish();
 
@@ -122,12 +128,14 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
-  nlohmann::json doc = read_json_file(path);
+  nlohmann::json doc = read_json_file(path);  // depth- and size-limited
   for (const auto& o : overrides) apply_override(doc, o);
   try {
     return train_config_from_json(doc);
   } catch (const Error& e) {
     MODA_FAIL(path, ": ", e.what());
+  } catch (const nlohmann::json::exception& e) {  // a reader that skipped a type check: still our words
+    MODA_FAIL(path, ": a field has an unexpected type or shape: ", json_error_text(e));
   }
 }
 
