@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_config.h"
 
 namespace moda {
 namespace fs = std::filesystem;
@@ -22,7 +23,7 @@ void MetricsWriter::drop_after(int64_t step) {
   std::string kept, line;
   while (std::getline(in, line)) {
     try {
-      if (nlohmann::json::parse(line).value("step", int64_t(0)) > step) continue;
+      if (parse_json_text(line, path_).value("step", int64_t(0)) > step) continue;
     } catch (const std::exception&) {
       continue;  // a line cut short by the interruption
     }

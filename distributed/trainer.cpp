@@ -9,6 +9,7 @@
 #include "core/allocator.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_config.h"
 #include "distributed/checkpoint.h"
 #include "distributed/resume_check.h"
 #include "distributed/stop_signal.h"
@@ -103,12 +104,13 @@ void Trainer::start_or_resume() {
   if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
   if (opts_.resume && latest) {
     LoadedCheckpoint ck = load_checkpoint(opts_.run_dir);
-    check_resume_config(ck.state.at("config"), cfg_.resolved, ck.dir);
+    FieldReader state(ck.state, ck.dir + "/state.json");
+    check_resume_config(state.raw("config"), cfg_.resolved, ck.dir);
     model_->load_state_dict(ck.model.tensors);
     optimizer_.load_state(ck.optimizer);
-    loader_.load_state(ck.state.at("loader"));
-    step_ = ck.state.at("step").get<int64_t>();
-    tokens_seen_ = ck.state.at("tokens").get<int64_t>();
+    loader_.load_state(state.raw("loader"));
+    step_ = state.require<int64_t>("step");
+    tokens_seen_ = state.require<int64_t>("tokens");
     last_saved_step_ = step_;
     spdlog::info("resumed from {} at step {}", ck.dir, step_);
     metrics_.drop_after(step_);
