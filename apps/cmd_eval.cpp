@@ -1,4 +1,4 @@
-// moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T]
+// moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T] [--no-verify]
 #include <cstdio>
 
 #include "apps/args.h"
@@ -14,7 +14,7 @@
 namespace moda::app {
 
 static int run_eval(const std::vector<std::string>& argv) {
-  Args args(argv, {"checkpoint", "data", "device", "batch", "seq-len"}, {"json"});
+  Args args(argv, {"checkpoint", "data", "device", "batch", "seq-len"}, {"json", "no-verify"});
   // The command line is checked whole before the checkpoint (slow, and a runtime error) is read.
   const std::string checkpoint = args.get("checkpoint");
   MODA_USAGE_CHECK(args.has("data"), "give at least one --data NAME=SHARDS");
@@ -36,7 +36,7 @@ static int run_eval(const std::vector<std::string>& argv) {
     list.insert(list.end(), files.begin(), files.end());
   }
 
-  LoadedCheckpoint ck = load_checkpoint(checkpoint, /*with_optimizer=*/false);
+  LoadedCheckpoint ck = load_checkpoint(checkpoint, /*with_optimizer=*/false, /*verify=*/!args.has("no-verify"));
   const nlohmann::json& config = ck.state.at("config");
   nn::ModelConfig model_cfg = nn::model_config_from_json(config.at("model"));
   const int64_t seq_len = seq_len_flag > 0 ? seq_len_flag : config.at("data").value("seq_len", int64_t(256));
@@ -55,7 +55,7 @@ static int run_eval(const std::vector<std::string>& argv) {
 }
 
 constexpr const char* kEvalUsage =
-    R"(usage: moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T]
+    R"(usage: moda eval --checkpoint DIR --data NAME=SHARDS... [--json] [--device D] [--batch N] [--seq-len T] [--no-verify]
   Validation loss and perplexity of a checkpoint on named sets (token-weighted average).
   --checkpoint DIR    a run folder (its latest checkpoint) or a checkpoints/step-N folder
   --data NAME=SHARDS  a named set: a shard path or glob; repeatable
@@ -63,6 +63,7 @@ constexpr const char* kEvalUsage =
   --device D          auto (default: GPU if present), cpu, cuda, cuda:N
   --batch N           sequences per forward (default 8)
   --seq-len T         sequence length (default: the checkpoint's data.seq_len)
+  --no-verify         skip the SHA-256 check of the checkpoint's files (sizes are still checked)
 )";
 
 MODA_COMMAND("eval", "validation loss/perplexity: --checkpoint DIR --data NAME=SHARDS... [--json]", kEvalUsage,
