@@ -55,7 +55,7 @@ void check_eval_sets(const std::map<std::string, std::vector<std::string>>& sets
 }
 
 EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::vector<std::string>>& sets,
-                    int64_t seq_len, int64_t batch, int64_t max_batches, Device device) {
+                    int64_t seq_len, int64_t batch, int64_t max_batches, Device device, Communicator* comm) {
   NoGradGuard no_grad;
   EvalReport report;
   double total_loss = 0;
@@ -66,6 +66,7 @@ EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::v
     opts.batch_size = batch;
     opts.seq_len = seq_len;
     opts.vocab_size = static_cast<size_t>(model.config().vocab_size);
+    if (comm) opts.rank = comm->rank(), opts.world_size = comm->world_size();
     data::EvalLoader loader(opts);
     double set_loss = 0;
     int64_t set_tokens = 0, batches = 0, count = 0;
@@ -77,6 +78,12 @@ EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::v
       double mean = model.forward(ids, tgt).item();
       set_loss += mean * static_cast<double>(count);
       set_tokens += count;
+    }
+    if (comm && comm->world_size() > 1) {  // every rank saw the same number of batches
+      Tensor sums = Tensor::from_vector(std::vector<double>{set_loss, static_cast<double>(set_tokens)}, {2});
+      comm->all_reduce_sum(sums);
+      set_loss = sums.data<double>()[0];
+      set_tokens = static_cast<int64_t>(sums.data<double>()[1]);
     }
     MODA_CHECK(set_tokens > 0, "evaluation set '", name, "' has no tokens to predict (shards shorter than 2 tokens?)");
     report.sets[name] = {set_loss / static_cast<double>(set_tokens), set_tokens};

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "distributed/comm/communicator.h"
 
 namespace moda {
 namespace nn {
@@ -32,7 +33,9 @@ void check_eval_sets(const std::map<std::string, std::vector<std::string>>& sets
                      int64_t vocab_size);
 
 // `max_batches` > 0 caps each set (used for quick evaluations during training); 0 = whole sets.
+// With a communicator of N ranks, each rank evaluates every N-th window and the sums are
+// all-reduced: every rank returns the same report.
 EvalReport evaluate(nn::LanguageModel& model, const std::map<std::string, std::vector<std::string>>& sets,
-                    int64_t seq_len, int64_t batch, int64_t max_batches, Device device);
+                    int64_t seq_len, int64_t batch, int64_t max_batches, Device device, Communicator* comm = nullptr);
 
 }  // namespace moda

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/json_config.h"
 #include "distributed/checkpoint.h"
+#include "distributed/rank_agreement.h"
 #include "distributed/resume_check.h"
 #include "distributed/stop_signal.h"
 
@@ -39,6 +40,15 @@ const std::string& required_run_dir(const TrainOptions& options) {
   return options.run_dir;
 }
 
+// Each rank runs global_batch / N sequences per step in micro-batches of train.micro_batch.
+int64_t per_rank_accumulation(const TrainConfig& cfg, int world) {
+  const int64_t per_rank = cfg.train.global_batch / world;
+  MODA_CHECK(cfg.train.global_batch % world == 0 && per_rank % cfg.train.micro_batch == 0, "train.global_batch (",
+             cfg.train.global_batch, ") must split into ", world, " ranks x whole micro-batches of train.micro_batch (",
+             cfg.train.micro_batch, ")");
+  return per_rank / cfg.train.micro_batch;
+}
+
 std::string checkpoint_or_none(const std::string& run_dir) { return latest_checkpoint(run_dir).value_or("(none yet)"); }
 
 }  // namespace
@@ -47,14 +57,16 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
     : cfg_(config),
       opts_(options),
       comm_(std::move(comm)),
-      lock_(required_run_dir(options)),
+      accumulation_(per_rank_accumulation(config, comm_->world_size())),
       device_(resolve_device(config.train.device)),
       dtype_(device_.is_cuda() ? DType::BF16 : DType::F32),
       model_(make_model()),
       optimizer_(make_optimizer()),
       schedule_{cfg_.optim.lr, cfg_.optim.min_lr, cfg_.optim.warmup_steps, cfg_.train.steps},
       loader_(make_loader()),
-      metrics_(opts_.run_dir) {
+      metrics_(required_run_dir(opts_)) {
+  if (is_main_rank()) lock_.emplace(opts_.run_dir);
+  check_same_config_on_every_rank(*comm_, cfg_.resolved);
   // Every validation set is read once now, so a bad one fails before training, not after it.
   check_eval_sets(cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch, cfg_.model.vocab_size);
   const Shape batch{cfg_.train.micro_batch, cfg_.data.seq_len};
@@ -65,11 +77,13 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
 }
 
 std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
+  // Every rank draws the same initial weights from the seed (device-independent Philox).
   spdlog::info("device {}, compute dtype {}", device_.str(), dtype_name(dtype_));
   return std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
 }
 
-nn::AdamW Trainer::make_optimizer() const {
+std::unique_ptr<nn::AdamW> Trainer::make_optimizer() const {
+  if (comm_->world_size() > 1) return nullptr;  // shard_model() builds the sharded one
   std::vector<nn::OptimParam> params;
   for (const auto& p : model_->parameters()) params.push_back({p.name, p.tensor, p.decay});
   AdamWParams hyper;
@@ -77,7 +91,7 @@ nn::AdamW Trainer::make_optimizer() const {
   hyper.beta2 = cfg_.optim.beta2;
   hyper.eps = cfg_.optim.eps;
   hyper.weight_decay = cfg_.optim.weight_decay;
-  return nn::AdamW(params, hyper);
+  return std::make_unique<nn::AdamW>(params, hyper);
 }
 
 data::TrainLoader Trainer::make_loader() const {
@@ -93,8 +107,21 @@ data::TrainLoader Trainer::make_loader() const {
 }
 
 void Trainer::shard_model() {
-  MODA_CHECK(comm_->world_size() == 1, "train: the ", comm_->backend(), " communicator has ", comm_->world_size(),
-             " ranks, but this trainer shards over one rank only (the FSDP trainer is docs/distributed.md's)");
+  const int world = comm_->world_size();
+  if (world == 1) return;  // a world of one keeps the model whole
+  MODA_CHECK(device_.is_cpu(), "train: ", world, " ranks on ", device_.str(),
+             " need the NCCL communicator, which is not built yet; multi-rank training runs on CPU (MPI) for now");
+  MODA_CHECK(cfg_.train.checkpoint_every == 0 && !opts_.resume && opts_.stop_after == 0,
+             "train: sharded checkpoints are not written yet, so a run of ", world,
+             " ranks takes no train.checkpoint_every, --resume or --stop-after (docs/distributed.md)");
+  AdamWParams hyper;
+  hyper.beta1 = cfg_.optim.beta1;
+  hyper.beta2 = cfg_.optim.beta2;
+  hyper.eps = cfg_.optim.eps;
+  hyper.weight_decay = cfg_.optim.weight_decay;
+  sharded_ = std::make_unique<ShardedOptimizer>(*model_, *comm_, hyper);
+  spdlog::info("sharded optimiser state over {} ranks: {:.2f} MiB per rank (unsharded {:.2f} MiB)", world,
+               sharded_->shard_state_bytes() / 1048576.0, sharded_->unsharded_state_bytes() / 1048576.0);
 }
 
 void Trainer::start_or_resume() {
@@ -102,19 +129,19 @@ void Trainer::start_or_resume() {
   MODA_CHECK(opts_.resume || !latest, "run folder '", opts_.run_dir, "' already holds checkpoints (", *latest,
              "); pass --resume to continue it or choose another --run-dir");
   if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
-  if (opts_.resume && latest) {
+  if (opts_.resume && latest) {  // one rank (shard_model refuses --resume for more)
     LoadedCheckpoint ck = load_checkpoint(opts_.run_dir);
     FieldReader state(ck.state, ck.dir + "/state.json");
     check_resume_config(state.raw("config"), cfg_.resolved, ck.dir);
     model_->load_state_dict(ck.model.tensors);
-    optimizer_.load_state(ck.optimizer);
+    optimizer_->load_state(ck.optimizer);
     loader_.load_state(state.raw("loader"));
     step_ = state.require<int64_t>("step");
     tokens_seen_ = state.require<int64_t>("tokens");
     last_saved_step_ = step_;
     spdlog::info("resumed from {} at step {}", ck.dir, step_);
     metrics_.drop_after(step_);
-  } else {
+  } else if (is_main_rank()) {
     write_file_atomically((fs::path(opts_.run_dir) / "config.json").string(),
                           [&](std::ostream& out) { out << cfg_.resolved.dump(2) << "\n"; });
     metrics_.start_new();
@@ -127,7 +154,9 @@ void Trainer::start_or_resume() {
 }
 
 double Trainer::train_step() {
-  const int64_t accum = cfg_.accumulation_steps();
+  const int64_t accum = accumulation_;
+  // Each rank's gradient is its share of the global mean: the sum over ranks is the mean.
+  const double seed = 1.0 / static_cast<double>(accum * comm_->world_size());
   model_->zero_grad();
   double loss_sum = 0;
   for (int64_t micro = 0; micro < accum; ++micro) {
@@ -137,17 +166,35 @@ double Trainer::train_step() {
     MODA_CHECK(std::isfinite(value), "non-finite loss (", value, ") at step ", step_, ", micro-batch ", micro,
                "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
     loss_sum += value / static_cast<double>(accum);
-    loss.backward(Tensor::full({1}, 1.0 / static_cast<double>(accum), loss.dtype(), device_));
+    loss.backward(Tensor::full({1}, seed, loss.dtype(), device_));
   }
-  last_grad_norm_ = optimizer_.grad_norm();
+  if (sharded_) sharded_->reduce_gradients();
+  last_grad_norm_ = sharded_ ? sharded_->grad_norm() : optimizer_->grad_norm();
   MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
              "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
   const double clip = cfg_.optim.grad_clip > 0 ? nn::clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
-  optimizer_.step(schedule_.at(step_), clip);
+  if (sharded_)
+    sharded_->step(schedule_.at(step_), clip);
+  else
+    optimizer_->step(schedule_.at(step_), clip);
   const int64_t tokens = cfg_.train.global_batch * cfg_.data.seq_len;
   tokens_seen_ += tokens;
   throughput_.add_tokens(tokens);
-  return loss_sum;
+  return mean_over_ranks(loss_sum);
+}
+
+double Trainer::mean_over_ranks(double value) const {
+  if (comm_->world_size() == 1) return value;
+  Tensor t = Tensor::full({1}, value, DType::F64);
+  comm_->all_reduce_sum(t);
+  return t.item() / comm_->world_size();
+}
+
+bool Trainer::any_rank_stopping(bool local) const {
+  if (comm_->world_size() == 1) return local;
+  Tensor t = Tensor::full({1}, local ? 1.0 : 0.0, DType::F64);  // every rank stops at the same step
+  comm_->all_reduce_sum(t);
+  return t.item() > 0;
 }
 
 void Trainer::log_step(double loss, double grad_norm, double lr) {
@@ -171,7 +218,7 @@ void Trainer::log_step(double loss, double grad_norm, double lr) {
     extra = fmt::format(" | mfu {:.1f}% | {:.1f} GiB", 100 * rec["mfu"].get<double>(),
                         rec["peak_reserved_gib"].get<double>());
   }
-  metrics_.append(rec);
+  if (is_main_rank()) metrics_.append(rec);
   const double done = static_cast<double>(step_ - start_step_);
   const double eta = done > 0 ? elapsed_seconds_ / done * static_cast<double>(cfg_.train.steps - step_) : 0;
   spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | eta {}", step_,
@@ -192,16 +239,16 @@ bool Trainer::maybe_eval(bool last) {
   EvalReport r;
   try {
     r = evaluate(*model_, cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch,
-                 last ? 0 : cfg_.train.eval_max_batches, device_);
+                 last ? 0 : cfg_.train.eval_max_batches, device_, comm_.get());
   } catch (const std::exception& e) {
     // An evaluation that fails (a set changed on disk, out of memory) must not cost the training
     // state: save it, then report the failure.
-    if (last_saved_step_ != step_) save();
+    if (last_saved_step_ != step_ && !sharded_) save();
     throw Error(std::string(e.what()) + "\n(evaluation at step " + std::to_string(step_) +
                 " failed; the training state was saved in " + checkpoint_or_none(opts_.run_dir) + ")");
   }
   if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
-  metrics_.append({{"step", step_}, {"eval", r.to_json()}});
+  if (is_main_rank()) metrics_.append({{"step", step_}, {"eval", r.to_json()}});
   spdlog::info("eval at step {}: average loss {:.4f}, perplexity {:.3f}", step_, r.average.loss, r.average.ppl());
   summary_.eval = r;
   return true;
@@ -209,13 +256,19 @@ bool Trainer::maybe_eval(bool last) {
 
 void Trainer::maybe_checkpoint(bool last, bool stopping) {
   const bool due = cfg_.train.checkpoint_every > 0 && step_ % cfg_.train.checkpoint_every == 0;
-  if ((due || last || stopping) && last_saved_step_ != step_) save();
+  if (!(due || last || stopping) || last_saved_step_ == step_) return;
+  if (sharded_) {
+    if (is_main_rank())
+      spdlog::warn("no checkpoint at step {}: sharded checkpoints are not written yet (docs/distributed.md)", step_);
+    return;
+  }
+  save();
 }
 
 void Trainer::save() {
   Checkpoint ck;
   for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
-  ck.optimizer = optimizer_.state();
+  ck.optimizer = optimizer_->state();
   ck.state = {{"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
   const std::string dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
   last_saved_step_ = step_;
@@ -231,7 +284,8 @@ TrainSummary Trainer::fit() {
     summary_.last_loss = train_step();
     elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const bool last = step_ == cfg_.train.steps;
-    const bool stopping = (opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested();
+    const bool stopping =
+        any_rank_stopping((opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested());
     if (step_ % cfg_.train.log_every == 0 || last || stopping) log_step(summary_.last_loss, last_grad_norm_, lr);
     throughput_.pause();  // evaluation and checkpoints are not training throughput
     // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
@@ -257,6 +311,8 @@ TrainSummary Trainer::fit() {
   return summary_;
 }
 
-TrainSummary train(const TrainConfig& config, const TrainOptions& options) { return Trainer(config, options).fit(); }
+TrainSummary train(const TrainConfig& config, const TrainOptions& options, std::unique_ptr<Communicator> comm) {
+  return Trainer(config, options, std::move(comm)).fit();
+}
 
 }  // namespace moda

@@ -1,7 +1,10 @@
 #pragma once
 // The trainer, built like torchtitan's: the constructor builds the parts (model, optimiser, loader,
 // communicator) and shards the model; fit() runs train_step() and, between steps, maybe_eval()
-// and maybe_checkpoint(). One device today; shard_model() is where the FSDP wrapper plugs in.
+// and maybe_checkpoint(). With a communicator of N > 1 ranks (mpirun), shard_model() shards the
+// optimiser state over the ranks (distributed/sharded_optimizer.h); the global batch is split
+// evenly, so the losses equal a one-rank run's to float rounding. Rank 0 alone writes the run
+// folder (config, metrics, lock) and logs.
 //
 // The run folder is a contract other tools build on (docs/training.md):
 //   <run>/config.json      the resolved config
@@ -17,6 +20,7 @@
 #include "distributed/evaluate.h"
 #include "distributed/metrics.h"
 #include "distributed/run_lock.h"
+#include "distributed/sharded_optimizer.h"
 #include "distributed/train_config.h"
 #include "nn/language_model.h"
 #include "nn/lr_schedule.h"
@@ -51,7 +55,7 @@ class Trainer {
 
  private:
   std::unique_ptr<nn::LanguageModel> make_model() const;
-  nn::AdamW make_optimizer() const;
+  std::unique_ptr<nn::AdamW> make_optimizer() const;
   data::TrainLoader make_loader() const;
   void shard_model();  // a world of one keeps the model whole
   void start_or_resume();
@@ -62,15 +66,20 @@ class Trainer {
   void maybe_checkpoint(bool last, bool stopping);
   void save();
   void track_memory();
+  bool any_rank_stopping(bool local) const;
+  double mean_over_ranks(double value) const;
+  bool is_main_rank() const { return comm_->rank() == 0; }
 
   TrainConfig cfg_;
   TrainOptions opts_;
   std::unique_ptr<Communicator> comm_;
-  RunFolderLock lock_;
+  std::optional<RunFolderLock> lock_;  // rank 0 only
+  int64_t accumulation_ = 1;           // micro-batches per rank per step
   Device device_;
   DType dtype_;
   std::unique_ptr<nn::LanguageModel> model_;
-  nn::AdamW optimizer_;
+  std::unique_ptr<nn::AdamW> optimizer_;       // one rank: plain AdamW
+  std::unique_ptr<ShardedOptimizer> sharded_;  // N > 1 ranks: sharded state
   nn::LrSchedule schedule_;
   data::TrainLoader loader_;
   MetricsWriter metrics_;
@@ -84,7 +93,8 @@ class Trainer {
 };
 
 // Builds a Trainer and runs it.
-TrainSummary train(const TrainConfig& config, const TrainOptions& options);
+TrainSummary train(const TrainConfig& config, const TrainOptions& options,
+                   std::unique_ptr<Communicator> comm = make_single_process_communicator());
 
 // "auto" -> cuda:0 when a GPU is present, else cpu.
 Device resolve_device(const std::string& spec);
