@@ -206,7 +206,9 @@ void Trainer::log_step(double loss, double grad_norm, double lr) {
                         {"grad_norm", grad_norm},
                         {"tokens", tokens_seen_},
                         {"tokens_per_s", tps},
-                        {"world_size", comm_->world_size()}};
+                        {"world_size", comm_->world_size()},
+                        {"sharding", sharded_ ? "optimizer_state" : "none"}};
+  if (sharded_) rec["optimizer_state_mib_per_rank"] = sharded_->shard_state_bytes() / 1048576.0;
   std::string extra;
   if (device_.is_cuda()) {
     track_memory();
