@@ -18,31 +18,15 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "distributed/train_config.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace moda;
 
+using moda::testing::error_of;
+using moda::testing::TempDir;
+
 namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("moda_bad_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moda::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

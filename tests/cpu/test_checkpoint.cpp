@@ -13,31 +13,15 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "distributed/checkpoint.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace moda;
 
+using moda::testing::error_of;
+using moda::testing::TempDir;
+
 namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("moda_ckpt_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moda::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // A checkpoint whose weights encode the step, so a test can tell which one was loaded.
 Checkpoint make_checkpoint(int64_t step) {

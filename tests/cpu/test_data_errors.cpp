@@ -14,21 +14,18 @@
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "tests/test_support.h"
 
 using namespace moda::data;
 using Catch::Contains;
 namespace fs = std::filesystem;
 
+using moda::testing::error_of;
+using moda::testing::TempDir;
+
 namespace {
 
 const std::string kLicense = "/usr/share/common-licenses/BSD";  // real text, ~1.5 kB
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("moda_data_errors_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
@@ -45,7 +42,7 @@ void write_json(const std::string& path, const nlohmann::json& j) { write_bytes(
 }  // namespace
 
 TEST_CASE("data errors: missing files name the path and the OS error", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   const std::string missing = dir / "no_such_file";
   const auto os_error = Contains(std::strerror(ENOENT));
   REQUIRE_THROWS_WITH(Tokenizer::load(missing), Contains(missing) && os_error);
@@ -56,14 +53,14 @@ TEST_CASE("data errors: missing files name the path and the OS error", "[cpu][da
 }
 
 TEST_CASE("data errors: invalid tokenizer JSON names the file and the byte offset", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   const std::string path = dir / "broken.json";
   write_bytes(path, "{\"model\": {\"vocab\": [1, 2,, 3]}}");  // the second ',' is byte 27 (1-based)
   REQUIRE_THROWS_WITH(Tokenizer::load(path), Contains(path) && Contains("not valid JSON") && Contains("at byte 27"));
 }
 
 TEST_CASE("data errors: unsupported or inconsistent tokenizer fields name the file and the field", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   const std::string path = dir / "tok.json";
   const nlohmann::json good = saved_tokenizer(path);
   REQUIRE_NOTHROW(Tokenizer::load(path));
@@ -104,7 +101,7 @@ TEST_CASE("data errors: unsupported or inconsistent tokenizer fields name the fi
 }
 
 TEST_CASE("data errors: malformed shards name the file, the byte offset and the sizes", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   const std::string path = dir / "s.bin";
   const std::vector<uint32_t> ten = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 
@@ -165,7 +162,7 @@ TEST_CASE("data errors: malformed shards name the file, the byte offset and the 
 }
 
 TEST_CASE("data errors: encode refuses bad inputs and options naming the option or file", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   Tokenizer tok = Tokenizer::train({read_file(kLicense, "test")}, 300);
   const std::string empty = dir / "empty.txt";
   write_bytes(empty, "");
@@ -185,7 +182,7 @@ TEST_CASE("data errors: encode refuses bad inputs and options naming the option 
 }
 
 TEST_CASE("data errors: a loader state that does not fit names the field, saved and current values", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("data_errors");
   std::vector<uint32_t> tokens(1000);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint32_t>(i % 250);
   write_shard(dir / "a.bin", tokens, 1);

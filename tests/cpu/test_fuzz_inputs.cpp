@@ -27,22 +27,15 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "distributed/train_config.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace moda;
 
-namespace {
+using moda::testing::error_of;
+using moda::testing::TempDir;
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("moda_fuzz_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
+namespace {
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -9,8 +9,12 @@
 #include "autograd/gradcheck.h"
 #include "autograd/pointwise_ops.h"
 #include "core/error.h"
+#include "tests/test_support.h"
 
 using namespace moda;
+
+using moda::testing::error_of;
+using moda::testing::TempDir;
 
 namespace {
 
@@ -27,15 +31,6 @@ void require_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& 
   GradcheckResult r = gradcheck(f, in);
   INFO(r.report);
   REQUIRE(r.ok);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -13,22 +13,15 @@
 #include "data/io.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "tests/test_support.h"
 
 using namespace moda::data;
 namespace fs = std::filesystem;
 
-namespace {
+using moda::testing::error_of;
+using moda::testing::TempDir;
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("moda_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
+namespace {
 
 // Writes a file byte by byte the way llm.c's Python scripts do (numpy header + uint16 tokens).
 void write_raw(const std::string& path, std::vector<int32_t> header, const void* data, size_t bytes) {
@@ -36,15 +29,6 @@ void write_raw(const std::string& path, std::vector<int32_t> header, const void*
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(header.data()), 1024);
   out.write(static_cast<const char*>(data), std::streamsize(bytes));
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const moda::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string fixture(const std::string& name) {
