@@ -15,6 +15,7 @@
 #include "data/tokenizer.h"
 #include "distributed/checkpoint.h"
 #include "distributed/trainer.h"
+#include "nn/model_config.h"
 #include "tests/compare.h"
 
 using namespace moda;
@@ -106,4 +107,33 @@ TEST_CASE("trainer cuda: a bf16 run resumed from its checkpoint matches one that
     INFO(name);
     REQUIRE(test::rel_l2(wr.at(name), t) < 2e-2);
   }
+}
+
+TEST_CASE("trainer cuda: metrics.jsonl MFU is tokens/s x the PaLM FLOPs per token / peak, tokens a hand count",
+          "[gpu][train]") {
+  TempCorpus corpus;
+  nlohmann::json j = tiny_gpu_config(corpus.dir, 4);
+  j["train"]["checkpoint_every"] = 0;
+  TrainConfig cfg = train_config_from_json(j);
+  const fs::path run = corpus.dir / "mfu";
+  train(cfg, {run.string()});
+  // Hand count for the tiny model: attention 12 x layers x Hq x d x T over all T keys (PaLM);
+  // the causal count reads (T + 1) / 2 keys per query.
+  const auto f = nn::training_flops_per_token(cfg.model, 64);
+  REQUIRE(f.attention == 12.0 * 3 * 2 * 64 * 64);
+  REQUIRE(f.attention_causal == 12.0 * 3 * 2 * 64 * 32.5);
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  int steps = 0;
+  while (std::getline(in, line)) {
+    auto r = nlohmann::json::parse(line);
+    if (!r.contains("loss")) continue;
+    ++steps;
+    const double tps = r["tokens_per_s"].get<double>();
+    REQUIRE(r["tokens"].get<int64_t>() == r["step"].get<int64_t>() * 8 * 64);
+    REQUIRE(r["mfu"].get<double>() == Approx(tps * f.palm_per_token() / 989.4e12).epsilon(1e-9));
+    REQUIRE(r["mfu_causal"].get<double>() == Approx(tps * f.causal_per_token() / 989.4e12).epsilon(1e-9));
+    REQUIRE(r["peak_reserved_gib"].get<double>() > 0);
+  }
+  REQUIRE(steps == 4);
 }
