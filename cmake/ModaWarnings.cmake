@@ -12,6 +12,11 @@ set(MODA_CXX_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 
 function(moda_warnings target)
   set(cxx ${MODA_CXX_WARNINGS})
+  if(NOT MODA_CUDA)
+    # A CPU-only build drops the CUDA branch of each dispatch (MODA_IF_CUDA expands to nothing),
+    # leaving that branch's `using T = decltype(t);` unused.
+    list(APPEND cxx -Wno-unused-local-typedefs)
+  endif()
   list(JOIN MODA_CXX_WARNINGS "," host)
   set(cuda -Xcompiler=${host})
   if(MODA_WERROR)
