@@ -28,12 +28,13 @@ check_format() {
     mapfile -t files < <(find core kernels autograd nn data distributed apps tests cmake \
       -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
   fi
-  for f in "${files[@]}"; do
-    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || offenders+=("$f")
-  done
-  if [ ${#offenders[@]} -gt 0 ]; then
+  # One clang-format run; each offending file shows up as "FILE:LINE:COL: error: ...".
+  local out
+  if ! out=$(clang-format --dry-run --Werror "${files[@]}" 2>&1); then
+    mapfile -t offenders < <(sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error: .*/\1/p' <<<"$out" | sort -u)
     echo "these files do not follow .clang-format ($(clang-format --version)):"
     printf '  %s\n' "${offenders[@]}"
+    [ ${#offenders[@]} -gt 0 ] || head -20 <<<"$out"
     echo "fix with: clang-format -i ${offenders[*]}"
     return 1
   fi
