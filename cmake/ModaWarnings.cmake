@@ -29,7 +29,9 @@ endfunction()
 
 if(MODA_SANITIZE)
   set(MODA_SANITIZE_FLAGS -fsanitize=${MODA_SANITIZE} -fno-sanitize-recover=all -fno-omit-frame-pointer)
-  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:${MODA_SANITIZE_FLAGS}>)
+  # No $<COMPILE_LANGUAGE:CXX> filter: a sanitized build has no CUDA (root CMakeLists.txt), and
+  # add_compile_options would split the generator expression at the list separators.
+  add_compile_options(${MODA_SANITIZE_FLAGS})
   add_link_options(-fsanitize=${MODA_SANITIZE})
   message(STATUS "moda: sanitizers ${MODA_SANITIZE}")
 endif()
