@@ -3,8 +3,8 @@
 #   1. packages (tools/setup.sh)
 #   2. formatting: every tracked C++/CUDA file against .clang-format, with Debian's clang-format
 #   3. build/ (warnings as errors) and the `cpu` tests
-#   4. build-asan/: the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off,
-#      warnings as errors) and the full `cpu` test set under it
+#   4. build-asan/: the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off)
+#      and the full `cpu` test set under it
 # Each stage prints its wall time. On a GPU machine, `ctest --test-dir build -L gpu` runs the
 # CPU-vs-CUDA tests as well. Skip the sanitizer stage with MODA_TEST_SANITIZE=0.
 set -euo pipefail
@@ -42,8 +42,10 @@ check_format() {
 }
 
 run_sanitized_tests() {
+  # No MODA_WERROR here: GCC 12 warns falsely (-Wmaybe-uninitialized in <regex>) under -fsanitize;
+  # the build stage above is the warnings gate.
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODA_SANITIZE=address,undefined \
-    -DMODA_WERROR=ON ${MODA_CMAKE_ARGS:-} > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
+    ${MODA_CMAKE_ARGS:-} > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
   cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:print_stacktrace=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
