@@ -18,7 +18,8 @@ namespace moda::ops {
 
 namespace {
 
-[[noreturn]] void no_cuda(const char* op) {
+// maybe_unused: a CUDA build calls it on no path.
+[[noreturn, maybe_unused]] void no_cuda(const char* op) {
   MODA_FAIL(op, ": CUDA tensors need the CUDA kernels, which this build lacks");
 }
 
