@@ -347,7 +347,8 @@ Tensor softmax(const Tensor& x_in) {
           using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(cuda::softmax_forward(y.data<T>(), x.data<T>(), rows, cols, current_stream()));
         });
-  return record_op("softmax", {x_in}, {y}, [y, rows, cols](const std::vector<Tensor>& g) {
+  // The closure keeps y without its graph link: y's node owns the closure (a cycle otherwise).
+  return record_op("softmax", {x_in}, {y}, [y = y.detach(), rows, cols](const std::vector<Tensor>& g) {
     Tensor dy = g[0].dtype() == y.dtype() ? g[0].contiguous() : cast_raw(g[0], y.dtype()).contiguous();
     Tensor dx = empty_like(y);
     if (cols > 0)

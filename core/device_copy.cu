@@ -2,6 +2,7 @@
 
 #include <cuda_bf16.h>
 
+#include <cstring>
 #include <string>
 
 #include "core/cuda_check.h"
@@ -234,6 +235,15 @@ void strided_copy(const void* src, DType src_dtype, const std::vector<int64_t>& 
   check_launch("copy_ (device)");
 }
 
+// The first sizeof(U) bytes at `bytes` as a U; memcpy because reading them through a U* would
+// break the aliasing rules.
+template <typename U>
+static U load_bits(const void* bytes) {
+  U value;
+  std::memcpy(&value, bytes, sizeof value);
+  return value;
+}
+
 void strided_fill(void* dst, DType dtype, const std::vector<int64_t>& strides, const std::vector<int64_t>& shape,
                   uint64_t pattern, cudaStream_t stream) {
   Geometry g = collapse(shape, strides, strides);
@@ -243,9 +253,9 @@ void strided_fill(void* dst, DType dtype, const std::vector<int64_t>& strides, c
   unsigned char* bytes = reinterpret_cast<unsigned char*>(words);
   for (int i = 0; i < 16; ++i) bytes[i] = static_cast<unsigned char>(pattern >> (8 * (i % es)));
   switch (widen(g, es, dst, dst)) {
-    case 2: launch_fill<uint16_t>(dst, *reinterpret_cast<uint16_t*>(words), g, stream); break;
+    case 2: launch_fill<uint16_t>(dst, load_bits<uint16_t>(words), g, stream); break;
     case 4: launch_fill<uint32_t>(dst, words[0], g, stream); break;
-    case 8: launch_fill<uint64_t>(dst, *reinterpret_cast<uint64_t*>(words), g, stream); break;
+    case 8: launch_fill<uint64_t>(dst, load_bits<uint64_t>(words), g, stream); break;
     case 16: launch_fill<uint4>(dst, make_uint4(words[0], words[1], words[2], words[3]), g, stream); break;
     default: MODA_FAIL("fill_ (device): unsupported element size ", es);
   }

@@ -2,7 +2,7 @@
 # Installs what moda needs to build on Debian 12 (and Ubuntu). The CUDA toolkit is optional: when
 # /usr/local/cuda/bin/nvcc exists the CUDA backend is built too.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ make catch2 libspdlog-dev nlohmann-json3-dev libopenblas-dev libssl-dev libopenmpi-dev
+pkgs=(cmake ninja-build g++ make git clang-format catch2 libspdlog-dev nlohmann-json3-dev libopenblas-dev libssl-dev libopenmpi-dev
       openmpi-bin python3)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
