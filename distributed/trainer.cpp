@@ -237,7 +237,6 @@ void Trainer::track_memory() {
 bool Trainer::maybe_eval(bool last) {
   if (cfg_.data.val.empty()) return false;
   if (!last && !(cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0)) return false;
-  if (device_.is_cuda()) track_memory();  // the training peak, before evaluation's own allocations
   EvalReport r;
   try {
     r = evaluate(*model_, cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch,
@@ -249,7 +248,6 @@ bool Trainer::maybe_eval(bool last) {
     throw Error(std::string(e.what()) + "\n(evaluation at step " + std::to_string(step_) +
                 " failed; the training state was saved in " + checkpoint_or_none(opts_.run_dir) + ")");
   }
-  if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
   if (is_main_rank()) metrics_.append({{"step", step_}, {"eval", r.to_json()}});
   spdlog::info("eval at step {}: average loss {:.4f}, perplexity {:.3f}", step_, r.average.loss, r.average.ppl());
   summary_.eval = r;
@@ -289,11 +287,13 @@ TrainSummary Trainer::fit() {
     const bool stopping =
         any_rank_stopping((opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested());
     if (step_ % cfg_.train.log_every == 0 || last || stopping) log_step(summary_.last_loss, last_grad_norm_, lr);
-    throughput_.pause();  // evaluation and checkpoints are not training throughput
+    if (device_.is_cuda()) track_memory();  // the step's peak, before checkpoint or evaluation allocate
+    throughput_.pause();                    // evaluation and checkpoints are not training throughput
     // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
     // set, an OOM) must not cost the training state.
     maybe_checkpoint(last, stopping);
     if (!stopping) maybe_eval(last);
+    if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);  // their allocations are not the step's
     throughput_.resume();
     if (stopping) {
       summary_.stopped_by_signal = StopSignals::requested();
