@@ -36,28 +36,28 @@ static std::vector<std::string> shard_list(const nlohmann::json& v, const std::s
   return out;
 }
 
-TrainConfig train_config_from_json(const nlohmann::json& doc) {
-  TrainConfig c;
-  FieldReader top(doc, "config");
-  c.model = nn::model_config_from_json(top.require<nlohmann::json>("model"));
+namespace {
 
-  nlohmann::json data_json = top.require<nlohmann::json>("data");
-  FieldReader data(data_json, "data");
-  c.data.train = shard_list(data.raw("train"), "data.train");
+DataConfig read_data(const nlohmann::json& section) {
+  DataConfig dc;
+  FieldReader data(section, "data");
+  dc.train = shard_list(data.raw("train"), "data.train");
   if (data.has("val")) {
     const auto& val = data.raw("val");
     MODA_CHECK(val.is_object(), "data.val: expected an object {name: shards}, got ", val.dump());
-    for (auto& [name, shards] : val.items()) c.data.val[name] = shard_list(shards, "data.val." + name);
+    for (auto& [name, shards] : val.items()) dc.val[name] = shard_list(shards, "data.val." + name);
   }
-  c.data.seq_len = data.get<int64_t>("seq_len", c.data.seq_len);
-  data.check(c.data.seq_len >= 1, "seq_len", c.data.seq_len, "must be >= 1");
-  data.check(c.data.seq_len <= data::kMaxLoaderSeqLen, "seq_len", c.data.seq_len,
+  dc.seq_len = data.get<int64_t>("seq_len", dc.seq_len);
+  data.check(dc.seq_len >= 1, "seq_len", dc.seq_len, "must be >= 1");
+  data.check(dc.seq_len <= data::kMaxLoaderSeqLen, "seq_len", dc.seq_len,
              "must be <= " + std::to_string(data::kMaxLoaderSeqLen));
   data.finish();
+  return dc;
+}
 
-  nlohmann::json optim_json = top.get<nlohmann::json>("optim", nlohmann::json::object());
-  FieldReader o(optim_json, "optim");
-  auto& oc = c.optim;
+OptimConfig read_optim(const nlohmann::json& section) {
+  FieldReader o(section, "optim");
+  OptimConfig oc;
   oc.lr = o.get("lr", oc.lr);
   oc.min_lr = o.get("min_lr", oc.min_lr);
   oc.warmup_steps = o.get("warmup_steps", oc.warmup_steps);
@@ -75,10 +75,12 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   o.check(oc.weight_decay >= 0, "weight_decay", oc.weight_decay, "must be >= 0");
   o.check(oc.grad_clip >= 0, "grad_clip", oc.grad_clip, "must be >= 0 (0 disables clipping)");
   o.finish();
+  return oc;
+}
 
-  nlohmann::json train_json = top.get<nlohmann::json>("train", nlohmann::json::object());
-  FieldReader t(train_json, "train");
-  auto& tc = c.train;
+TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
+  FieldReader t(section, "train");
+  TrainerConfig tc;
   tc.steps = t.get("steps", tc.steps);
   tc.global_batch = t.get("global_batch", tc.global_batch);
   tc.micro_batch = t.get("micro_batch", tc.micro_batch);
@@ -101,29 +103,48 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   t.check(tc.device == "auto" || tc.device == "cpu" || tc.device.rfind("cuda", 0) == 0, "device", tc.device,
           "must be auto, cpu, cuda or cuda:N");
   // Checked before anything is allocated: micro_batch x seq_len tokens are allocated per step.
-  t.check(tc.micro_batch <= data::kMaxLoaderBatchTokens / c.data.seq_len, "micro_batch", tc.micro_batch,
+  t.check(tc.micro_batch <= data::kMaxLoaderBatchTokens / seq_len, "micro_batch", tc.micro_batch,
           "micro_batch x data.seq_len must be <= " + std::to_string(data::kMaxLoaderBatchTokens) + " tokens");
   t.finish();
-  top.finish();
+  return tc;
+}
 
+// The whole config after defaults, as saved in the run folder and compared on resume.
+nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) {
+  nlohmann::json r = doc;
+  const auto& oc = c.optim;
+  const auto& tc = c.train;
+  r["model"] = nn::model_config_to_json(c.model);
+  r["optim"] = {
+      {"lr", oc.lr},       {"min_lr", oc.min_lr}, {"warmup_steps", oc.warmup_steps}, {"beta1", oc.beta1},
+      {"beta2", oc.beta2}, {"eps", oc.eps},       {"weight_decay", oc.weight_decay}, {"grad_clip", oc.grad_clip}};
+  r["train"] = {{"steps", tc.steps},
+                {"global_batch", tc.global_batch},
+                {"micro_batch", tc.micro_batch},
+                {"eval_every", tc.eval_every},
+                {"eval_max_batches", tc.eval_max_batches},
+                {"checkpoint_every", tc.checkpoint_every},
+                {"keep_checkpoints", tc.keep_checkpoints},
+                {"log_every", tc.log_every},
+                {"seed", tc.seed},
+                {"device", tc.device}};
+  return r;
+}
+
+}  // namespace
+
+TrainConfig train_config_from_json(const nlohmann::json& doc) {
+  TrainConfig c;
+  FieldReader top(doc, "config");
+  c.model = nn::model_config_from_json(top.require<nlohmann::json>("model"));
+  c.data = read_data(top.require<nlohmann::json>("data"));
+  c.optim = read_optim(top.get<nlohmann::json>("optim", nlohmann::json::object()));
+  c.train = read_trainer(top.get<nlohmann::json>("train", nlohmann::json::object()), c.data.seq_len);
+  top.finish();
   if (c.model.max_seq_len > 0)
     MODA_CHECK(c.data.seq_len <= c.model.max_seq_len, "data.seq_len: value ", c.data.seq_len,
                " is invalid: must be <= model.max_seq_len (", c.model.max_seq_len, ")");
-  c.resolved = doc;
-  c.resolved["model"] = nn::model_config_to_json(c.model);
-  c.resolved["optim"] = {
-      {"lr", oc.lr},       {"min_lr", oc.min_lr}, {"warmup_steps", oc.warmup_steps}, {"beta1", oc.beta1},
-      {"beta2", oc.beta2}, {"eps", oc.eps},       {"weight_decay", oc.weight_decay}, {"grad_clip", oc.grad_clip}};
-  c.resolved["train"] = {{"steps", tc.steps},
-                         {"global_batch", tc.global_batch},
-                         {"micro_batch", tc.micro_batch},
-                         {"eval_every", tc.eval_every},
-                         {"eval_max_batches", tc.eval_max_batches},
-                         {"checkpoint_every", tc.checkpoint_every},
-                         {"keep_checkpoints", tc.keep_checkpoints},
-                         {"log_every", tc.log_every},
-                         {"seed", tc.seed},
-                         {"device", tc.device}};
+  c.resolved = resolved_config(doc, c);
   return c;
 }
 
