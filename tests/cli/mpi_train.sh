@@ -7,8 +7,10 @@
 source "$(dirname "$0")/lib.sh"
 cfg="$SRC/experiments/tiny-cpu.json"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-# In a sanitizer build: Open MPI's own allocations outlive MPI_Finalize; do not report them.
-export LSAN_OPTIONS="suppressions=$SRC/tests/cli/lsan-mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# In a sanitizer build: Open MPI's MCA components, unloaded at MPI_Finalize, keep allocations
+# that LeakSanitizer reports as leaks of unknown modules (no name to suppress). Leak checking of
+# moda's own code is done by every other test; memory errors are still caught here.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
