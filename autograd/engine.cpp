@@ -17,6 +17,32 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_mode) { g_grad_mode = false; }
 NoGradGuard::~NoGradGuard() { g_grad_mode = previous_; }
 
 // ---------------------------------------------------------------------------------------------
+// pre-backward hooks
+
+namespace {
+std::unordered_map<const Storage*, std::function<void()>>& pre_hooks() {
+  static std::unordered_map<const Storage*, std::function<void()>> hooks;
+  return hooks;
+}
+
+std::function<void()> pre_hook_for(const std::vector<Tensor>& inputs) {
+  const auto& hooks = pre_hooks();
+  if (hooks.empty()) return {};
+  for (const Tensor& t : inputs) {
+    if (!t.defined()) continue;
+    auto it = hooks.find(t.impl()->storage.get());
+    if (it != hooks.end()) return it->second;
+  }
+  return {};
+}
+}  // namespace
+
+void set_backward_pre_hook(const Storage* storage, std::function<void()> hook) {
+  pre_hooks()[storage] = std::move(hook);
+}
+void clear_backward_pre_hook(const Storage* storage) { pre_hooks().erase(storage); }
+
+// ---------------------------------------------------------------------------------------------
 // recording
 
 static std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
@@ -52,6 +78,7 @@ std::vector<Tensor> record_op(const char* name, const std::vector<Tensor>& input
   node->name = name;
   node->backward = std::move(backward);
   node->run_without_grad = run_without_grad;
+  node->pre_backward = pre_hook_for(inputs);
   for (const Tensor& in : inputs) node->next.push_back(edge_for(in));
   for (size_t i = 0; i < outputs.size(); ++i) {
     Tensor& out = outputs[i];
@@ -165,11 +192,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
         for (size_t i = 0; i < grads.size(); ++i)
           if (!grads[i].defined())
             grads[i] = Tensor::zeros(node->output_shapes[i], node->output_dtypes[i], node->device);
+      if (node->pre_backward) node->pre_backward();
       input_grads = node->backward(grads);
       MODA_CHECK(input_grads.size() == node->next.size(), "backward of ", node->name, " returned ", input_grads.size(),
                  " gradients for ", node->next.size(), " inputs");
     }
     node->backward = nullptr;  // frees saved tensors: the graph is consumed
+    node->pre_backward = nullptr;
     for (size_t i = 0; i < node->next.size(); ++i) {
       const Edge& e = node->next[i];
       if (!e.node) continue;

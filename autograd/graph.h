@@ -32,6 +32,9 @@ struct Node {
   bool run_without_grad = false;
   // Leaves only: the tensor whose .grad is accumulated (AccumulateGrad semantics).
   std::weak_ptr<TensorImpl> leaf;
+  // Runs just before `backward` (see set_backward_pre_hook): sharded training gathers the
+  // parameters the node saved, which were freed after the forward.
+  std::function<void()> pre_backward;
   virtual ~Node() = default;
 };
 
@@ -48,6 +51,14 @@ class NoGradGuard {
  private:
   bool previous_;
 };
+
+// Pre-backward hooks by storage: while one is set for `storage`, every node recorded with an input
+// stored there gets `hook` as its pre-backward hook. Sharded training sets one per parameter
+// group (distributed/parameter_sharding.h), so exactly the nodes that read a group's parameters
+// (and produce its gradients) gather the group again in backward, whatever order the engine runs
+// them in and whichever module uses the parameters (a tied head reads the embedding's).
+void set_backward_pre_hook(const Storage* storage, std::function<void()> hook);
+void clear_backward_pre_hook(const Storage* storage);
 
 // Runs the backward pass from `roots` (each with its seed gradient). Nodes execute in an order
 // where a node runs only after every consumer of its outputs has run, so gradients arriving at a

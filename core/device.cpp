@@ -37,6 +37,15 @@ int cuda_device_count() {
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
+void set_cuda_device(int index) {
+#ifdef MODA_HAVE_CUDA
+  const cudaError_t rc = cudaSetDevice(index);
+  MODA_CHECK(rc == cudaSuccess, "cudaSetDevice(", index, ") failed: ", cudaGetErrorString(rc));
+#else
+  (void)index;
+#endif
+}
+
 size_t cuda_device_memory_used(int device) {
 #ifdef MODA_HAVE_CUDA
   int previous = 0;

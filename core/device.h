@@ -23,6 +23,8 @@ struct Device {
 // Number of visible CUDA devices; 0 when built without CUDA or when no driver/device is present.
 int cuda_device_count();
 bool cuda_available();
+// Makes `index` the calling thread's current CUDA device (kernels launch there); no-op without CUDA.
+void set_cuda_device(int index);
 // Bytes in use on the device as the driver reports them (total - free: every process, the CUDA
 // context and memory outside moda's allocator included); 0 without CUDA.
 size_t cuda_device_memory_used(int device);

@@ -54,11 +54,20 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   }
 }
 
-Storage::~Storage() {
+Storage::~Storage() { release(); }
+
+void Storage::release() {
+  if (!data_) return;
   if (device_.is_cpu())
     host_free(data_);
   else
     cuda_allocator::free(data_);
+  data_ = nullptr;
+}
+
+void Storage::materialize() {
+  if (data_ || bytes_ == 0) return;
+  data_ = device_.is_cpu() ? host_allocate(bytes_) : cuda_allocator::allocate(bytes_, device_.index, current_stream());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +209,8 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::data_ptr() const {
   MODA_CHECK(impl_, "use of an undefined tensor");
+  MODA_CHECK(!impl_->storage->released(), "use of ", describe(),
+             " whose storage is released (a sharded parameter read while not gathered)");
   return static_cast<char*>(impl_->storage->data()) + impl_->offset * dtype_size(impl_->dtype);
 }
 

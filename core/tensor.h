@@ -29,6 +29,14 @@ class Storage {
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
+  // Frees the memory but keeps this object, so every tensor and view of it stays a valid handle
+  // that must not be read until materialize() gives it memory again (its values are then
+  // undefined until written). Sharded training frees gathered parameters this way between uses
+  // (distributed/parameter_sharding.h) without touching the layers that hold them.
+  void release();
+  void materialize();
+  bool released() const { return data_ == nullptr && bytes_ > 0; }
+
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;

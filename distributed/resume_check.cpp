@@ -14,7 +14,8 @@ const std::vector<std::string>& resumable_fields() {
                                                   "data.val",
                                                   "optim.lr",
                                                   "optim.min_lr",
-                                                  "optim.grad_clip"};
+                                                  "optim.grad_clip",
+                                                  "parallel"};  // how the state is spread, not what it is
   return fields;
 }
 

@@ -7,8 +7,9 @@
 
 namespace moda {
 
-ShardedOptimizer::ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper)
-    : comm_(comm) {
+ShardedOptimizer::ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper,
+                                   DType reduce_dtype)
+    : comm_(comm), reduce_dtype_(reduce_dtype) {
   const int world = comm.world_size(), rank = comm.rank();
   std::vector<nn::OptimParam> params;
   groups_.reserve(model.param_groups().size());
@@ -18,8 +19,6 @@ ShardedOptimizer::ShardedOptimizer(nn::LanguageModel& model, Communicator& comm,
     g.numel = group.numel();
     g.shard = (g.numel + world - 1) / world;
     const Device dev = group.flat.device();
-    g.padded = Tensor::zeros({g.shard * world}, group.flat.dtype(), dev);
-    g.reduced = Tensor::empty({g.shard}, group.flat.dtype(), dev);
     g.master = Tensor::zeros({g.shard}, DType::F32, dev);
     g.grad = Tensor::zeros({g.shard}, DType::F32, dev);
     // The rank's slice of the (identically initialised) parameters; padding stays zero.
@@ -47,13 +46,38 @@ std::vector<nn::OptimParam> ShardedOptimizer::shard_params(GroupShard& g, int ra
   return out;
 }
 
-void ShardedOptimizer::reduce_gradients() {
+// Collectives move whole padded groups; when N divides n the flat buffers are used directly.
+void ShardedOptimizer::gather(size_t index) {
   NoGradGuard no_grad;
-  for (auto& g : groups_) {
-    MODA_CHECK(g.group->grad.defined(), "sharded optimiser: group ", g.group->name, " has no gradient buffer");
-    g.padded.narrow(0, 0, g.numel).copy_(g.group->grad);
-    comm_.reduce_scatter_sum(g.reduced, g.padded);
-    g.grad.copy_(g.reduced);
+  GroupShard& g = groups_.at(index);
+  Tensor& flat = g.group->flat;
+  Tensor shard = g.master.to(flat.dtype());
+  if (g.shard * comm_.world_size() == g.numel) {
+    comm_.all_gather(flat, shard);
+    return;
+  }
+  Tensor padded = Tensor::empty({g.shard * comm_.world_size()}, flat.dtype(), flat.device());
+  comm_.all_gather(padded, shard);
+  flat.copy_(padded.narrow(0, 0, g.numel));
+}
+
+void ShardedOptimizer::reduce(size_t index) {
+  NoGradGuard no_grad;
+  GroupShard& g = groups_.at(index);
+  const Tensor& full = g.group->grad;
+  MODA_CHECK(full.defined(), "sharded optimiser: group ", g.group->name, " has no gradient buffer");
+  const int64_t padded_numel = g.shard * comm_.world_size();
+  Tensor send = full;
+  if (full.dtype() != reduce_dtype_ || padded_numel != g.numel) {
+    send = Tensor::zeros({padded_numel}, reduce_dtype_, full.device());
+    send.narrow(0, 0, g.numel).copy_(full);
+  }
+  if (reduce_dtype_ == DType::F32) {
+    comm_.reduce_scatter_sum(g.grad, send);
+  } else {
+    Tensor out = Tensor::empty({g.shard}, reduce_dtype_, full.device());
+    comm_.reduce_scatter_sum(out, send);
+    g.grad.copy_(out);
   }
 }
 
@@ -66,12 +90,7 @@ double ShardedOptimizer::grad_norm() const {
 
 void ShardedOptimizer::step(double lr, double grad_scale) {
   NoGradGuard no_grad;
-  adamw_->step(lr, grad_scale);
-  for (auto& g : groups_) {
-    g.reduced.copy_(g.master);  // to the compute dtype
-    comm_.all_gather(g.padded, g.reduced);
-    g.group->flat.copy_(g.padded.narrow(0, 0, g.numel));
-  }
+  adamw_->step(lr, grad_scale);  // the parameters follow when each group is next gathered
 }
 
 size_t ShardedOptimizer::shard_state_bytes() const {

@@ -1,14 +1,15 @@
 #pragma once
-// Data-parallel training with sharded optimiser state (ZeRO stage 2 on the flat parameter groups
-// of nn/: the first step of docs/distributed.md's FSDP design). Every rank holds the whole model
-// for forward and backward; each group's flat buffer is padded to a multiple of the world size N
-// and rank r owns elements [r S, (r + 1) S), S = padded / N:
-//   after backward   reduce_gradients(): each group's flat gradient is reduce-scattered into the
-//                    rank's shard (the trainer seeds backward with 1 / (accumulation x N), so the
-//                    sum over ranks is the mean over the global batch);
-//   clipping         grad_norm(): the global norm, an all-reduce of the shards' sums of squares;
-//   step             step(): AdamW on the rank's shard only (fp32 masters and moments for 1/N of
-//                    the parameters), then every group's parameters are all-gathered back.
+// The sharded state of fully sharded data-parallel training (docs/distributed.md): each of the
+// model's flat parameter groups (nn/module.h) of n elements is padded to N S elements
+// (S = ceil(n / N), N ranks) and rank r owns elements [r S, (r + 1) S):
+//   gather(g)     the group's parameters <- all-gather of every rank's fp32 master shard, cast to
+//                 the compute dtype (distributed/parameter_sharding.h decides when);
+//   reduce(g)     the group's full gradient -> reduce-scatter (in fp32 or the compute dtype) ->
+//                 the rank's fp32 gradient shard (the trainer seeds backward with
+//                 1 / (accumulation x N), so the sum over ranks is the mean over the global batch);
+//   grad_norm()   the global norm: an all-reduce of the shards' sums of squares;
+//   step()        AdamW on the rank's shard only: fp32 masters and both moments exist for 1/N of
+//                 the parameters.
 // A shard may cut a parameter; each cut piece keeps its parameter's weight-decay flag.
 #include <vector>
 
@@ -20,9 +21,12 @@ namespace moda {
 
 class ShardedOptimizer {
  public:
-  ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper);
+  // reduce_dtype: the dtype gradients travel in (F32, or the model's compute dtype).
+  ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper, DType reduce_dtype);
 
-  void reduce_gradients();
+  size_t num_groups() const { return groups_.size(); }
+  void gather(size_t g);  // the group's flat buffer must have memory
+  void reduce(size_t g);  // the group's flat gradient must hold this rank's gradient
   double grad_norm() const;
   void step(double lr, double grad_scale);
 
@@ -35,13 +39,12 @@ class ShardedOptimizer {
   struct GroupShard {
     nn::ParamGroup* group = nullptr;
     int64_t numel = 0, shard = 0;  // n and S
-    Tensor padded;                 // [N S] staging for both collectives, compute dtype
-    Tensor reduced;                // [S] this rank's summed gradient, compute dtype
     Tensor master, grad;           // [S] fp32: the rank's parameters and gradient
   };
   static std::vector<nn::OptimParam> shard_params(GroupShard& g, int rank);
 
   Communicator& comm_;
+  DType reduce_dtype_;
   std::vector<GroupShard> groups_;
   std::unique_ptr<nn::AdamW> adamw_;
 };

@@ -109,6 +109,19 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   return tc;
 }
 
+ParallelConfig read_parallel(const nlohmann::json& section) {
+  FieldReader p(section, "parallel");
+  ParallelConfig pc;
+  pc.sharding = p.get("sharding", pc.sharding);
+  pc.reshard_after_forward = p.get("reshard_after_forward", pc.reshard_after_forward);
+  pc.reduce_dtype = p.get("reduce_dtype", pc.reduce_dtype);
+  p.check(pc.sharding == "auto" || pc.sharding == "full", "sharding", pc.sharding, "must be \"auto\" or \"full\"");
+  p.check(pc.reduce_dtype == "fp32" || pc.reduce_dtype == "bf16", "reduce_dtype", pc.reduce_dtype,
+          "must be \"fp32\" or \"bf16\"");
+  p.finish();
+  return pc;
+}
+
 // The whole config after defaults, as saved in the run folder and compared on resume.
 nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) {
   nlohmann::json r = doc;
@@ -128,6 +141,10 @@ nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) 
                 {"log_every", tc.log_every},
                 {"seed", tc.seed},
                 {"device", tc.device}};
+  const auto& pc = c.parallel;
+  r["parallel"] = {{"sharding", pc.sharding},
+                   {"reshard_after_forward", pc.reshard_after_forward},
+                   {"reduce_dtype", pc.reduce_dtype}};
   return r;
 }
 
@@ -140,6 +157,7 @@ TrainConfig train_config_from_json(const nlohmann::json& doc) {
   c.data = read_data(top.require<nlohmann::json>("data"));
   c.optim = read_optim(top.get<nlohmann::json>("optim", nlohmann::json::object()));
   c.train = read_trainer(top.get<nlohmann::json>("train", nlohmann::json::object()), c.data.seq_len);
+  c.parallel = read_parallel(top.get<nlohmann::json>("parallel", nlohmann::json::object()));
   top.finish();
   if (c.model.max_seq_len > 0)
     MODA_CHECK(c.data.seq_len <= c.model.max_seq_len, "data.seq_len: value ", c.data.seq_len,

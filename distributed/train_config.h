@@ -38,11 +38,23 @@ struct TrainerConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
 };
 
+// How the model is spread over the ranks (docs/distributed.md).
+struct ParallelConfig {
+  // auto: fully sharded when there are several ranks, whole on one; full: sharded even on one
+  // rank (the same code path as N ranks: for tests and for measuring its cost).
+  std::string sharding = "auto";
+  // true: a block's gathered parameters are freed after its forward and gathered again for its
+  // backward (ZeRO-3); false: kept from forward to the end of the backward (ZeRO-2-like).
+  bool reshard_after_forward = true;
+  std::string reduce_dtype = "fp32";  // fp32 | bf16: the dtype gradients are reduce-scattered in
+};
+
 struct TrainConfig {
   nn::ModelConfig model;
   DataConfig data;
   OptimConfig optim;
   TrainerConfig train;
+  ParallelConfig parallel;
   nlohmann::json resolved;  // the whole config after overrides and defaults, saved in the run folder
 
   int64_t accumulation_steps() const { return train.global_batch / train.micro_batch; }

@@ -11,6 +11,9 @@
 #include "core/error.h"
 #include "core/json_config.h"
 #include "distributed/checkpoint.h"
+#if MODA_HAVE_NCCL
+#include "distributed/comm/nccl_communicator.h"
+#endif
 #include "distributed/rank_agreement.h"
 #include "distributed/resume_check.h"
 #include "distributed/stop_signal.h"
@@ -18,12 +21,16 @@
 namespace moda {
 namespace fs = std::filesystem;
 
-Device resolve_device(const std::string& spec) {
-  if (spec == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();
-  Device d = Device::parse(spec);
-  if (d.is_cuda())
-    MODA_CHECK(d.index < cuda_device_count(), "train.device: '", spec, "' requested but ", cuda_device_count(),
-               " CUDA device(s) are visible");
+Device resolve_device(const std::string& spec, int local_rank) {
+  // "auto" and "cuda" mean this rank's GPU: the node-local rank's (one rank per GPU under mpirun).
+  const int gpus = cuda_device_count();
+  Device d = spec == "auto" ? (gpus > 0 ? Device::cuda(local_rank % gpus) : Device::cpu())
+             : spec == "cuda" ? Device::cuda(gpus > 0 ? local_rank % gpus : 0)
+                              : Device::parse(spec);
+  if (d.is_cuda()) {
+    MODA_CHECK(d.index < gpus, "train.device: '", spec, "' requested but ", gpus, " CUDA device(s) are visible");
+    set_cuda_device(d.index);
+  }
   return d;
 }
 
@@ -58,7 +65,7 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
       opts_(options),
       comm_(std::move(comm)),
       accumulation_(per_rank_accumulation(config, comm_->world_size())),
-      device_(resolve_device(config.train.device)),
+      device_(resolve_device(config.train.device, comm_->local_rank())),
       dtype_(device_.is_cuda() ? DType::BF16 : DType::F32),
       model_(make_model()),
       optimizer_(make_optimizer()),
@@ -82,8 +89,10 @@ std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
   return std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
 }
 
+bool Trainer::wants_sharding() const { return comm_->world_size() > 1 || cfg_.parallel.sharding == "full"; }
+
 std::unique_ptr<nn::AdamW> Trainer::make_optimizer() const {
-  if (comm_->world_size() > 1) return nullptr;  // shard_model() builds the sharded one
+  if (wants_sharding()) return nullptr;  // shard_model() builds the sharded one
   std::vector<nn::OptimParam> params;
   for (const auto& p : model_->parameters()) params.push_back({p.name, p.tensor, p.decay});
   AdamWParams hyper;
@@ -107,21 +116,37 @@ data::TrainLoader Trainer::make_loader() const {
 }
 
 void Trainer::shard_model() {
+  if (!wants_sharding()) return;  // a world of one keeps the model whole
   const int world = comm_->world_size();
-  if (world == 1) return;  // a world of one keeps the model whole
-  MODA_CHECK(device_.is_cpu(), "train: ", world, " ranks on ", device_.str(),
-             " need the NCCL communicator, which is not built yet; multi-rank training runs on CPU (MPI) for now");
+#if MODA_HAVE_NCCL
+  if (device_.is_cuda()) comm_ = make_nccl_communicator(std::move(comm_), device_.index);
+#endif
+  MODA_CHECK(device_.is_cpu() || comm_->backend() != "mpi", "train: ", world, " ranks on ", device_.str(),
+             " need the NCCL communicator (the MPI one moves CPU tensors); build with NCCL or train on CPU");
   MODA_CHECK(cfg_.train.checkpoint_every == 0 && !opts_.resume && opts_.stop_after == 0,
-             "train: sharded checkpoints are not written yet, so a run of ", world,
-             " ranks takes no train.checkpoint_every, --resume or --stop-after (docs/distributed.md)");
+             "train: sharded checkpoints are not written yet, so a sharded run takes no train.checkpoint_every, "
+             "--resume or --stop-after (docs/distributed.md)");
+  MODA_CHECK(cfg_.parallel.reduce_dtype == "fp32" || dtype_ == DType::BF16,
+             "parallel.reduce_dtype: \"bf16\" needs a bf16 model (CUDA); on ", device_.str(), " the model computes in ",
+             dtype_name(dtype_));
   AdamWParams hyper;
   hyper.beta1 = cfg_.optim.beta1;
   hyper.beta2 = cfg_.optim.beta2;
   hyper.eps = cfg_.optim.eps;
   hyper.weight_decay = cfg_.optim.weight_decay;
-  sharded_ = std::make_unique<ShardedOptimizer>(*model_, *comm_, hyper);
-  spdlog::info("sharded optimiser state over {} ranks: {:.2f} MiB per rank (unsharded {:.2f} MiB)", world,
-               sharded_->shard_state_bytes() / 1048576.0, sharded_->unsharded_state_bytes() / 1048576.0);
+  const DType reduce = cfg_.parallel.reduce_dtype == "fp32" ? DType::F32 : DType::BF16;
+  sharded_ = std::make_unique<ShardedOptimizer>(*model_, *comm_, hyper, reduce);
+  sharding_ = std::make_unique<ParameterSharding>(*model_, *sharded_, cfg_.parallel.reshard_after_forward);
+  spdlog::info(
+      "fully sharded over {} rank(s) ({}, gradients reduced in {}): {:.2f} MiB of shards per rank "
+      "(unsharded {:.2f} MiB)",
+      world, sharding_mode(), cfg_.parallel.reduce_dtype, sharded_->shard_state_bytes() / 1048576.0,
+      sharded_->unsharded_state_bytes() / 1048576.0);
+}
+
+std::string Trainer::sharding_mode() const {
+  if (!sharding_) return "none";
+  return cfg_.parallel.reshard_after_forward ? "zero3" : "zero2";
 }
 
 void Trainer::start_or_resume() {
@@ -157,9 +182,10 @@ double Trainer::train_step() {
   const int64_t accum = accumulation_;
   // Each rank's gradient is its share of the global mean: the sum over ranks is the mean.
   const double seed = 1.0 / static_cast<double>(accum * comm_->world_size());
-  model_->zero_grad();
+  if (!sharding_) model_->zero_grad();  // sharded: each group's gradient is zeroed on first use
   double loss_sum = 0;
   for (int64_t micro = 0; micro < accum; ++micro) {
+    if (sharding_) sharding_->begin_micro_batch(micro + 1 == accum);
     loader_.next(inputs_.data<int32_t>(), targets_.data<int32_t>());
     Tensor loss = model_->forward(inputs_.to(device_), targets_.to(device_));
     const double value = loss.item();
@@ -167,8 +193,8 @@ double Trainer::train_step() {
                "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
     loss_sum += value / static_cast<double>(accum);
     loss.backward(Tensor::full({1}, seed, loss.dtype(), device_));
+    if (sharding_) sharding_->end_backward();  // gradients reduce-scattered during the last backward
   }
-  if (sharded_) sharded_->reduce_gradients();
   last_grad_norm_ = sharded_ ? sharded_->grad_norm() : optimizer_->grad_norm();
   MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
              "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
@@ -207,8 +233,14 @@ void Trainer::log_step(double loss, double grad_norm, double lr) {
                         {"tokens", tokens_seen_},
                         {"tokens_per_s", tps},
                         {"world_size", comm_->world_size()},
-                        {"sharding", sharded_ ? "optimizer_state" : "none"}};
-  if (sharded_) rec["optimizer_state_mib_per_rank"] = sharded_->shard_state_bytes() / 1048576.0;
+                        {"sharding", sharding_mode()}};
+  if (sharding_) {
+    // What this rank spends on parameters, gradients and optimiser state: its shards, and the
+    // most gathered (full) parameters and gradients it held at once during the step.
+    rec["shard_state_mib_per_rank"] = sharded_->shard_state_bytes() / 1048576.0;
+    rec["gathered_peak_mib_per_rank"] = sharding_->peak_resident_bytes() / 1048576.0;
+    sharding_->reset_peak();
+  }
   std::string extra;
   if (device_.is_cuda()) {
     track_memory();
@@ -248,6 +280,7 @@ bool Trainer::maybe_eval(bool last) {
     throw Error(std::string(e.what()) + "\n(evaluation at step " + std::to_string(step_) +
                 " failed; the training state was saved in " + checkpoint_or_none(opts_.run_dir) + ")");
   }
+  if (sharding_) sharding_->release_all();  // evaluation gathered the groups it read
   if (is_main_rank()) metrics_.append({{"step", step_}, {"eval", r.to_json()}});
   spdlog::info("eval at step {}: average loss {:.4f}, perplexity {:.3f}", step_, r.average.loss, r.average.ppl());
   summary_.eval = r;

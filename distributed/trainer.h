@@ -2,7 +2,8 @@
 // The trainer, built like torchtitan's: the constructor builds the parts (model, optimiser, loader,
 // communicator) and shards the model; fit() runs train_step() and, between steps, maybe_eval()
 // and maybe_checkpoint(). With a communicator of N > 1 ranks (mpirun), shard_model() shards the
-// optimiser state over the ranks (distributed/sharded_optimizer.h); the global batch is split
+// parameters, gradients and optimiser state over the ranks (distributed/sharded_optimizer.h,
+// distributed/parameter_sharding.h: FSDP / ZeRO-3); the global batch is split
 // evenly, so the losses equal a one-rank run's to float rounding. Rank 0 alone writes the run
 // folder (config, metrics, lock) and logs.
 //
@@ -19,6 +20,7 @@
 #include "distributed/comm/communicator.h"
 #include "distributed/evaluate.h"
 #include "distributed/metrics.h"
+#include "distributed/parameter_sharding.h"
 #include "distributed/run_lock.h"
 #include "distributed/sharded_optimizer.h"
 #include "distributed/train_config.h"
@@ -57,7 +59,9 @@ class Trainer {
   std::unique_ptr<nn::LanguageModel> make_model() const;
   std::unique_ptr<nn::AdamW> make_optimizer() const;
   data::TrainLoader make_loader() const;
-  void shard_model();  // a world of one keeps the model whole
+  bool wants_sharding() const;
+  std::string sharding_mode() const;  // none | zero3 | zero2
+  void shard_model();                 // a world of one keeps the model whole unless parallel.sharding is full
   void start_or_resume();
 
   double train_step();  // one optimiser step over global_batch sequences; returns the mean loss
@@ -78,8 +82,9 @@ class Trainer {
   Device device_;
   DType dtype_;
   std::unique_ptr<nn::LanguageModel> model_;
-  std::unique_ptr<nn::AdamW> optimizer_;       // one rank: plain AdamW
-  std::unique_ptr<ShardedOptimizer> sharded_;  // N > 1 ranks: sharded state
+  std::unique_ptr<nn::AdamW> optimizer_;         // one rank: plain AdamW
+  std::unique_ptr<ShardedOptimizer> sharded_;    // sharded runs (N > 1 ranks or parallel.sharding full)
+  std::unique_ptr<ParameterSharding> sharding_;  // when its groups are gathered, freed, reduced
   nn::LrSchedule schedule_;
   data::TrainLoader loader_;
   MetricsWriter metrics_;
@@ -96,7 +101,8 @@ class Trainer {
 TrainSummary train(const TrainConfig& config, const TrainOptions& options,
                    std::unique_ptr<Communicator> comm = make_single_process_communicator());
 
-// "auto" -> cuda:0 when a GPU is present, else cpu.
-Device resolve_device(const std::string& spec);
+// "auto" -> this rank's GPU (node-local rank modulo the visible GPUs) when one is present, else
+// cpu; "cuda" -> this rank's GPU; "cuda:N", "cpu" as written. Makes a CUDA device current.
+Device resolve_device(const std::string& spec, int local_rank = 0);
 
 }  // namespace moda

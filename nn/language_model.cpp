@@ -71,11 +71,26 @@ LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& target
   MODA_CHECK(ids.device() == device(), "LanguageModel: ids on ", ids.device().str(), ", model on ", device().str());
 
   StreamStep step(B, T, layout_.num_slots, config_.n_kv_heads, config_.head_dim, dtype(), device());
+  auto before = [this](size_t g) {
+    if (hooks_.before_forward) hooks_.before_forward(g);
+  };
+  auto after = [this](size_t g) {
+    if (hooks_.after_forward) hooks_.after_forward(g);
+  };
+  before(0);
   Tensor x = embed_.forward(ids);
-  for (const Block* block : blocks_) x = block->forward(x, step);
+  after(0);  // a tied head reads the embedding again; the hooks keep the first group (see header)
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    before(i + 1);
+    x = blocks_[i]->forward(x, step);
+    after(i + 1);
+  }
+  const size_t head = groups_.size() - 1;
+  before(head);
   x = final_norm_->forward(x);
   Output out;
   out.logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embed_.weight());
+  after(head);
   if (targets.defined()) {
     MODA_CHECK(targets.shape() == ids.shape(), "LanguageModel: targets ", targets.describe(), " do not match ids ",
                ids.describe());

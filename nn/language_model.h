@@ -14,6 +14,7 @@
 //   lm_head.weight                       [V, D]   only when tie_embeddings is false
 // Parameter groups (one flat buffer each, and one flat gradient buffer each): "embed",
 // "blocks.0" ... "blocks.{L-1}", "head" (final_norm and lm_head).
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,6 +53,15 @@ class LanguageModel : public Module {
   // Flat parameter groups in model order; parameters() lists the same tensors in the same order.
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  // Called by run() around each group's use: before_forward(g) before group g's first use in the
+  // forward, after_forward(g) after its last (groups in param_groups() order: embed, blocks...,
+  // head). Sharded training gathers a group's parameters there and may free them again
+  // (distributed/parameter_sharding.h); without hooks the groups are simply always present.
+  struct GroupHooks {
+    std::function<void(size_t group)> before_forward, after_forward;
+  };
+  void set_group_hooks(GroupHooks hooks) { hooks_ = std::move(hooks); }
+
   void zero_grad();                     // every group: flat grad zeroed, param grads = views
   void to(Device device, DType dtype);  // moves every group; drops gradients
   void init_weights(uint64_t seed);     // normal(0, init_std) weights, ones for norms, zero biases
@@ -70,6 +80,7 @@ class LanguageModel : public Module {
   RMSNorm* final_norm_ = nullptr;
   Linear* lm_head_ = nullptr;
   std::vector<ParamGroup> groups_;
+  GroupHooks hooks_;
 };
 
 // The factory the trainer uses: validates a copy of the config and builds the model.

@@ -99,6 +99,7 @@ void ParamGroup::zero_grad() {
     grad = Tensor::zeros({flat.numel()}, flat.dtype(), flat.device());
     grad.set_name(name + ".grad");
   } else {
+    grad.impl()->storage->materialize();  // sharded training frees it between steps
     grad.zero_();
   }
   for (size_t i = 0; i < params.size(); ++i) {

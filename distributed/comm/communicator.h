@@ -16,6 +16,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual std::string backend() const = 0;
+  // This rank's index among the ranks on its node: the GPU it uses.
+  virtual int local_rank() const { return 0; }
 
   // t <- sum over ranks of t (in place).
   virtual void all_reduce_sum(Tensor& t) = 0;

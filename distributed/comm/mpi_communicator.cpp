@@ -55,9 +55,11 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator() {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    local_rank_ = mpi_local_rank();  // a collective: every rank builds its communicator at start
   }
   int rank() const override { return rank_; }
   int world_size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
   std::string backend() const override { return "mpi"; }
 
   void all_reduce_sum(Tensor& t) override {
@@ -84,7 +86,7 @@ class MpiCommunicator final : public Communicator {
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_rank_ = 0;
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Multi-rank training on CPUs through Open MPI (the MPI communicator, sharded optimiser state):
-# with one global batch, `mpirun -np 2` and `-np 3` (uneven padding of every flat group) log the
-# same losses as one rank, to float rounding, for depth_kv_ffn pre-norm and sequence post-norm,
-# with gradient accumulation (micro-batch 2 < per-rank batch); the final evaluation, dealt over
-# the ranks, agrees too. Ranks whose configs differ stop together with a message naming them.
+# Multi-rank training on CPUs through Open MPI (the MPI communicator, fully sharded parameters,
+# gradients and optimiser state): with one global batch, `mpirun -np 2` and `-np 3` (uneven
+# padding of every flat group) log the same losses as one unsharded rank, to float rounding, for
+# depth_kv_ffn pre-norm and sequence post-norm, with gradient accumulation (micro-batch 2 <
+# per-rank batch), with parameters freed after each block's forward (ZeRO-3, the default) or kept
+# until the backward (reshard_after_forward false), and through the sharded path at one rank; the
+# final evaluation, dealt over the ranks, agrees too. The memory a rank spends on shards falls as
+# 1/N (N = 1, 2, 4). Ranks whose configs differ stop together with a message naming them.
 source "$(dirname "$0")/lib.sh"
 cfg="$SRC/experiments/tiny-cpu.json"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
@@ -41,12 +44,39 @@ assert worst < 1e-5, (a, b)
 PY
 }
 
-for np in 1 2 3; do train_np "$np" "kvffn_pre_np$np" --set model.variant=depth_kv_ffn --set model.norm=pre; done
-grep -q "sharded optimiser state over 3 ranks" "$WORK/err" || fail "-np 3: no sharding line on stderr"
+KVFFN=(--set model.variant=depth_kv_ffn --set model.norm=pre)
+for np in 1 2 3; do train_np "$np" "kvffn_pre_np$np" "${KVFFN[@]}"; done
+grep -q "fully sharded over 3 rank(s) (zero3" "$WORK/err" || fail "-np 3: no sharding line on stderr"
 compare kvffn_pre_np1 kvffn_pre_np2
 compare kvffn_pre_np1 kvffn_pre_np3
-for np in 1 2; do train_np "$np" "seq_post_np$np" --set model.variant=sequence --set model.norm=post; done
-compare seq_post_np1 seq_post_np2
+train_np 2 kvffn_pre_np2_zero2 "${KVFFN[@]}" --set parallel.reshard_after_forward=false
+compare kvffn_pre_np1 kvffn_pre_np2_zero2
+train_np 1 kvffn_pre_np1_sharded "${KVFFN[@]}" --set parallel.sharding=full
+compare kvffn_pre_np1 kvffn_pre_np1_sharded
+for np in 1 3; do train_np "$np" "seq_post_np$np" --set model.variant=sequence --set model.norm=post; done
+compare seq_post_np1 seq_post_np3
+
+# Memory: the shards a rank holds (fp32 masters, two moments, gradient) fall as 1/N, up to the
+# padding of each group to a multiple of N; at rest no full parameter or gradient is held, and
+# freeing blocks after their forward (ZeRO-3) holds less at once than keeping them (ZeRO-2).
+train_np 4 kvffn_pre_np4 "${KVFFN[@]}"
+python3 - "$WORK" <<'PY' || fail "per-rank memory does not fall as 1/N"
+import json, sys
+def first(run, key):
+    for line in open(f"{sys.argv[1]}/{run}/metrics.jsonl"):
+        j = json.loads(line)
+        if key in j:
+            return j[key]
+    raise SystemExit(f"{run}: no {key} in metrics.jsonl")
+one = first("kvffn_pre_np1_sharded", "shard_state_mib_per_rank")
+for n, run in ((2, "kvffn_pre_np2"), (4, "kvffn_pre_np4")):
+    mine = first(run, "shard_state_mib_per_rank")
+    print(f"N={n}: {mine:.4f} MiB of shards per rank, 1/N of one rank's {one:.4f} is {one / n:.4f}")
+    assert one / n <= mine <= one / n * 1.01, (n, mine, one)
+z3, z2 = first("kvffn_pre_np2", "gathered_peak_mib_per_rank"), first("kvffn_pre_np2_zero2", "gathered_peak_mib_per_rank")
+print(f"gathered parameters+gradients at peak: zero3 {z3:.3f} MiB, zero2 {z2:.3f} MiB")
+assert 0 < z3 < z2, (z3, z2)
+PY
 
 # Ranks that disagree: both stop, non-zero, naming the rank and the field.
 RC=0

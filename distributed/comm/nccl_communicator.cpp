@@ -1,0 +1,126 @@
+#include "distributed/comm/nccl_communicator.h"
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstring>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "core/stream.h"
+
+namespace moda {
+
+namespace {
+
+#define MODA_NCCL_CHECK(call)                                                                         \
+  do {                                                                                                \
+    const ncclResult_t rc_ = (call);                                                                  \
+    MODA_CHECK(rc_ == ncclSuccess, #call, " failed: ", ncclGetErrorString(rc_), " (", ncclGetLastError(nullptr), ")"); \
+  } while (0)
+
+ncclDataType_t nccl_type(const char* op, const Tensor& t) {
+  MODA_CHECK(t.is_contiguous(), op, ": NCCL collectives need contiguous tensors, got ", t.describe());
+  switch (t.dtype()) {
+    case DType::F32: return ncclFloat32;
+    case DType::F64: return ncclFloat64;
+    case DType::BF16: return ncclBfloat16;
+    case DType::I32: return ncclInt32;
+    case DType::I64: return ncclInt64;
+    default: MODA_FAIL(op, ": NCCL cannot move ", t.describe());
+  }
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(std::unique_ptr<Communicator> bootstrap, int device)
+      : bootstrap_(std::move(bootstrap)), device_(device), before_(false), after_(false) {
+    ncclUniqueId id;
+    std::memset(&id, 0, sizeof(id));
+    if (bootstrap_->rank() == 0) MODA_NCCL_CHECK(ncclGetUniqueId(&id));
+    static_assert(sizeof(ncclUniqueId) % sizeof(int64_t) == 0);
+    Tensor wire = Tensor::zeros({int64_t(sizeof(id) / sizeof(int64_t))}, DType::I64);
+    std::memcpy(wire.data_ptr(), &id, sizeof(id));
+    bootstrap_->broadcast(wire, 0);
+    std::memcpy(&id, wire.data_ptr(), sizeof(id));
+    MODA_NCCL_CHECK(ncclCommInitRank(&comm_, bootstrap_->world_size(), id, bootstrap_->rank()));
+  }
+  ~NcclCommunicator() override {
+    if (comm_) ncclCommDestroy(comm_);
+  }
+
+  int rank() const override { return bootstrap_->rank(); }
+  int world_size() const override { return bootstrap_->world_size(); }
+  int local_rank() const override { return bootstrap_->local_rank(); }
+  std::string backend() const override { return "nccl"; }
+
+  void all_reduce_sum(Tensor& t) override {
+    if (t.device().is_cpu()) return bootstrap_->all_reduce_sum(t);
+    run("all_reduce", [&](cudaStream_t s) {
+      MODA_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type("all_reduce", t), ncclSum,
+                                    comm_, s));
+    });
+  }
+  void all_gather(Tensor& out, const Tensor& in) override {
+    if (out.device().is_cpu()) return bootstrap_->all_gather(out, in);
+    check_pair("all_gather", out, in, in.numel() * world_size(), out.numel());
+    run("all_gather", [&](cudaStream_t s) {
+      MODA_NCCL_CHECK(
+          ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()), nccl_type("all_gather", in), comm_, s));
+    });
+  }
+  void reduce_scatter_sum(Tensor& out, const Tensor& in) override {
+    if (out.device().is_cpu()) return bootstrap_->reduce_scatter_sum(out, in);
+    check_pair("reduce_scatter", out, in, out.numel() * world_size(), in.numel());
+    run("reduce_scatter", [&](cudaStream_t s) {
+      MODA_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), size_t(out.numel()),
+                                        nccl_type("reduce_scatter", in), ncclSum, comm_, s));
+    });
+  }
+  void broadcast(Tensor& t, int root) override {
+    if (t.device().is_cpu()) return bootstrap_->broadcast(t, root);
+    run("broadcast", [&](cudaStream_t s) {
+      MODA_NCCL_CHECK(
+          ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type("broadcast", t), root, comm_, s));
+    });
+  }
+  void barrier() override {
+    synchronize_device();
+    bootstrap_->barrier();
+  }
+
+ private:
+  void check_pair(const char* op, const Tensor& out, const Tensor& in, int64_t expected, int64_t got) const {
+    MODA_CHECK(in.device() == out.device() && in.device().index == device_ && in.dtype() == out.dtype(), op,
+               ": in ", in.describe(), " and out ", out.describe(), " must share this rank's GPU and dtype");
+    MODA_CHECK(expected == got, op, ": ", in.describe(), " and ", out.describe(), " do not fit a world of ",
+               world_size());
+  }
+  // The collective runs on the communication stream, ordered after the compute stream's queued
+  // work and before its later work.
+  template <typename Enqueue>
+  void run(const char*, Enqueue enqueue) {
+    cudaStream_t compute = current_stream();
+    before_.record(compute);
+    before_.wait_on(stream_.get());
+    enqueue(stream_.get());
+    after_.record(stream_.get());
+    after_.wait_on(compute);
+  }
+
+  std::unique_ptr<Communicator> bootstrap_;
+  int device_;
+  ncclComm_t comm_ = nullptr;
+  Stream stream_;
+  Event before_, after_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, int device) {
+  // First, so that the communicator's stream, events and NCCL's own state live on this GPU.
+  MODA_CUDA_CHECK(cudaSetDevice(device), "NCCL communicator");
+  return std::make_unique<NcclCommunicator>(std::move(bootstrap), device);
+}
+
+}  // namespace moda
