@@ -119,8 +119,8 @@ field() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$WORK/where
 for r in 0 1; do [ -s "$WORK/where.$r" ] || fail "rank $r wrote no where.$r"; done
 [ "$(field 0 netns)" = "$(ino "$NS_A")" ] || fail "rank 0 ran in $(field 0 netns), not in $NS_A ($(ino "$NS_A"))"
 [ "$(field 1 netns)" = "$(ino "$NS_B")" ] || fail "rank 1 ran in $(field 1 netns), not in $NS_B ($(ino "$NS_B"))"
-[ "$(field 0 addrs)" = "$ADDR_A/24 " ] || fail "rank 0 sees addresses '$(field 0 addrs)', expected $ADDR_A/24"
-[ "$(field 1 addrs)" = "$ADDR_B/24 " ] || fail "rank 1 sees addresses '$(field 1 addrs)', expected $ADDR_B/24"
+[ "$(field 0 addrs)" = "$ADDR_A/24" ] || fail "rank 0 sees addresses '$(field 0 addrs)', expected $ADDR_A/24"
+[ "$(field 1 addrs)" = "$ADDR_B/24" ] || fail "rank 1 sees addresses '$(field 1 addrs)', expected $ADDR_B/24"
 [ "$(field 0 tmpdir)" = "$WORK/tmp-a" ] || fail "rank 0's TMPDIR is $(field 0 tmpdir)"
 [ "$(field 1 tmpdir)" = "$WORK/tmp-b" ] || fail "rank 1's TMPDIR is $(field 1 tmpdir), not host b's"
 [ "$(field 0 marker)" = inherited ] || fail "rank 0 did not inherit mpirun's environment"
@@ -129,12 +129,13 @@ for r in 0 1; do [ -s "$WORK/where.$r" ] || fail "rank $r wrote no where.$r"; do
 echo "rank 0 in $NS_A ($ADDR_A), rank 1 in $NS_B ($ADDR_B) through netns-rsh.sh"
 
 # The training's traffic crossed the veth: every step rank 1 receives rank 0's half of the
-# updated parameters (all-gather) and of the summed gradients (reduce-scatter), 4 bytes each.
+# updated parameters (all-gather) and of the summed gradients (reduce-scatter), 4 bytes each
+# today (counted at 2, so that bf16 gathers would pass too). The launch alone moves a few KB.
 run params --config "$cfg" --json "${SETS[@]}"
 expect_rc 0 "moda params"
 params=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["params"])' "$WORK/out")
-need=$((4 * 2 * params / 2 * 4))  # 4 steps x 2 collectives x half the parameters x 4 bytes
-echo "rank 1's veth received $rx bytes (training alone needs about $need)"
+need=$((4 * 2 * params / 2 * 2))  # 4 steps x 2 collectives x half the parameters x 2 bytes
+echo "rank 1's veth received $rx bytes (the training needs more than $need)"
 [ "$rx" -ge "$need" ] || fail "only $rx bytes crossed the veth pair; the training needs at least $need"
 
 compare() {  # compare RUN_A RUN_B: every logged loss and the final eval within 1e-5 relative
