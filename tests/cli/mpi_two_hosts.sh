@@ -9,8 +9,9 @@
 # Checked: the losses in metrics.jsonl (4 steps and the final evaluation) equal those of
 # `mpirun -np 1` and `-np 2` on one host to 1e-5 relative; rank 0 ran in the first namespace and
 # rank 1 in the second (each rank's /proc/self/ns/net against the namespaces' inodes, and its
-# addresses); rank 1 came through the remote launcher (one call, for 10.77.0.2, and none of
-# mpirun's unexported environment reached it); the training's traffic crossed the veth pair.
+# addresses), each the only rank on its node (local rank 0 of 1); rank 1 came through the remote
+# launcher (one call, for 10.77.0.2, and none of mpirun's unexported environment reached it);
+# the training's traffic crossed the veth pair. The agent alone handles ssh-style arguments.
 #
 # Needs root and `ip netns` (CAP_SYS_ADMIN, CAP_NET_ADMIN). Where the namespaces cannot be made
 # it exits 77, which CTest reports as skipped; with MODA_REQUIRE_NETNS=1 it fails instead.
@@ -65,6 +66,22 @@ ip link add "$VETH_A" type veth peer name "$VETH_B" 2> "$WORK/err" || skip "cann
     ip -n "$NS_A" link set "$VETH_A" up && ip -n "$NS_B" link set "$VETH_B" up
 } 2> "$WORK/err" || fail "setting up the veth pair between $NS_A and $NS_B"
 
+# The agent alone, called as Open MPI or a user's plm_rsh_args might: ssh options before the host
+# (with values apart and attached), user@host, the command as several words with quotes for the
+# remote shell; an address no namespace owns is refused as ssh refuses a host it cannot reach.
+export MODA_NETNS_HOSTS="$ADDR_A=$NS_A,$ADDR_B=$NS_B"
+RC=0
+MODA_TWO_HOSTS_MARKER=inherited "$RSH" -x -p 22 -oBatchMode=yes -o StrictHostKeyChecking=no root@$ADDR_B \
+  echo '"net $(readlink /proc/self/ns/net)"' '"marker ${MODA_TWO_HOSTS_MARKER:-unset}"' \
+  > "$WORK/out" 2> "$WORK/err" || RC=$?
+expect_rc 0 "netns-rsh.sh OPTIONS root@$ADDR_B COMMAND"
+[ "$(cat "$WORK/out")" = "net net:[$(stat -L -c %i "/run/netns/$NS_B")] marker unset" ] ||
+  fail "netns-rsh.sh ran '$(cat "$WORK/out")', expected namespace $NS_B and a fresh environment"
+RC=0
+MODA_NETNS_HOSTS= "$RSH" 10.77.0.99 true > "$WORK/out" 2> "$WORK/err" || RC=$?
+expect_rc 255 "netns-rsh.sh to an address no namespace owns"
+expect_in err "owned by 0 network namespaces" "netns-rsh.sh names the missing host"
+
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 SETS=("${TINY_SETS[@]}" --set train.steps=4 --set train.global_batch=12 --set train.micro_batch=2
@@ -90,6 +107,7 @@ dir=$1; shift
   echo "addrs $(ip -o -4 addr show scope global | awk '{print $4}' | tr '\n' ' ')"
   echo "marker ${MODA_TWO_HOSTS_MARKER:-unset}"
   echo "tmpdir ${TMPDIR:-unset}"
+  echo "local ${OMPI_COMM_WORLD_LOCAL_RANK:-?}/${OMPI_COMM_WORLD_LOCAL_SIZE:-?}"
 } > "$dir/where.${OMPI_COMM_WORLD_RANK:?not started by Open MPI}"
 exec "$@"
 SH
@@ -102,7 +120,7 @@ start=$SECONDS
 # MODA_TWO_HOSTS_MARKER is in mpirun's environment but not passed with -x: the rank forked on
 # mpirun's host inherits it; the one launched through netns-rsh.sh (a fresh login) must not.
 ip netns exec "$NS_A" env TMPDIR="$WORK/tmp-a" MODA_TWO_HOSTS_MARKER=inherited \
-  MODA_NETNS_HOSTS="$ADDR_A=$NS_A,$ADDR_B=$NS_B" "MODA_NETNS_TMPDIR_${NS_B//-/_}=$WORK/tmp-b" \
+  "MODA_NETNS_TMPDIR_${NS_B//-/_}=$WORK/tmp-b" \
   MODA_NETNS_RSH_LOG="$WORK/rsh.log" \
   timeout 120 mpirun --hostfile "$WORK/hostfile" -np 2 --map-by node --bind-to none \
   --mca plm_rsh_agent "$RSH" --mca pml ob1 --mca btl tcp,self \
@@ -110,6 +128,7 @@ ip netns exec "$NS_A" env TMPDIR="$WORK/tmp-a" MODA_TWO_HOSTS_MARKER=inherited \
   sh "$WORK/where.sh" "$WORK" "$MODA" train --config "$cfg" "${SETS[@]}" --run-dir "$WORK/two_hosts" \
   > "$WORK/out" 2> "$WORK/err" || RC=$?
 expect_rc 0 "mpirun across two namespaces (hostfile $ADDR_A, $ADDR_B; agent netns-rsh.sh)"
+expect_in err "world size 2 (mpi communicator)" "the two-host run is one world of 2"
 echo "two-host run: $((SECONDS - start)) s"
 rx=$(($(veth_bytes) - rx_before))
 
@@ -123,6 +142,9 @@ for r in 0 1; do [ -s "$WORK/where.$r" ] || fail "rank $r wrote no where.$r"; do
 [ "$(field 1 addrs)" = "$ADDR_B/24" ] || fail "rank 1 sees addresses '$(field 1 addrs)', expected $ADDR_B/24"
 [ "$(field 0 tmpdir)" = "$WORK/tmp-a" ] || fail "rank 0's TMPDIR is $(field 0 tmpdir)"
 [ "$(field 1 tmpdir)" = "$WORK/tmp-b" ] || fail "rank 1's TMPDIR is $(field 1 tmpdir), not host b's"
+for r in 0 1; do  # placement: one rank per node, so each is local rank 0 of 1
+  [ "$(field $r local)" = 0/1 ] || fail "rank $r is local rank/size $(field $r local), expected 0/1"
+done
 [ "$(field 0 marker)" = inherited ] || fail "rank 0 did not inherit mpirun's environment"
 [ "$(field 1 marker)" = unset ] || fail "rank 1 inherited mpirun's environment: it was not started through the agent"
 [ "$(cat "$WORK/rsh.log")" = "$ADDR_B $NS_B" ] || fail "remote launcher calls: '$(cat "$WORK/rsh.log")', expected one for $ADDR_B"
