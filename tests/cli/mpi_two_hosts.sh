@@ -78,7 +78,7 @@ expect_rc 0 "netns-rsh.sh OPTIONS root@$ADDR_B COMMAND"
 [ "$(cat "$WORK/out")" = "net net:[$(stat -L -c %i "/run/netns/$NS_B")] marker unset" ] ||
   fail "netns-rsh.sh ran '$(cat "$WORK/out")', expected namespace $NS_B and a fresh environment"
 RC=0
-MODA_NETNS_HOSTS= "$RSH" 10.77.0.99 true > "$WORK/out" 2> "$WORK/err" || RC=$?
+MODA_NETNS_HOSTS='' "$RSH" 10.77.0.99 true > "$WORK/out" 2> "$WORK/err" || RC=$?
 expect_rc 255 "netns-rsh.sh to an address no namespace owns"
 expect_in err "owned by 0 network namespaces" "netns-rsh.sh names the missing host"
 
