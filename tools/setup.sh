@@ -3,7 +3,7 @@
 # /usr/local/cuda/bin/nvcc exists the CUDA backend is built too.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ make git clang-format catch2 libspdlog-dev nlohmann-json3-dev libopenblas-dev libssl-dev libopenmpi-dev
-      openmpi-bin python3)
+      openmpi-bin python3 iproute2)  # iproute2: `ip netns` for tests/cli/mpi_two_hosts.sh
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
