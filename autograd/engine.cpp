@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -45,6 +46,11 @@ void clear_backward_pre_hook(const Storage* storage) { pre_hooks().erase(storage
 // ---------------------------------------------------------------------------------------------
 // recording
 
+static uint64_t next_sequence_number() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
 static std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
   auto& meta = leaf.impl()->autograd;
   if (!meta.grad_accumulator) {
@@ -79,6 +85,7 @@ std::vector<Tensor> record_op(const char* name, const std::vector<Tensor>& input
   node->backward = std::move(backward);
   node->run_without_grad = run_without_grad;
   node->pre_backward = pre_hook_for(inputs);
+  node->sequence = next_sequence_number();
   for (const Tensor& in : inputs) node->next.push_back(edge_for(in));
   for (size_t i = 0; i < outputs.size(); ++i) {
     Tensor& out = outputs[i];
@@ -135,6 +142,39 @@ void accumulate_leaf(Node& node, const Tensor& g) {
   for (auto& hook : meta.grad_ready_hooks) hook(grad);
 }
 
+// The nodes whose gradients are complete, in the order they run: leaves' accumulations first
+// (their grad-ready hooks fire as early as possible), then the most recently recorded node. That
+// is the forward in reverse, as in PyTorch: a block's backward finishes, gradients and all,
+// before the block below starts, which sharded training relies on to reduce and free each
+// group's gradient early (a last-in-first-out stack would instead run depth first down to the
+// embedding before accumulating the upper blocks' weight gradients).
+class ReadyQueue {
+ public:
+  void push(std::shared_ptr<Node> node) {
+    queued_.insert(node.get());
+    heap_.push_back(std::move(node));
+    std::push_heap(heap_.begin(), heap_.end(), runs_later);
+  }
+  std::shared_ptr<Node> pop() {
+    std::pop_heap(heap_.begin(), heap_.end(), runs_later);
+    auto node = std::move(heap_.back());
+    heap_.pop_back();
+    queued_.erase(node.get());
+    return node;
+  }
+  bool empty() const { return heap_.empty(); }
+  bool contains(Node* node) const { return queued_.count(node) > 0; }
+
+ private:
+  static bool runs_later(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+    const bool a_leaf = !a->leaf.expired(), b_leaf = !b->leaf.expired();
+    if (a_leaf != b_leaf) return b_leaf;
+    return a->sequence < b->sequence;
+  }
+  std::vector<std::shared_ptr<Node>> heap_;
+  std::unordered_set<Node*> queued_;
+};
+
 }  // namespace
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds) {
@@ -142,7 +182,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
   NoGradGuard no_grad;  // backward functions compute plain tensors; no double backward
   std::unordered_map<Node*, int> dependencies;
   std::unordered_map<Node*, PendingGrads> pending;
-  std::vector<std::shared_ptr<Node>> stack, ready;
+  std::vector<std::shared_ptr<Node>> stack;
+  ReadyQueue ready;
   std::unordered_set<Node*> seen;
 
   auto root_edge = [](const Tensor& t) {
@@ -168,14 +209,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
     auto& p = pending[e.node.get()];
     p.grads.resize(e.node->output_shapes.size());
     add_grad(p.grads, e.input_nr, seeds[i], *e.node);
-    if (dependencies[e.node.get()] == 0 &&
-        std::none_of(ready.begin(), ready.end(), [&](auto& n) { return n == e.node; }))
-      ready.push_back(e.node);
+    if (dependencies[e.node.get()] == 0 && !ready.contains(e.node.get())) ready.push(e.node);
   }
 
   while (!ready.empty()) {
-    auto node = ready.back();
-    ready.pop_back();
+    auto node = ready.pop();
     auto& p = pending[node.get()];
     p.grads.resize(node->output_shapes.size());
     std::vector<Tensor> grads = std::move(p.grads);
@@ -205,7 +243,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       auto& target = pending[e.node.get()];
       target.grads.resize(e.node->output_shapes.size());
       if (i < input_grads.size()) add_grad(target.grads, e.input_nr, input_grads[i], *e.node);
-      if (--dependencies[e.node.get()] == 0) ready.push_back(e.node);
+      if (--dependencies[e.node.get()] == 0) ready.push(e.node);
     }
     node->next.clear();
   }

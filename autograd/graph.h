@@ -30,6 +30,8 @@ struct Node {
   // Run even when no gradient reached any output (used by depth-stream slot writes, whose gradient
   // arrives through a side buffer rather than through the graph).
   bool run_without_grad = false;
+  // Recording order: the engine runs later-recorded nodes first (the forward in reverse).
+  uint64_t sequence = 0;
   // Leaves only: the tensor whose .grad is accumulated (AccumulateGrad semantics).
   std::weak_ptr<TensorImpl> leaf;
   // Runs just before `backward` (see set_backward_pre_hook): sharded training gathers the

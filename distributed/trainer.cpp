@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 Device resolve_device(const std::string& spec, int local_rank) {
   // "auto" and "cuda" mean this rank's GPU: the node-local rank's (one rank per GPU under mpirun).
   const int gpus = cuda_device_count();
-  Device d = spec == "auto" ? (gpus > 0 ? Device::cuda(local_rank % gpus) : Device::cpu())
+  Device d = spec == "auto"   ? (gpus > 0 ? Device::cuda(local_rank % gpus) : Device::cpu())
              : spec == "cuda" ? Device::cuda(gpus > 0 ? local_rank % gpus : 0)
                               : Device::parse(spec);
   if (d.is_cuda()) {

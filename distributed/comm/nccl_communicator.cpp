@@ -13,9 +13,9 @@ namespace moda {
 
 namespace {
 
-#define MODA_NCCL_CHECK(call)                                                                         \
-  do {                                                                                                \
-    const ncclResult_t rc_ = (call);                                                                  \
+#define MODA_NCCL_CHECK(call)                                                                                          \
+  do {                                                                                                                 \
+    const ncclResult_t rc_ = (call);                                                                                   \
     MODA_CHECK(rc_ == ncclSuccess, #call, " failed: ", ncclGetErrorString(rc_), " (", ncclGetLastError(nullptr), ")"); \
   } while (0)
 
@@ -57,8 +57,8 @@ class NcclCommunicator final : public Communicator {
   void all_reduce_sum(Tensor& t) override {
     if (t.device().is_cpu()) return bootstrap_->all_reduce_sum(t);
     run("all_reduce", [&](cudaStream_t s) {
-      MODA_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type("all_reduce", t), ncclSum,
-                                    comm_, s));
+      MODA_NCCL_CHECK(
+          ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type("all_reduce", t), ncclSum, comm_, s));
     });
   }
   void all_gather(Tensor& out, const Tensor& in) override {
@@ -91,8 +91,8 @@ class NcclCommunicator final : public Communicator {
 
  private:
   void check_pair(const char* op, const Tensor& out, const Tensor& in, int64_t expected, int64_t got) const {
-    MODA_CHECK(in.device() == out.device() && in.device().index == device_ && in.dtype() == out.dtype(), op,
-               ": in ", in.describe(), " and out ", out.describe(), " must share this rank's GPU and dtype");
+    MODA_CHECK(in.device() == out.device() && in.device().index == device_ && in.dtype() == out.dtype(), op, ": in ",
+               in.describe(), " and out ", out.describe(), " must share this rank's GPU and dtype");
     MODA_CHECK(expected == got, op, ": ", in.describe(), " and ", out.describe(), " do not fit a world of ",
                world_size());
   }

@@ -59,7 +59,7 @@ compare seq_post_np1 seq_post_np3
 # Memory: the shards a rank holds (fp32 masters, two moments, gradient) fall as 1/N, up to the
 # padding of each group to a multiple of N; at rest no full parameter or gradient is held, and
 # freeing blocks after their forward (ZeRO-3) holds less at once than keeping them (ZeRO-2).
-train_np 4 kvffn_pre_np4 "${KVFFN[@]}"
+train_np 4 kvffn_pre_np4 "${KVFFN[@]}" --set train.global_batch=8  # 4 ranks x 1 micro-batch of 2
 python3 - "$WORK" <<'PY' || fail "per-rank memory does not fall as 1/N"
 import json, sys
 def first(run, key):
@@ -74,7 +74,7 @@ for n, run in ((2, "kvffn_pre_np2"), (4, "kvffn_pre_np4")):
     print(f"N={n}: {mine:.4f} MiB of shards per rank, 1/N of one rank's {one:.4f} is {one / n:.4f}")
     assert one / n <= mine <= one / n * 1.01, (n, mine, one)
 z3, z2 = first("kvffn_pre_np2", "gathered_peak_mib_per_rank"), first("kvffn_pre_np2_zero2", "gathered_peak_mib_per_rank")
-print(f"gathered parameters+gradients at peak: zero3 {z3:.3f} MiB, zero2 {z2:.3f} MiB")
+print(f"gathered parameters+gradients at peak: zero3 {z3:.4f} MiB, zero2 {z2:.4f} MiB")
 assert 0 < z3 < z2, (z3, z2)
 PY
 
