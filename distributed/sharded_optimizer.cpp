@@ -69,8 +69,9 @@ void ShardedOptimizer::reduce(size_t index) {
   const int64_t padded_numel = g.shard * comm_.world_size();
   Tensor send = full;
   if (full.dtype() != reduce_dtype_ || padded_numel != g.numel) {
-    send = Tensor::zeros({padded_numel}, reduce_dtype_, full.device());
+    send = Tensor::empty({padded_numel}, reduce_dtype_, full.device());
     send.narrow(0, 0, g.numel).copy_(full);
+    if (padded_numel > g.numel) send.narrow(0, g.numel, padded_numel - g.numel).zero_();
   }
   if (reduce_dtype_ == DType::F32) {
     comm_.reduce_scatter_sum(g.grad, send);

@@ -4,6 +4,7 @@
 # sitting. For each variant and round it trains experiments/gpu-125m.json for `steps` steps:
 #   none   plain `moda train` (the unsharded trainer)
 #   zero3  `mpirun -np 1 moda train --set parallel.sharding=full` (MPI bootstrap + NCCL)
+#   zero2  the same with parallel.reshard_after_forward=false (no re-gather in backward)
 # and prints, per run, the median tokens/s over the logged steps after the first, and the
 # largest relative difference of the logged losses from the unsharded run's.
 #   bash tools/gpu-sharded-world1-bench.sh BUILD_DIR [steps] [rounds] > table.txt
@@ -11,18 +12,21 @@
 set -uo pipefail
 build=${1:-build-gpu} steps=${2:-40} rounds=${3:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-run() {  # run NAME VARIANT auto|full
-  local name=$1 v=$2 sharding=$3 launch=()
-  [ "$sharding" = full ] && launch=(mpirun -np 1 --bind-to none)
+run() {  # run NAME VARIANT none|zero3|zero2
+  local name=$1 v=$2 mode=$3 launch=() sets=()
+  if [ "$mode" != none ]; then
+    launch=(mpirun -np 1 --bind-to none)
+    sets=(--set parallel.sharding=full --set parallel.reshard_after_forward=$([ "$mode" = zero3 ] && echo true || echo false))
+  fi
   rm -rf "runs/w1-$name"
   "${launch[@]}" "$build/moda" train --config experiments/gpu-125m.json --set model.variant="$v" \
-    --set train.steps="$steps" --set train.eval_every=0 --set train.log_every=5 --set parallel.sharding="$sharding" \
+    --set train.steps="$steps" --set train.eval_every=0 --set train.log_every=5 "${sets[@]}" \
     --run-dir "runs/w1-$name" > "runs/w1-$name.log" 2>&1 || { echo "run $name failed:"; tail -5 "runs/w1-$name.log"; }
 }
 summary() {  # summary NAME BASE_NAME
   python3 - "runs/w1-$1/metrics.jsonl" "runs/w1-$2/metrics.jsonl" "$1" <<'PY'
 import json, statistics, sys
-def rows(p): return [json.loads(l) for l in open(p) if '"loss"' in l]
+def rows(p): return [j for j in map(json.loads, open(p)) if "tokens_per_s" in j]
 a, b = rows(sys.argv[1]), rows(sys.argv[2])
 tps = statistics.median(r["tokens_per_s"] for r in a[1:])
 diff = max(abs(x["loss"] - y["loss"]) / abs(y["loss"]) for x, y in zip(a, b))
@@ -33,9 +37,7 @@ PY
 }
 for r in $(seq 1 "$rounds"); do
   for v in sequence depth_kv_ffn; do
-    run "none-$v-$r" "$v" auto
-    run "zero3-$v-$r" "$v" full
-    summary "none-$v-$r" "none-$v-$r"
-    summary "zero3-$v-$r" "none-$v-$r"
+    for mode in none zero3 zero2; do run "$mode-$v-$r" "$v" "$mode"; done
+    for mode in none zero3 zero2; do summary "$mode-$v-$r" "none-$v-$r"; done
   done
 done
