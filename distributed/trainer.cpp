@@ -65,6 +65,7 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
       schedule_{cfg_.optim.lr, cfg_.optim.min_lr, cfg_.optim.warmup_steps, cfg_.train.steps},
       loader_(make_loader()),
       metrics_(required_run_dir(opts_)) {
+  comm_->set_timeout(cfg_.train.collective_timeout_s);  // before the first collective (docs/distributed.md, "Faults")
   if (is_main_rank()) lock_.emplace(opts_.run_dir);
   check_same_config_on_every_rank(*comm_, cfg_.resolved);
   // Every validation set is read once now, so a bad one fails before training, not after it.
@@ -280,6 +281,7 @@ TrainSummary Trainer::fit() {
   const auto run_start = std::chrono::steady_clock::now();
   while (step_ < cfg_.train.steps) {
     ++step_;
+    comm_->set_step(step_);  // named in a collective timeout or MPI error report
     const double lr = schedule_.at(step_);
     summary_.last_loss = train_step();
     elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
