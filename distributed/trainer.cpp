@@ -271,7 +271,13 @@ void Trainer::save() {
   for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
   ck.optimizer = optimizer_->state();
   ck.state = {{"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
-  const std::string dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+  std::string dir;
+  try {
+    dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+  } catch (const std::exception& e) {  // disk full, read-only: say what survives (save_checkpoint's promise)
+    throw Error(std::string(e.what()) + "\n(the checkpoint of step " + std::to_string(step_) +
+                " was not saved; the previous one, " + checkpoint_or_none(opts_.run_dir) + ", and latest are intact)");
+  }
   last_saved_step_ = step_;
   spdlog::info("checkpoint {}", dir);
 }
