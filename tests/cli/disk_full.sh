@@ -27,9 +27,10 @@ train_until() {  # train_until STEP [--resume]
 
 expect_step2_intact() {  # expect_step2_intact WHAT
   [ "$(cat "$mnt/latest")" = step-2 ] || fail "$1: latest names $(cat "$mnt/latest"), not step-2"
-  local left
-  left=$(ls "$mnt" | grep -v -x -e latest -e step-1 -e step-2 -e filler || true)
-  [ -z "$left" ] || fail "$1: left in checkpoints/: $left"
+  local entry
+  for entry in "$mnt"/* "$mnt"/.[!.]*; do
+    case "${entry##*/}" in latest | step-1 | step-2 | filler | '*' | '.[!.]*') ;; *) fail "$1: left in checkpoints/: $entry" ;; esac
+  done
   RC=0
   "$MODA" eval --device cpu --checkpoint "$run_dir" --data "gpl=$WORK/data/data/gpl_val_*.bin" \
     > /dev/null 2> "$WORK/eval_err" || RC=$?

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # RC and ELAPSED are read by the sourcing scripts
 # Helpers for the fault tests (sourced after lib.sh): start a training job in the background, wait
 # for a step by polling metrics.jsonl (never a fixed sleep: a slow CI machine only makes the wait
 # longer), find a rank's process, kill or stop it and time how long the job takes to end.

@@ -55,7 +55,7 @@ for trial in $(seq 10); do
   fi
   [ "$now" -ge "$resumed_from" ] || fail "trial $trial: latest went back from step $resumed_from to $now"
   [ "$now" -le "$(last_logged_step "$run_dir")" ] || fail "trial $trial: latest step $now was never logged"
-  ls "$run_dir/checkpoints" | grep -q '\.tmp\.' && leftovers=$((leftovers + 1))
+  if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then leftovers=$((leftovers + 1)); fi
   echo "trial $trial: resumed from step $resumed_from, killed after step $(last_logged_step "$run_dir"), latest step $now"
 done
 
@@ -66,7 +66,7 @@ RC=0
   > "$WORK/out" 2> "$WORK/err" || RC=$?
 expect_rc 0 "the final resume"
 [ "$(latest_step)" -eq "$final" ] || fail "the final resume did not checkpoint step $final"
-ls "$run_dir/checkpoints" | grep -q '\.tmp\.' && fail "temporaries of killed saves are still there after a save"
+if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then fail "temporaries of killed saves outlived a save"; fi
 python3 - "$run_dir/metrics.jsonl" "$final" <<'PY' || fail "metrics.jsonl does not hold each step once"
 import json, sys
 steps = [json.loads(l)["step"] for l in open(sys.argv[1]) if '"loss"' in l]
