@@ -14,11 +14,16 @@
 
 namespace moda {
 
+// A file's fsync must succeed: on filesystems that allocate late (ext4 delalloc, NFS) a full disk
+// shows only here, and a file renamed into place after a failed fsync may be lost. A directory's
+// is best effort (some filesystems refuse it).
 static void fsync_path(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;  // best effort for directories on filesystems that refuse it
-  ::fsync(fd);
+  if (fd < 0) return;
+  const bool ok = ::fsync(fd) == 0;
+  const int err = errno;
   ::close(fd);
+  MODA_CHECK(ok || directory, "cannot flush '", path, "' to disk: ", std::strerror(err));
 }
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
@@ -33,9 +38,11 @@ void write_file_atomically(const std::string& path, const std::function<void(std
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       MODA_CHECK(out, "cannot open '", tmp, "' for writing: ", std::strerror(errno));
+      errno = 0;  // so that a failed write below reports its own cause (ENOSPC, EIO, EROFS)
       write(out);
       out.flush();
-      MODA_CHECK(out.good(), "writing '", tmp, "' failed (disk full?)");
+      const int err = errno;
+      MODA_CHECK(out.good(), "writing '", tmp, "' failed: ", err ? std::strerror(err) : "unknown error (disk full?)");
     }
     fsync_path(tmp, false);
     MODA_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path,

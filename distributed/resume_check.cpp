@@ -11,6 +11,7 @@ const std::vector<std::string>& resumable_fields() {
                                                   "train.checkpoint_every",
                                                   "train.keep_checkpoints",
                                                   "train.log_every",
+                                                  "train.collective_timeout_s",
                                                   "data.val",
                                                   "optim.lr",
                                                   "optim.min_lr",

@@ -91,6 +91,7 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   tc.log_every = t.get("log_every", tc.log_every);
   tc.seed = t.get("seed", tc.seed);
   tc.device = t.get("device", tc.device);
+  tc.collective_timeout_s = t.get("collective_timeout_s", tc.collective_timeout_s);
   t.check(tc.steps >= 1, "steps", tc.steps, "must be >= 1");
   t.check(tc.micro_batch >= 1, "micro_batch", tc.micro_batch, "must be >= 1");
   t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch", tc.global_batch,
@@ -102,6 +103,7 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   t.check(tc.log_every >= 1, "log_every", tc.log_every, "must be >= 1");
   t.check(tc.device == "auto" || tc.device == "cpu" || tc.device.rfind("cuda", 0) == 0, "device", tc.device,
           "must be auto, cpu, cuda or cuda:N");
+  t.check(tc.collective_timeout_s > 0, "collective_timeout_s", tc.collective_timeout_s, "must be > 0 (seconds)");
   // Checked before anything is allocated: micro_batch x seq_len tokens are allocated per step.
   t.check(tc.micro_batch <= data::kMaxLoaderBatchTokens / seq_len, "micro_batch", tc.micro_batch,
           "micro_batch x data.seq_len must be <= " + std::to_string(data::kMaxLoaderBatchTokens) + " tokens");
@@ -140,7 +142,8 @@ nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) 
                 {"keep_checkpoints", tc.keep_checkpoints},
                 {"log_every", tc.log_every},
                 {"seed", tc.seed},
-                {"device", tc.device}};
+                {"device", tc.device},
+                {"collective_timeout_s", tc.collective_timeout_s}};
   const auto& pc = c.parallel;
   r["parallel"] = {{"sharding", pc.sharding},
                    {"reshard_after_forward", pc.reshard_after_forward},

@@ -36,6 +36,10 @@ struct TrainerConfig {
   int64_t log_every = 10;
   uint64_t seed = 1234;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  // Longest wait of one collective for the other ranks before this rank reports the fault (rank,
+  // collective, step) and aborts the job: a dead or hung rank ends the run with a message, not a
+  // hang. Ten minutes covers a slow checkpoint or evaluation on another rank.
+  double collective_timeout_s = 600;
 };
 
 // How the model is spread over the ranks (docs/distributed.md).

@@ -72,6 +72,7 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
       schedule_{cfg_.optim.lr, cfg_.optim.min_lr, cfg_.optim.warmup_steps, cfg_.train.steps},
       loader_(make_loader()),
       metrics_(required_run_dir(opts_)) {
+  comm_->set_timeout(cfg_.train.collective_timeout_s);  // before the first collective (docs/distributed.md, "Faults")
   if (is_main_rank()) lock_.emplace(opts_.run_dir);
   check_same_config_on_every_rank(*comm_, cfg_.resolved);
   // Every validation set is read once now, so a bad one fails before training, not after it.
@@ -303,7 +304,13 @@ void Trainer::save() {
   for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
   ck.optimizer = optimizer_->state();
   ck.state = {{"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
-  const std::string dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+  std::string dir;
+  try {
+    dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+  } catch (const std::exception& e) {  // disk full, read-only: say what survives (save_checkpoint's promise)
+    throw Error(std::string(e.what()) + "\n(the checkpoint of step " + std::to_string(step_) +
+                " was not saved; the previous one, " + checkpoint_or_none(opts_.run_dir) + ", and latest are intact)");
+  }
   last_saved_step_ = step_;
   spdlog::info("checkpoint {}", dir);
 }
@@ -313,6 +320,7 @@ TrainSummary Trainer::fit() {
   const auto run_start = std::chrono::steady_clock::now();
   while (step_ < cfg_.train.steps) {
     ++step_;
+    comm_->set_step(step_);  // named in a collective timeout or MPI error report
     const double lr = schedule_.at(step_);
     summary_.last_loss = train_step();
     elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();

@@ -3,6 +3,7 @@
 // once for every backend. Every rank calls the same collectives in the same order with tensors of
 // the same shape, dtype and device. Backends: a single process (world of one, below); MPI for CPU
 // tensors and NCCL for CUDA tensors plug in here with the sharded trainer (docs/distributed.md).
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,12 @@ class Communicator {
   // t <- root's t.
   virtual void broadcast(Tensor& t, int root) = 0;
   virtual void barrier() = 0;
+
+  // Faults (docs/distributed.md, "Faults"): a backend with peers waits at most `seconds` in one
+  // collective, then reports this rank, the collective and the step, and ends the job; `step` is
+  // only for that report. A world of one has nobody to wait for and ignores both.
+  virtual void set_timeout(double /*seconds*/) {}
+  virtual void set_step(int64_t /*step*/) {}
 };
 
 // A world of one: every collective is an identity (a copy where input and output differ).

@@ -20,6 +20,7 @@ bad_set "train.steps" 'train.steps="3"'         # a JSON string where an integer
 bad_set "model.qk_norm" 'model.qk_norm=1'       # an integer where a boolean belongs
 bad_set "data.seq_len" 'data.seq_len=[16]'      # an array where an integer belongs
 bad_set "optim.lr" 'optim.lr=-1'                # a number that breaks the field's rule
+bad_set "train.collective_timeout_s" 'train.collective_timeout_s=0'  # must be > 0
 bad_set "train.steps" 'train.steps'             # no '='
 bad_set "n_layers" 'model.n_layers={"x": 1}'    # an object where an integer belongs
 

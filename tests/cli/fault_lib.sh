@@ -1,0 +1,81 @@
+# shellcheck shell=bash disable=SC2034  # RC and ELAPSED are read by the sourcing scripts
+# Helpers for the fault tests (sourced after lib.sh): start a training job in the background, wait
+# for a step by polling metrics.jsonl (never a fixed sleep: a slow CI machine only makes the wait
+# longer), find a rank's process, kill or stop it and time how long the job takes to end.
+
+JOB_PID=""
+STOPPED_PID=""
+# On any exit: wake and kill what this script started, by pid, so nothing is left behind.
+cleanup_jobs() {
+  if [ -n "$STOPPED_PID" ]; then kill -CONT "$STOPPED_PID" 2> /dev/null || true; fi
+  if [ -n "$JOB_PID" ]; then
+    local kids
+    kids=$(pgrep -P "$JOB_PID" || true)
+    kill -9 $kids "$JOB_PID" 2> /dev/null || true
+    wait "$JOB_PID" 2> /dev/null || true
+  fi
+}
+
+trap 'cleanup_jobs; rm -rf "$WORK"' EXIT
+
+# alive PID: the process runs (a child that ended but was not waited for yet is a zombie: not alive).
+alive() {
+  local state
+  state=$(cut -d' ' -f3 "/proc/$1/stat" 2> /dev/null) || return 1
+  [ "$state" != Z ]
+}
+
+# start_job RUN_DIR ARGS...: "${LAUNCH[@]}" moda train ARGS --run-dir RUN_DIR in the background;
+# stdout/stderr in $WORK/out, $WORK/err (appended), its pid in JOB_PID.
+start_job() {
+  local run=$1
+  shift
+  "${LAUNCH[@]}" "$MODA" train "$@" --run-dir "$run" >> "$WORK/out" 2>> "$WORK/err" &
+  JOB_PID=$!
+}
+
+# last_logged_step RUN_DIR: the largest training step in metrics.jsonl (0 when none).
+last_logged_step() {
+  local f=$1/metrics.jsonl
+  [ -f "$f" ] || { echo 0; return; }
+  { grep -o '"step":[0-9]*,"tokens"' "$f" || true; } | sed 's/[^0-9]//g' | sort -n | tail -1 | sed 's/^$/0/'
+}
+
+# wait_for_step RUN_DIR STEP: polls until training step STEP is logged (every step is: log_every
+# 1). Fails when the job ends first or after 120 s.
+wait_for_step() {
+  local run=$1 step=$2 start=$SECONDS
+  until grep -q "\"step\":$step,\"tokens\"" "$run/metrics.jsonl" 2> /dev/null; do
+    alive "$JOB_PID" || fail "the job ended before logging step $step"
+    [ $((SECONDS - start)) -lt 120 ] || fail "no step $step logged within 120 s"
+    sleep 0.05
+  done
+}
+
+# rank_pid N: the pid of rank N of the mpirun job JOB_PID (its children carry OMPI_COMM_WORLD_RANK).
+rank_pid() {
+  local child
+  for child in $(pgrep -P "$JOB_PID"); do
+    if tr '\0' '\n' < "/proc/$child/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+      echo "$child"
+      return
+    fi
+  done
+  fail "no process of rank $1 under mpirun (pid $JOB_PID)"
+}
+
+# wait_job_ended LIMIT_S: waits for JOB_PID; its status in RC, the seconds it took in ELAPSED.
+# Fails when it runs longer than LIMIT_S (then it is killed by the exit trap).
+wait_job_ended() {
+  local limit=$1 start_ns
+  start_ns=$(date +%s%N)
+  while alive "$JOB_PID"; do
+    ELAPSED=$((($(date +%s%N) - start_ns) / 1000000))
+    [ "$ELAPSED" -lt $((limit * 1000)) ] || fail "the job still runs ${limit} s after the fault: it hangs"
+    sleep 0.05
+  done
+  RC=0
+  wait "$JOB_PID" || RC=$?
+  ELAPSED=$((($(date +%s%N) - start_ns) / 1000000))
+  JOB_PID=""
+}
