@@ -53,6 +53,10 @@ class NcclCommunicator final : public Communicator {
   int world_size() const override { return bootstrap_->world_size(); }
   int local_rank() const override { return bootstrap_->local_rank(); }
   std::string backend() const override { return "nccl"; }
+  // The CPU collectives go through the bootstrap communicator: it enforces the timeout. NCCL's
+  // own collectives have none yet (docs/distributed.md, "Faults").
+  void set_timeout(double seconds) override { bootstrap_->set_timeout(seconds); }
+  void set_step(int64_t step) override { bootstrap_->set_step(step); }
 
   void all_reduce_sum(Tensor& t) override {
     if (t.device().is_cpu()) return bootstrap_->all_reduce_sum(t);
