@@ -1,4 +1,6 @@
 // moda checkpoint info X | moda checkpoint consolidate --checkpoint X --out DIR
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -72,23 +74,26 @@ static int run_info(const std::vector<std::string>& argv_in) {
   std::printf("files:\n");
   for (const auto& [name, entry] : manifest["files"].items()) {
     const fs::path p = fs::path(dir) / name;
-    std::string status = "sha256 ok";
+    std::string status = "sha256 ok", problem;
     std::error_code ec;
     const uint64_t bytes = fs::file_size(p, ec), want = entry["bytes"].get<uint64_t>();
     if (ec) {
       status = "MISSING";
+      problem = p.string() + " is missing";
     } else if (bytes != want) {
-      status = fmt::format("SIZE {} bytes, the manifest says {}", bytes, want);
+      status = "WRONG SIZE";
+      problem = fmt::format("{} has {} bytes, the manifest says {}", p.string(), bytes, want);
     } else {
       try {
         verify_checkpoint_file(dir, manifest, name);
-      } catch (const Error&) {
+      } catch (const Error& e) {
         status = "SHA-256 MISMATCH";
+        problem = e.what();
       }
     }
-    if (status != "sha256 ok") bad += "\n  " + p.string() + ": " + status;
+    if (!problem.empty()) bad += "\n  " + problem;
     total += ec ? 0 : bytes;
-    std::printf("  %-36s %14llu bytes  %s\n", name.c_str(), static_cast<unsigned long long>(bytes), status.c_str());
+    std::printf("  %-36s %14s bytes  %s\n", name.c_str(), ec ? "-" : std::to_string(bytes).c_str(), status.c_str());
   }
   std::printf("total       %llu bytes\n", static_cast<unsigned long long>(total));
   MODA_CHECK(bad.empty(), "checkpoint ", dir, " does not match its manifest:", bad);

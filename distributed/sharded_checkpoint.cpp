@@ -180,8 +180,9 @@ ShardedCheckpoint::Group read_group(const ManifestReader& m, const nlohmann::jso
              " ranks");
   for (int r = 0; r < world; ++r) {
     const ElementRange own = owned_range(g.numel, world, r);
-    MODA_CHECK(ranks[r] == nlohmann::json{own.lo, own.hi}, m.where, ": ", at, "ranks[", r,
-               "]: ", json_excerpt(ranks[r]), " is not [", own.lo, ", ", own.hi, ")");
+    const nlohmann::json expected = {own.lo, own.hi};
+    MODA_CHECK(ranks[r] == expected, m.where, ": ", at, "ranks[", r, "]: ", json_excerpt(ranks[r]), " is not [", own.lo,
+               ", ", own.hi, ")");
   }
   const auto& params = m.array(j, "params", at);
   for (size_t i = 0; i < params.size(); ++i) {

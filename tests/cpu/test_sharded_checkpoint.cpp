@@ -79,9 +79,9 @@ nn::ModelConfig tiny_model(int64_t layers = 2) {
   return c;
 }
 
-// A whole optimiser state for a model: per group, the full vectors of every kind. Masters are
-// random everywhere (the alignment gaps are part of the master vector); moments only where a
-// parameter lies (AdamW holds none for the gaps), exp_avg_sq positive.
+// A whole optimiser state for a model: per group, the full vectors of every kind, random where a
+// parameter lies (exp_avg_sq positive) and zero in the alignment gaps between parameters, as in
+// training (nothing ever updates a gap).
 using FullState = std::map<std::string, std::vector<float>>;  // "<group>.<kind>"
 
 FullState random_state(const nn::LanguageModel& model) {
@@ -91,16 +91,13 @@ FullState random_state(const nn::LanguageModel& model) {
     for (const auto& kind : shard_kinds()) {
       std::vector<float> v = Tensor::randn({std::max<int64_t>(g.numel(), 1)}, ++seed).to_float_vector();
       v.resize(size_t(g.numel()));
-      if (kind != "master") {
-        std::vector<float> masked(v.size(), 0.0f);
-        for (size_t i = 0; i < g.params.size(); ++i)
-          for (int64_t k = 0; k < g.params[i].tensor.numel(); ++k) {
-            const size_t e = size_t(g.offsets[i] + k);
-            masked[e] = kind == "exp_avg_sq" ? std::abs(v[e]) : v[e];
-          }
-        v = masked;
-      }
-      full[g.name + "." + kind] = v;
+      std::vector<float> masked(v.size(), 0.0f);
+      for (size_t i = 0; i < g.params.size(); ++i)
+        for (int64_t k = 0; k < g.params[i].tensor.numel(); ++k) {
+          const size_t e = size_t(g.offsets[i] + k);
+          masked[e] = kind == "exp_avg_sq" ? std::abs(v[e]) : v[e];
+        }
+      full[g.name + "." + kind] = masked;
     }
   }
   return full;
