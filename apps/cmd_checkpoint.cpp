@@ -126,12 +126,13 @@ static int run_consolidate(const std::vector<std::string>& argv) {
 }
 
 constexpr const char* kInfoUsage =
-    R"(usage: moda checkpoint info X
+    R"(usage: moda checkpoint info X | --checkpoint X
   Prints a checkpoint's step, tokens, layout (world size), model and batch config, and each file
   with its size, and verifies every file against manifest.json (size and SHA-256; a sharded
   checkpoint's tensors against its layout too). Exit status 1 naming every bad file if one is
   missing, truncated or altered.
   X                   a checkpoint folder (checkpoints/step-N) or a run folder (its latest)
+  --checkpoint X      the same, as an option (as `moda eval` and `consolidate` take it)
 )";
 
 constexpr const char* kConsolidateUsage =

@@ -277,6 +277,7 @@ void Trainer::save() {
   const nlohmann::json state = {
       {"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
   const int keep = static_cast<int>(cfg_.train.keep_checkpoints);
+  const auto start = std::chrono::steady_clock::now();  // the whole save stalls training
   std::string dir;
   if (sharded_) {  // collective: every rank writes its shard
     dir = save_sharded_checkpoint(*comm_, opts_.run_dir, step_, *model_, *sharded_, state, keep);
@@ -288,7 +289,8 @@ void Trainer::save() {
     dir = save_checkpoint(opts_.run_dir, step_, ck, keep);
   }
   last_saved_step_ = step_;
-  spdlog::info("checkpoint {}", dir);
+  spdlog::info("checkpoint {} ({:.3f} s)", dir,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 TrainSummary Trainer::fit() {

@@ -21,7 +21,7 @@ using namespace moda;
 using moda::testing::error_of;
 using moda::testing::TempDir;
 
-TEST_CASE("reshard: owned ranges tile a group; saved pieces cover any range once, at the right offsets",
+TEST_CASE("reshard: owned ranges tile a group, saved pieces cover any range once at the right offsets",
           "[cpu][reshard]") {
   CHECK(shard_size(10, 3) == 4);
   CHECK(owned_range(10, 3, 0) == ElementRange{0, 4});
