@@ -4,7 +4,8 @@
 # resharding equals the saved one bit for bit and training continues with the uninterrupted
 # run's losses (to 1e-5); `moda checkpoint consolidate` output loads in `moda eval` (so does the
 # sharded folder); `moda checkpoint info` verifies; corrupt, truncated, missing shards, a
-# manifest that lies and another model's config are errors naming the file, nothing overwritten.
+# manifest that lies, another model's config and another global batch are errors naming the
+# file or field, and nothing is overwritten.
 source "$(dirname "$0")/lib.sh"
 cfg="$SRC/experiments/tiny-cpu.json"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
@@ -171,5 +172,9 @@ rm -rf "$WORK/bad" && cp -r "$WORK/part2" "$WORK/bad"
 before=$(snapshot bad)
 train_np 3 bad fail --resume --set model.d_model=48
 expect_in err "model.d_model: checkpoint 32, now 48" "another model config is refused, naming the field"
+[ "$before" = "$(snapshot bad)" ] || fail "a refused resume changed the checkpoint"
+# Another global batch would not continue the data order: refused by name (docs/distributed.md).
+train_np 2 bad fail --resume --set train.global_batch=24
+expect_in err "train.global_batch: checkpoint 12, now 24" "a changed global batch is refused, naming the field"
 [ "$before" = "$(snapshot bad)" ] || fail "a refused resume changed the checkpoint"
 echo "ok: sharded checkpoints resume, reshard, consolidate and refuse corruption"
