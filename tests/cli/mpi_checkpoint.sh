@@ -81,6 +81,26 @@ for run in same22 re23 bad; do cp -r "$WORK/part2" "$WORK/$run"; done
 train_np 2 same22 0 --resume
 losses ref2 same22 0
 
+# --- SIGTERM to every rank (as Slurm preempts): the step finishes, the sharded checkpoint is
+# written on the same step by both ranks, exit status 0 ---------------------------------------
+"${MPIRUN[@]}" -np 2 "$MODA" train --config "$cfg" "${SETS[@]}" --set train.steps=1000000 \
+  --set train.checkpoint_every=0 --set train.log_every=1 --run-dir "$WORK/sig" > "$WORK/out" 2> "$WORK/err" &
+launcher=$!
+for _ in $(seq 300); do [ -s "$WORK/sig/metrics.jsonl" ] && break; sleep 0.1; done
+[ -s "$WORK/sig/metrics.jsonl" ] || { kill -9 "$launcher"; fail "SIGTERM test: no step logged within 30 s"; }
+kill -TERM $(pgrep -P "$launcher")  # the ranks, not mpirun (Open MPI's mpirun exits 1 after forwarding)
+RC=0
+wait "$launcher" || RC=$?
+expect_rc 0 "2 ranks stopped by SIGTERM"
+expect_in err "stopped by signal 15 after step" "SIGTERM: the stop is logged"
+sig_ck="$WORK/sig/checkpoints/$(cat "$WORK/sig/checkpoints/latest")"
+[ "$(world_of "$sig_ck")" = 2 ] || fail "SIGTERM: no sharded checkpoint"
+run checkpoint info "$sig_ck"
+expect_rc 0 "checkpoint info of the SIGTERM checkpoint"
+sig_step=${sig_ck##*step-}
+train_np 2 sig 0 --set train.steps=1000000 --set train.checkpoint_every=0 --resume --stop-after $((sig_step + 1))
+[ "$(cat "$WORK/sig/checkpoints/latest")" = "step-$((sig_step + 1))" ] || fail "SIGTERM: the resumed run did not go on"
+
 # --- 2 -> 3 -> 1 -> 2 ranks: resharded state equals the saved one, training continues ----------
 consolidate "$ck2" "$WORK/c2"
 c2="$WORK/c2/checkpoints/step-2"
