@@ -136,7 +136,7 @@ bool is_sharded_checkpoint(const std::string& dir) {
   const fs::path m = fs::path(dir) / "manifest.json";
   if (!fs::exists(m)) return false;
   const nlohmann::json doc = parse_json_file(m.string(), "checkpoint manifest");
-  return doc.is_object() && doc.value("format", std::string()) == kShardedCheckpointFormat;
+  return doc.is_object() && doc.contains("format") && doc["format"] == kShardedCheckpointFormat;
 }
 
 namespace {
@@ -215,7 +215,7 @@ ShardedCheckpoint read_sharded_checkpoint(const std::string& dir) {
   ck.world_size = static_cast<int>(m.integer(ck.manifest, "world_size", "", 1));
   ck.step = m.integer(ck.manifest, "step", "", 0);
   MODA_CHECK(m.string(ck.manifest, "dtype", "") == "F32", m.where, ": dtype is not F32");
-  MODA_CHECK(ck.manifest.at("kinds") == nlohmann::json(shard_kinds()), m.where, ": kinds ",
+  MODA_CHECK(m.at(ck.manifest, "kinds", "") == nlohmann::json(shard_kinds()), m.where, ": kinds ",
              json_excerpt(ck.manifest["kinds"]), " are not ", nlohmann::json(shard_kinds()).dump());
   const auto& files = ck.manifest["files"];
   MODA_CHECK(files.size() == size_t(ck.world_size), m.where, ": files lists ", files.size(), " files for ",
