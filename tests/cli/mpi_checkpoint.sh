@@ -3,7 +3,7 @@
 # 2 ranks bit-identically; resharded 2 -> 3 -> 1 -> 2 ranks, the state consolidated after each
 # resharding equals the saved one bit for bit and training continues with the uninterrupted
 # run's losses (to 1e-5); `moda checkpoint consolidate` output loads in `moda eval` (so does the
-# sharded folder); `moda checkpoint info` verifies; corrupt, truncated, missing shards, a
+# sharded folder) and `moda train --resume` continues it; `moda checkpoint info` verifies; corrupt, truncated, missing shards, a
 # manifest that lies, another model's config and another global batch are errors naming the
 # file or field, and nothing is overwritten.
 source "$(dirname "$0")/lib.sh"
@@ -29,8 +29,8 @@ train_np() {  # train_np N RUN EXPECTED_RC EXTRA_ARGS...: N ranks (1: no mpirun)
   if [ "$want" = fail ]; then expect_fail "$np ranks, $run $*"; else expect_rc "$want" "$np ranks, $run $*"; fi
 }
 
-losses() {  # losses RUN_A RUN_B TOLERANCE: logged step losses and evaluations agree (0: exactly)
-  python3 - "$WORK/$1" "$WORK/$2" "$3" <<'PY' || fail "losses of $1 and $2 differ"
+losses() {  # losses RUN_A RUN_B TOLERANCE [N]: B's N records (steps, final evaluation) agree with A's
+  python3 - "$WORK/$1" "$WORK/$2" "$3" "${4:-5}" <<'PY' || fail "losses of $1 and $2 differ"
 import json, sys
 def records(run):
     out = {}
@@ -38,9 +38,9 @@ def records(run):
         j = json.loads(line)
         out[(j["step"], "eval" in j)] = j["loss"] if "loss" in j else j["eval"]["average"]["loss"]
     return out
-a, b, tol = records(sys.argv[1]), records(sys.argv[2]), float(sys.argv[3])
-assert sorted(a) == sorted(b) and len(a) == 5, (sorted(a), sorted(b))  # steps 1-4 + final evaluation
-worst = max(abs(a[k] - b[k]) / abs(a[k]) for k in a)
+a, b, tol, n = records(sys.argv[1]), records(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+assert len(a) == 5 and len(b) == n and set(b) <= set(a), (sorted(a), sorted(b))  # 4 steps + final evaluation
+worst = max(abs(a[k] - b[k]) / abs(a[k]) for k in b)
 print(f"{sys.argv[2].split('/')[-1]} vs {sys.argv[1].split('/')[-1]}: max relative loss difference {worst:.2e}")
 assert worst <= tol, (a, b)
 PY
@@ -142,6 +142,11 @@ expect_rc 0 "checkpoint info"
 expect_in out "sharded over 2 ranks" "info: layout"
 expect_in out "step        2" "info: step"
 expect_in out "verified    every file matches manifest.json" "info: verdict"
+run checkpoint info "$WORK/c2"
+expect_rc 0 "checkpoint info of a one-rank checkpoint"
+expect_in out "layout      one rank" "info: one-rank layout"
+train_np 1 c2 0 --resume  # the consolidated run folder trains on: steps 3 and 4, the final evaluation
+losses ref2 c2 1e-5 3
 run checkpoint consolidate --checkpoint "$ck2" --out "$WORK/c2"
 expect_rc 1 "consolidate into a run folder that exists"
 expect_in err "is not an empty folder" "consolidate refuses to overwrite"
