@@ -36,7 +36,10 @@ std::vector<const Command*> commands_under(const std::string& prefix) {
 
 void print_overview(std::FILE* to, const std::string& prefix) {
   std::fprintf(to, "usage: moda %s<command> [options]\n\ncommands:\n", prefix.empty() ? "" : (prefix + " ").c_str());
-  for (const Command* c : commands_under(prefix)) std::fprintf(to, "  %-18s %s\n", c->name.c_str(), c->summary.c_str());
+  int width = 18;  // the summaries start in one column, two spaces or more after every name
+  for (const Command* c : commands_under(prefix)) width = std::max(width, static_cast<int>(c->name.size()) + 1);
+  for (const Command* c : commands_under(prefix))
+    std::fprintf(to, "  %-*s %s\n", width, c->name.c_str(), c->summary.c_str());
   std::fprintf(to,
                "\n'moda <command> --help' shows a command's options. Exit status: 0 success, 1 runtime error,\n"
                "2 usage error (unknown command or option, missing or malformed option value).\n");

@@ -159,23 +159,33 @@ nlohmann::json TrainLoader::state() const {
           {"total_tokens", set_.total_tokens()}};
 }
 
-void TrainLoader::load_state(const nlohmann::json& s) {
+uint64_t TrainLoader::load_state(const nlohmann::json& s) {
   const char* who = "train loader";
   MODA_CHECK(state_field<std::string>(s, who, "format") == "moda.train_loader/1", who, " state: format ",
              s.at("format").dump(), " is not moda.train_loader/1");
   expect_same<int64_t>(s, who, "seq_len", opt_.seq_len);
-  expect_same<int64_t>(s, who, "world_size", opt_.world_size);
   expect_same<uint64_t>(s, who, "num_shards", set_.shards().size());
   expect_same<uint64_t>(s, who, "total_tokens", set_.total_tokens());
+  const auto saved_world = state_field<int64_t>(s, who, "world_size");
   const auto epoch = state_field<int64_t>(s, who, "epoch");
   const auto cursor = state_field<uint64_t>(s, who, "cursor");
   MODA_CHECK(epoch >= 0, who, " state: epoch ", epoch, " is negative");
+  MODA_CHECK(saved_world >= 1, who, " state: world_size ", saved_world, " is not >= 1");
   opt_.seed = state_field<uint64_t>(s, who, "seed");  // the run's seed, with its RNG position
   layout_.index = -1;
-  MODA_CHECK(int64_t(cursor) <= windows_per_rank(epoch), who, " state: cursor ", cursor, " is past the ",
-             windows_per_rank(epoch), " windows per rank of epoch ", epoch);
+  const uint64_t windows = epoch_layout(epoch).windows;
+  MODA_CHECK(cursor <= windows / uint64_t(saved_world), who, " state: cursor ", cursor, " is past the ",
+             windows / uint64_t(saved_world), " windows per rank of epoch ", epoch, " at world size ", saved_world);
+  // The saved ranks took the epoch's permuted positions [0, cursor x saved_world) together, in
+  // every world size the same positions: this world continues from there. When that count is not
+  // a multiple of this world size, the rest up to the next multiple is skipped (fewer windows
+  // than ranks, as an epoch's end skips), and past this world's last full round of the epoch the
+  // next draw starts the next epoch, as it would have.
+  const uint64_t global = cursor * uint64_t(saved_world), world = uint64_t(opt_.world_size);
+  const uint64_t mine = std::min<uint64_t>((global + world - 1) / world, windows / world);
   epoch_ = epoch;
-  cursor_ = cursor;
+  cursor_ = mine;
+  return mine * world > global ? mine * world - global : 0;
 }
 
 // ---------------------------------------------------------------------------------------------

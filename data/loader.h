@@ -12,7 +12,8 @@
 //   A batch is the next B windows of the rank; batches run on into the next epoch.
 //   The whole sampling state is (seed, epoch, cursor): state() / load_state() save and restore
 //   it as JSON, and a restored loader yields exactly the batches the original would have.
-//   The state is the same on every rank (all ranks advance in step), so rank 0's copy suffices.
+//   The state is the same on every rank (all ranks advance in step), so rank 0's copy suffices;
+//   a state saved at world size R loads at another world size R' from the same global position.
 //
 // EvalLoader (sequential, full coverage):
 //   Each shard is cut into windows starting at 0, T, 2T, ...; window j predicts tokens
@@ -74,7 +75,11 @@ class TrainLoader {
   uint64_t total_tokens() const { return set_.total_tokens(); }
 
   nlohmann::json state() const;
-  void load_state(const nlohmann::json& state);  // throws if it does not fit these shards/options
+  // Throws if the state does not fit these shards/options. A state saved at another world size
+  // continues from the same global position in the epoch's order (the windows all saved ranks
+  // took together); returns how many windows were skipped to round that position up to a
+  // multiple of this world size (0 when it already is one, always at an unchanged world size).
+  uint64_t load_state(const nlohmann::json& state);
 
  private:
   struct Epoch {

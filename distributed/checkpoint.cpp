@@ -16,12 +16,12 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_config.h"
+#include "distributed/sharded_checkpoint.h"
 
 namespace moda {
 namespace fs = std::filesystem;
 
 static constexpr const char* kManifest = "manifest.json";
-static constexpr const char* kManifestFormat = "moda.checkpoint/1";
 static const char* const kFiles[] = {"model.safetensors", "optimizer.safetensors", "state.json"};
 
 static std::string step_name(int64_t step) { return "step-" + std::to_string(step); }
@@ -77,25 +77,30 @@ static void log_cleanup(const fs::path& root) {
     spdlog::warn("checkpoints: {} (left by an interrupted save)", action);
 }
 
-std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep) {
+nlohmann::json file_record(const std::string& path) {
+  return {{"bytes", fs::file_size(path)}, {"sha256", sha256_file(path)}};
+}
+
+std::string checkpoint_temp_folder(const std::string& run_dir, int64_t step, long pid) {
+  return (fs::path(run_dir) / "checkpoints" / (step_name(step) + ".tmp." + std::to_string(pid))).string();
+}
+
+std::string begin_checkpoint_folder(const std::string& run_dir, int64_t step, long pid) {
   fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   log_cleanup(root);
-  fs::path final_dir = root / step_name(step);
-  fs::path tmp = root / (step_name(step) + ".tmp." + std::to_string(::getpid()));
+  fs::path tmp = checkpoint_temp_folder(run_dir, step, pid);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  return tmp.string();
+}
+
+std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, const std::string& tmp_dir,
+                                     const nlohmann::json& manifest, int keep) {
+  fs::path root = fs::path(run_dir) / "checkpoints", tmp(tmp_dir);
+  fs::path final_dir = root / step_name(step);
   try {
-    save_safetensors((tmp / "model.safetensors").string(), ckpt.model,
-                     {{"format", "moda"}, {"step", std::to_string(step)}});
-    save_safetensors((tmp / "optimizer.safetensors").string(), ckpt.optimizer);
-    write_file_atomically((tmp / "state.json").string(), [&](std::ostream& out) { out << ckpt.state.dump(2) << "\n"; });
     // The manifest is written last: its presence marks the folder complete.
-    nlohmann::json manifest = {{"format", kManifestFormat}, {"step", step}, {"files", nlohmann::json::object()}};
-    for (const char* name : kFiles) {
-      fs::path p = tmp / name;
-      manifest["files"][name] = {{"bytes", fs::file_size(p)}, {"sha256", sha256_file(p.string())}};
-    }
     write_file_atomically((tmp / kManifest).string(), [&](std::ostream& out) { out << manifest.dump(2) << "\n"; });
     if (fs::exists(final_dir)) {  // re-saving a step (e.g. after a resume): swap, then drop the old one
       fs::path old = root / (step_name(step) + ".old." + std::to_string(::getpid()));
@@ -114,18 +119,36 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   return final_dir.string();
 }
 
-// The manifest of `dir` with its shape checked; errors name the manifest and the field.
-static nlohmann::json read_manifest(const fs::path& dir) {
-  fs::path path = dir / kManifest;
+std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep) {
+  fs::path tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
+  nlohmann::json manifest = {{"format", kCheckpointFormat}, {"step", step}, {"files", nlohmann::json::object()}};
+  try {
+    save_safetensors((tmp / "model.safetensors").string(), ckpt.model,
+                     {{"format", "moda"}, {"step", std::to_string(step)}});
+    save_safetensors((tmp / "optimizer.safetensors").string(), ckpt.optimizer);
+    write_file_atomically((tmp / "state.json").string(), [&](std::ostream& out) { out << ckpt.state.dump(2) << "\n"; });
+    for (const char* name : kFiles) manifest["files"][name] = file_record((tmp / name).string());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+  return commit_checkpoint_folder(run_dir, step, tmp.string(), manifest, keep);
+}
+
+nlohmann::json read_checkpoint_manifest(const std::string& dir) {
+  fs::path path = fs::path(dir) / kManifest;
   nlohmann::json m = parse_json_file(path.string(), "checkpoint manifest");
   const std::string where = path.string();
   MODA_CHECK(m.is_object() && m.contains("format") && m["format"].is_string(), where, ": missing field 'format'");
-  MODA_CHECK(m["format"].get<std::string>() == kManifestFormat, where, ": format ", json_excerpt(m["format"]),
-             " is not ", kManifestFormat);
+  const std::string format = m["format"].get<std::string>();
+  MODA_CHECK(format == kCheckpointFormat || format == kShardedCheckpointFormat, where, ": format ",
+             json_excerpt(m["format"]), " is not ", kCheckpointFormat, " or ", kShardedCheckpointFormat);
   MODA_CHECK(m.contains("files") && m["files"].is_object(), where, ": field 'files' is missing or not an object");
-  for (const char* name : kFiles) {
-    MODA_CHECK(m["files"].contains(name), where, ": files: no entry for '", name, "'");
-    const auto& e = m["files"][name];
+  if (format == kCheckpointFormat)
+    for (const char* name : kFiles) MODA_CHECK(m["files"].contains(name), where, ": files: no entry for '", name, "'");
+  for (const auto& [name, e] : m["files"].items()) {
+    MODA_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..", where, ": files: '",
+               name, "' is not a file name");
     MODA_CHECK(e.is_object() && e.contains("bytes") && e["bytes"].is_number_unsigned(), where, ": files.", name,
                ".bytes: missing or not a non-negative integer");
     MODA_CHECK(e.contains("sha256") && e["sha256"].is_string() && e["sha256"].get<std::string>().size() == 64, where,
@@ -134,21 +157,30 @@ static nlohmann::json read_manifest(const fs::path& dir) {
   return m;
 }
 
+void verify_checkpoint_file(const std::string& dir, const nlohmann::json& manifest, const std::string& name) {
+  fs::path p = fs::path(dir) / name;
+  MODA_CHECK(manifest.at("files").contains(name), (fs::path(dir) / kManifest).string(), ": files: no entry for '", name,
+             "'");
+  std::string want = manifest["files"][name]["sha256"].get<std::string>(), have = sha256_file(p.string());
+  MODA_CHECK(have == want, p.string(), ": SHA-256 ", have, " does not match ", want,
+             " recorded in manifest.json: the file is corrupt (changed after it was saved)");
+}
+
 std::string checkpoint_incomplete_reason(const std::string& dir_str) {
   fs::path dir(dir_str);
   if (!fs::exists(dir / kManifest)) return "no " + std::string(kManifest) + " (the save did not finish)";
   nlohmann::json m;
   try {
-    m = read_manifest(dir);
+    m = read_checkpoint_manifest(dir.string());
   } catch (const Error& e) {
     return e.what();
   }
-  for (const char* name : kFiles) {
+  for (const auto& [name, entry] : m["files"].items()) {
     fs::path p = dir / name;
     std::error_code ec;
     uint64_t have = fs::file_size(p, ec);
     if (ec) return p.string() + " is missing";
-    uint64_t want = m["files"][name]["bytes"].get<uint64_t>();
+    uint64_t want = entry["bytes"].get<uint64_t>();
     if (have != want)
       return p.string() + " has " + std::to_string(have) + " bytes, the manifest says " + std::to_string(want);
   }
@@ -186,10 +218,10 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer, bool verify) {
   MODA_CHECK(fs::exists(path), "checkpoint path '", path, "' does not exist");
   std::string dir = path;
-  if (!fs::exists(fs::path(path) / "model.safetensors")) {
+  if (!fs::exists(fs::path(path) / "model.safetensors") && !fs::exists(fs::path(path) / kManifest)) {
     auto latest = latest_checkpoint(path);
-    MODA_CHECK(latest, "'", path, "' is neither a checkpoint folder (no model.safetensors) nor a run folder ",
-               "with checkpoints/latest");
+    MODA_CHECK(latest, "'", path, "' is neither a checkpoint folder (no model.safetensors or manifest.json) nor a ",
+               "run folder with checkpoints/latest");
     dir = *latest;
   }
   if (verify || fs::exists(fs::path(dir) / kManifest)) {
@@ -197,14 +229,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer, b
     MODA_CHECK(why.empty(), "checkpoint ", dir, " is not complete: ", why,
                verify ? " (a checkpoint written before checksums existed loads with verification off)" : "");
   }
+  if (is_sharded_checkpoint(dir)) return load_sharded_as_one(dir, with_optimizer, verify);
   if (verify) {
-    nlohmann::json m = read_manifest(dir);
+    nlohmann::json m = read_checkpoint_manifest(dir);
     for (const char* name : kFiles) {
       if (!with_optimizer && std::string(name) == "optimizer.safetensors") continue;
-      fs::path p = fs::path(dir) / name;
-      std::string want = m["files"][name]["sha256"].get<std::string>(), have = sha256_file(p.string());
-      MODA_CHECK(have == want, p.string(), ": SHA-256 ", have, " does not match ", want,
-                 " recorded in manifest.json: the file is corrupt (changed after it was saved)");
+      verify_checkpoint_file(dir, m, name);
     }
   }
   LoadedCheckpoint out;

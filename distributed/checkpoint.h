@@ -11,7 +11,9 @@
 //
 // A checkpoint is COMPLETE when its manifest.json parses and every file it lists exists with the
 // listed size; loading also compares SHA-256 sums (verify = true, the default), so flipped bytes
-// give an error naming the file instead of a model of garbage.
+// give an error naming the file instead of a model of garbage. A run of several ranks writes the
+// sharded layout of distributed/sharded_checkpoint.h into the same step-N folders, with the same
+// manifest, commit, `latest` and retention rules; load_checkpoint() reads either layout.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -37,8 +39,10 @@ struct LoadedCheckpoint {
   nlohmann::json state;
 };
 
-// `path` is a run folder (its latest checkpoint) or one checkpoint folder. Errors name what is
-// missing or malformed. verify = false skips the SHA-256 comparison (sizes are still checked)
+// `path` is a run folder (its latest checkpoint) or one checkpoint folder. A sharded checkpoint
+// (any world size) is consolidated in memory into this one-rank form: model weights are the fp32
+// masters, the optimiser state also holds "<name>.master", the state its manifest's "state".
+// Errors name what is missing or malformed. verify = false skips the SHA-256 comparison (sizes are still checked)
 // and accepts checkpoints without manifest.json (written before checksums existed).
 LoadedCheckpoint load_checkpoint(const std::string& path, bool with_optimizer = true, bool verify = true);
 
@@ -54,5 +58,37 @@ std::string checkpoint_incomplete_reason(const std::string& dir);
 
 // The SHA-256 of a file as 64 lowercase hex digits (OpenSSL libcrypto).
 std::string sha256_file(const std::string& path);
+
+// ---- The machinery both layouts share: sharded checkpoints (distributed/sharded_checkpoint.h)
+// write their files differently but name, commit, find, check and prune folders through these.
+
+constexpr const char* kCheckpointFormat = "moda.checkpoint/1";                 // one rank
+constexpr const char* kShardedCheckpointFormat = "moda.checkpoint.sharded/1";  // a file per rank
+
+// The manifest entry of a written file: {"bytes": size, "sha256": hex}.
+nlohmann::json file_record(const std::string& path);
+
+// <run>/checkpoints/step-N.tmp.<pid>: where a save of `step` writes before the commit. `pid` is
+// the process whose liveness keeps the folder from being cleaned up as stale: the one that will
+// commit it.
+std::string checkpoint_temp_folder(const std::string& run_dir, int64_t step, long pid);
+
+// Creates checkpoint_temp_folder() empty (leftovers of interrupted saves are removed first).
+std::string begin_checkpoint_folder(const std::string& run_dir, int64_t step, long pid);
+
+// Writes `manifest` as tmp/manifest.json, the last file (its presence marks the folder complete),
+// renames tmp onto <run>/checkpoints/step-N (an older step-N is swapped out, then removed),
+// points `latest` at it and keeps the newest `keep` folders. On failure tmp is removed and the
+// previous checkpoints and `latest` are untouched. Returns the checkpoint folder.
+std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, const std::string& tmp,
+                                     const nlohmann::json& manifest, int keep);
+
+// The manifest of checkpoint folder `dir` with its shape checked: a known format and a size and
+// SHA-256 for every file (a one-rank checkpoint must list its three files). Errors name the
+// manifest and the field.
+nlohmann::json read_checkpoint_manifest(const std::string& dir);
+
+// Compares the SHA-256 of dir/name with the manifest's; the error names the file.
+void verify_checkpoint_file(const std::string& dir, const nlohmann::json& manifest, const std::string& name);
 
 }  // namespace moda

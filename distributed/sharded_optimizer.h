@@ -11,6 +11,7 @@
 //   step()        AdamW on the rank's shard only: fp32 masters and both moments exist for 1/N of
 //                 the parameters.
 // A shard may cut a parameter; each cut piece keeps its parameter's weight-decay flag.
+#include <functional>
 #include <vector>
 
 #include "distributed/comm/communicator.h"
@@ -34,6 +35,18 @@ class ShardedOptimizer {
   // gradient shard), and what one unsharded rank would hold: the 1/N accounting.
   size_t shard_state_bytes() const;
   size_t unsharded_state_bytes() const;
+
+  // Checkpoint state (distributed/sharded_optimizer_state.cpp; formats: distributed/sharded_checkpoint.h).
+  // export_state(): this rank's shard of every group as fp32 [S] host tensors "<group>.master",
+  // "<group>.exp_avg", "<group>.exp_avg_sq" (padding zero). import_state() is collective: each
+  // rank fills its [r S, (r + 1) S) from the full (unsharded) fp32 vectors that `read` returns
+  // ranges of (a checkpoint of any world size), restores the AdamW step count and all-gathers
+  // the parameters into the model, bit for bit what was saved.
+  using FullVectorReader =
+      std::function<void(const std::string& group, const std::string& kind, int64_t lo, int64_t hi, float* out)>;
+  NamedTensors export_state() const;
+  int64_t steps_taken() const;
+  void import_state(const FullVectorReader& read, int64_t adamw_steps);
 
  private:
   struct GroupShard {

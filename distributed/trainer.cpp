@@ -16,6 +16,7 @@
 #endif
 #include "distributed/rank_agreement.h"
 #include "distributed/resume_check.h"
+#include "distributed/sharded_checkpoint.h"
 #include "distributed/stop_signal.h"
 
 namespace moda {
@@ -124,9 +125,6 @@ void Trainer::shard_model() {
 #endif
   MODA_CHECK(device_.is_cpu() || comm_->backend() != "mpi", "train: ", world, " ranks on ", device_.str(),
              " need the NCCL communicator (the MPI one moves CPU tensors); build with NCCL or train on CPU");
-  MODA_CHECK(cfg_.train.checkpoint_every == 0 && !opts_.resume && opts_.stop_after == 0,
-             "train: sharded checkpoints are not written yet, so a sharded run takes no train.checkpoint_every, "
-             "--resume or --stop-after (docs/distributed.md)");
   MODA_CHECK(cfg_.parallel.reduce_dtype == "fp32" || dtype_ == DType::BF16,
              "parallel.reduce_dtype: \"bf16\" needs a bf16 model (CUDA); on ", device_.str(), " the model computes in ",
              dtype_name(dtype_));
@@ -151,22 +149,38 @@ std::string Trainer::sharding_mode() const {
 }
 
 void Trainer::start_or_resume() {
-  auto latest = latest_checkpoint(opts_.run_dir);
+  // Rank 0 looks first: it alone removes the leftovers of interrupted saves.
+  std::optional<std::string> latest;
+  if (is_main_rank()) latest = latest_checkpoint(opts_.run_dir);
+  comm_->barrier();
+  if (!is_main_rank()) latest = latest_checkpoint(opts_.run_dir);
   MODA_CHECK(opts_.resume || !latest, "run folder '", opts_.run_dir, "' already holds checkpoints (", *latest,
              "); pass --resume to continue it or choose another --run-dir");
   if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
-  if (opts_.resume && latest) {  // one rank (shard_model refuses --resume for more)
-    LoadedCheckpoint ck = load_checkpoint(opts_.run_dir);
-    FieldReader state(ck.state, ck.dir + "/state.json");
-    check_resume_config(state.raw("config"), cfg_.resolved, ck.dir);
-    model_->load_state_dict(ck.model.tensors);
-    optimizer_->load_state(ck.optimizer);
-    loader_.load_state(state.raw("loader"));
+  if (opts_.resume && latest) {  // either layout, saved at any world size (distributed/sharded_checkpoint.h)
+    nlohmann::json saved;
+    if (sharded_) {
+      saved = restore_sharded(*latest, cfg_.resolved, *model_, *sharded_);
+      sharding_->release_all();  // every group is gathered again from the restored masters
+    } else {
+      LoadedCheckpoint ck = load_checkpoint(*latest);  // a sharded one is consolidated in memory
+      check_resume_config(FieldReader(ck.state, ck.dir + "/state.json").raw("config"), cfg_.resolved, ck.dir);
+      model_->load_state_dict(ck.model.tensors);
+      optimizer_->load_state(ck.optimizer);
+      saved = ck.state;
+    }
+    FieldReader state(saved, *latest + " (trainer state)");
+    const uint64_t skipped = loader_.load_state(state.raw("loader"));
     step_ = state.require<int64_t>("step");
     tokens_seen_ = state.require<int64_t>("tokens");
-    last_saved_step_ = step_;
-    spdlog::info("resumed from {} at step {}", ck.dir, step_);
-    metrics_.drop_after(step_);
+    const int saved_world = checkpoint_world_size(*latest);
+    // A checkpoint of another world size is not this run's: the next save (--stop-after at the
+    // step resumed from included) writes one at this world size.
+    last_saved_step_ = saved_world == comm_->world_size() ? step_ : -1;
+    spdlog::info("resumed from {} at step {} (saved by {} rank(s), now {}{})", *latest, step_, saved_world,
+                 comm_->world_size(),
+                 skipped ? fmt::format("; {} training windows skipped to align the data position", skipped) : "");
+    if (is_main_rank()) metrics_.drop_after(step_);
   } else if (is_main_rank()) {
     write_file_atomically((fs::path(opts_.run_dir) / "config.json").string(),
                           [&](std::ostream& out) { out << cfg_.resolved.dump(2) << "\n"; });
@@ -291,33 +305,42 @@ bool Trainer::maybe_eval(bool last) {
 void Trainer::maybe_checkpoint(bool last, bool stopping) {
   const bool due = cfg_.train.checkpoint_every > 0 && step_ % cfg_.train.checkpoint_every == 0;
   if (!(due || last || stopping) || last_saved_step_ == step_) return;
-  if (sharded_) {
-    if (is_main_rank())
-      spdlog::warn("no checkpoint at step {}: sharded checkpoints are not written yet (docs/distributed.md)", step_);
-    return;
-  }
   save();
 }
 
 void Trainer::save() {
-  Checkpoint ck;
-  for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
-  ck.optimizer = optimizer_->state();
-  ck.state = {{"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
+  const nlohmann::json state = {
+      {"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
+  const int keep = static_cast<int>(cfg_.train.keep_checkpoints);
+  const auto start = std::chrono::steady_clock::now();  // the whole save stalls training
   std::string dir;
   try {
-    dir = save_checkpoint(opts_.run_dir, step_, ck, static_cast<int>(cfg_.train.keep_checkpoints));
+    if (sharded_) {  // collective: every rank writes its shard
+      dir = save_sharded_checkpoint(*comm_, opts_.run_dir, step_, *model_, *sharded_, state, keep);
+    } else {
+      Checkpoint ck;
+      for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
+      ck.optimizer = optimizer_->state();
+      ck.state = state;
+      dir = save_checkpoint(opts_.run_dir, step_, ck, keep);
+    }
   } catch (const std::exception& e) {  // disk full, read-only: say what survives (save_checkpoint's promise)
     throw Error(std::string(e.what()) + "\n(the checkpoint of step " + std::to_string(step_) +
                 " was not saved; the previous one, " + checkpoint_or_none(opts_.run_dir) + ", and latest are intact)");
   }
   last_saved_step_ = step_;
-  spdlog::info("checkpoint {}", dir);
+  spdlog::info("checkpoint {} ({:.3f} s)", dir,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 TrainSummary Trainer::fit() {
   StopSignals signals;
   const auto run_start = std::chrono::steady_clock::now();
+  if (opts_.stop_after > 0 && step_ >= opts_.stop_after) {  // resumed at or past --stop-after: nothing to train
+    maybe_checkpoint(false, true);  // writes it at this world size when the checkpoint had another
+    summary_.steps = step_;
+    return summary_;
+  }
   while (step_ < cfg_.train.steps) {
     ++step_;
     comm_->set_step(step_);  // named in a collective timeout or MPI error report

@@ -10,7 +10,8 @@
 // The run folder is a contract other tools build on (docs/training.md):
 //   <run>/config.json      the resolved config
 //   <run>/metrics.jsonl    one JSON object per logged step / evaluation
-//   <run>/checkpoints/     step-N/ folders and the `latest` pointer (distributed/checkpoint.h)
+//   <run>/checkpoints/     step-N/ folders and the `latest` pointer (distributed/checkpoint.h;
+//                          a run of several ranks writes them sharded: sharded_checkpoint.h)
 //   <run>/.lock            held while a process writes the folder (distributed/run_lock.h)
 #include <memory>
 #include <optional>

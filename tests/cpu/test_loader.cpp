@@ -127,9 +127,62 @@ TEST_CASE("data: train loader resumes bit-exactly from its JSON state", "[cpu][d
   TrainLoader other_t(sh.options(B, T + 1, 1, 2, 99));
   CHECK_THROWS_WITH(other_t.load_state(nlohmann::json::parse(saved)),
                     Catch::Contains("seq_len is 24 in the saved state but 25"));
-  TrainLoader other_w(sh.options(B, T, 0, 4, 99));
-  CHECK_THROWS_WITH(other_w.load_state(nlohmann::json::parse(saved)), Catch::Contains("world_size"));
   CHECK_THROWS_WITH(b.load_state(nlohmann::json{{"format", "moda.train_loader/1"}}), Catch::Contains("missing field"));
+}
+
+TEST_CASE("data: train loader state continues at another world size from the same global position",
+          "[cpu][data][reshard]") {
+  Shards sh({700, 1300});
+  const int64_t T = 24;
+  const uint64_t seed = 7;
+  // Reference: one rank drawing one window at a time takes the epoch's permuted positions
+  // 0, 1, 2, ... in order; a window is named by its first input token (unique in these shards).
+  std::vector<int64_t> ref;
+  {
+    TrainLoader one(sh.options(1, T, 0, 1, seed));
+    std::vector<int64_t> in(T), tg(T);
+    for (int i = 0; i < 60; ++i) one.next(in.data(), tg.data()), ref.push_back(in[0]);
+    REQUIRE(one.epoch() == 0);  // all in the first epoch (about 80 windows)
+  }
+  // Two ranks, batch 5, three batches each: positions [0, 30) are taken, cursor 15.
+  nlohmann::json saved;
+  for (int r = 0; r < 2; ++r) {
+    TrainLoader l(sh.options(5, T, r, 2, seed));
+    std::vector<int64_t> in(5 * T), tg(5 * T);
+    for (int i = 0; i < 3; ++i) l.next(in.data(), tg.data());
+    if (r == 0) saved = l.state();
+  }
+  REQUIRE(saved["cursor"] == 15);
+  // The windows `world` ranks draw in `batches` batches of B after loading `saved`.
+  auto continued = [&](int world, int64_t B, int batches, uint64_t* skipped) {
+    std::multiset<int64_t> out;
+    for (int r = 0; r < world; ++r) {
+      TrainLoader l(sh.options(B, T, r, world, /*seed: the state's wins*/ 1));
+      *skipped = l.load_state(saved);
+      std::vector<int64_t> in(B * T), tg(B * T);
+      for (int i = 0; i < batches; ++i) {
+        l.next(in.data(), tg.data());
+        for (int64_t b = 0; b < B; ++b) out.insert(in[b * T]);
+      }
+    }
+    return out;
+  };
+  auto positions = [&](size_t lo, size_t hi) { return std::multiset<int64_t>(ref.begin() + lo, ref.begin() + hi); };
+  uint64_t skipped = 99;
+  // 30 is a multiple of 5 and of 3: exactly the positions [30, 50), whatever the batch size.
+  CHECK(continued(5, 2, 2, &skipped) == positions(30, 50));
+  CHECK(skipped == 0);
+  CHECK(continued(3, 4, 1, &skipped) == positions(30, 42));
+  CHECK(skipped == 0);
+  CHECK(continued(1, 7, 2, &skipped) == positions(30, 44));
+  // 30 is not a multiple of 4: positions 30 and 31 are skipped, the ranks go on from 32.
+  CHECK(continued(4, 5, 1, &skipped) == positions(32, 52));
+  CHECK(skipped == 2);
+  // A cursor past the saved world's share of the epoch is refused, naming the world size.
+  nlohmann::json bad = saved;
+  bad["cursor"] = 1000;
+  TrainLoader l(sh.options(1, T, 0, 3, seed));
+  CHECK_THROWS_WITH(l.load_state(bad), Catch::Contains("at world size 2"));
 }
 
 TEST_CASE("data: eval loader predicts every token exactly once", "[cpu][data]") {
