@@ -23,7 +23,8 @@ namespace moda {
 class ShardedOptimizer {
  public:
   // reduce_dtype: the dtype gradients travel in (F32, or the model's compute dtype).
-  ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper, DType reduce_dtype);
+  ShardedOptimizer(nn::LanguageModel& model, Communicator& comm, const AdamWParams& hyper,
+                   DType reduce_dtype = DType::F32);
 
   size_t num_groups() const { return groups_.size(); }
   void gather(size_t g);  // the group's flat buffer must have memory
