@@ -166,3 +166,24 @@ TEST_CASE("trainer cuda: the sharded path at one rank trains like the unsharded 
     REQUIRE(test::max_abs_diff(a, b) <= std::max(4 * noise, 2e-2));
   }
 }
+
+// A sharded checkpoint written on the GPU (fp32 master and moment shards copied to the host) and
+// resumed: the resumed run continues like one that never stopped, to run-to-run noise.
+TEST_CASE("trainer cuda: a sharded run resumed from its sharded checkpoint matches one that never stopped",
+          "[gpu][train]") {
+  TempCorpus corpus;
+  nlohmann::json j = tiny_gpu_config(corpus.dir, 10);
+  j["parallel"] = {{"sharding", "full"}};
+  TrainConfig cfg = train_config_from_json(j);
+  const fs::path straight = corpus.dir / "straight", again = corpus.dir / "again", resumed = corpus.dir / "resumed";
+  train(cfg, {straight.string()});
+  train(cfg, {again.string()});
+  train(cfg, {resumed.string(), false, 5});
+  REQUIRE(fs::exists(resumed / "checkpoints" / "step-5" / "rank-00000-of-00001.safetensors"));
+  train(cfg, {resumed.string(), true});
+  const auto a = logged_losses(straight), r = logged_losses(resumed);
+  REQUIRE(r.size() == a.size());
+  const double noise = test::max_abs_diff(a, logged_losses(again));
+  INFO("run-to-run " << noise << ", resumed vs straight " << test::max_abs_diff(a, r));
+  REQUIRE(test::max_abs_diff(a, r) <= std::max(4 * noise, 2e-3));
+}
