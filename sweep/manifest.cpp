@@ -36,7 +36,9 @@ void check_scalar(const nlohmann::json& v, const std::string& field) {
              " is invalid: expected a string, number or boolean");
 }
 
-Axis read_axis(const std::string& key, const nlohmann::json& values, const std::string& field) {
+// `distinct`: a grid axis listing a value twice would train the same points twice; in a zip group
+// a value may repeat (n_layers 12, 24, 48 with micro_batch 32, 16, 16).
+Axis read_axis(const std::string& key, const nlohmann::json& values, const std::string& field, bool distinct) {
   check_key(key, field);
   MODA_CHECK(values.is_array(), field, ": expected a list of values, got ", json_excerpt(values));
   MODA_CHECK(!values.empty(), field, ": the list of values is empty (an axis needs at least one value)");
@@ -44,7 +46,7 @@ Axis read_axis(const std::string& key, const nlohmann::json& values, const std::
   for (size_t i = 0; i < values.size(); ++i) {
     check_scalar(values[i], field + "[" + std::to_string(i) + "]");
     for (const auto& seen : axis.values)
-      MODA_CHECK(seen != values[i], field, ": value ", values[i].dump(), " is listed twice");
+      MODA_CHECK(!distinct || seen != values[i], field, ": value ", values[i].dump(), " is listed twice");
     axis.values.push_back(values[i]);
   }
   return axis;
@@ -54,7 +56,7 @@ std::vector<Axis> read_grid(const nlohmann::json& grid) {
   MODA_CHECK(grid.is_object(), "manifest.grid: expected an object {\"section.field\": [values]}, got ",
              json_excerpt(grid));
   std::vector<Axis> axes;
-  for (const auto& [key, values] : grid.items()) axes.push_back(read_axis(key, values, "manifest.grid." + key));
+  for (const auto& [key, values] : grid.items()) axes.push_back(read_axis(key, values, "manifest.grid." + key, true));
   return axes;
 }
 
@@ -68,7 +70,7 @@ std::vector<ZipGroup> read_zip(const nlohmann::json& zip) {
                ": expected a non-empty object {\"section.field\": [values]}, got ", json_excerpt(zip[g]));
     ZipGroup group;
     for (const auto& [key, values] : zip[g].items()) {
-      group.axes.push_back(read_axis(key, values, field + "." + key));
+      group.axes.push_back(read_axis(key, values, field + "." + key, false));
       MODA_CHECK(group.axes.back().values.size() == group.axes.front().values.size(), field, ".", key, ": has ",
                  group.axes.back().values.size(), " values but ", group.axes.front().key, " has ",
                  group.axes.front().values.size(),

@@ -14,8 +14,8 @@ std::vector<PointStatus> Plan::statuses() const {
 
 Plan make_plan(Manifest m, DataFiles data) {
   Plan plan;
+  check_manifest_against_config(m);  // first: a bad key or value is named by its manifest field
   plan.points = expand_points(m);
-  check_manifest_against_config(m);
   for (const auto& p : plan.points) plan.configs.push_back(resolve_point(m, p, data));
   plan.manifest = std::move(m);
   return plan;

@@ -84,7 +84,8 @@ class Scheduler {
     install_stop_handlers();
     int signals_passed = 0;
     size_t not_done = 0;
-    while (!queue.empty() || !running_.empty()) {
+    // After a signal nothing new starts: the loop only waits for the running points.
+    while (!running_.empty() || (!queue.empty() && stop_count() == 0)) {
       if (stop_count() > signals_passed) {  // pass each signal on once (a second makes train exit now)
         if (signals_passed == 0)
           spdlog::warn(

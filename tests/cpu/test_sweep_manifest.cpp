@@ -6,7 +6,7 @@
 #include "sweep/manifest.h"
 #include "sweep/plan.h"
 #include "sweep/points.h"
-#include "test_support.h"
+#include "tests/test_support.h"
 
 using moda::testing::error_of;
 using moda::testing::TempDir;
@@ -76,7 +76,7 @@ TEST_CASE("sweep zip: lists move in lock-step, one dimension per group", "[sweep
   CHECK(plan.run_dir(4) == "out/runs/post-L4-mb1");
 }
 
-TEST_CASE("sweep seeds set train.seed; fixed `set` applies to every point", "[sweep]") {
+TEST_CASE("sweep seeds set train.seed, and the fixed set overrides apply to every point", "[sweep]") {
   json doc = manifest_doc();
   doc["set"] = {{"train.steps", 7}};
   const sw::Plan plan = sw::make_plan(sw::manifest_from_json(doc, ""), sw::DataFiles::MayBeMissing);

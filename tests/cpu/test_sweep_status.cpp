@@ -7,7 +7,7 @@
 #include "sweep/point_status.h"
 #include "sweep/results.h"
 #include "sweep/run_folder.h"
-#include "test_support.h"
+#include "tests/test_support.h"
 
 using moda::testing::TempDir;
 using nlohmann::json;
