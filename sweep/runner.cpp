@@ -41,6 +41,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr int kCannotStart = 127;  // recorded as the exit status when the program cannot start (as a shell does)
+
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -96,7 +98,7 @@ class Scheduler {
         signals_passed = stop_count();
       }
       while (signals_passed == 0 && !queue.empty() && running_.size() < static_cast<size_t>(opts_.parallel)) {
-        launch(queue.front(), exe, base);
+        if (!launch(queue.front(), exe, base)) ++not_done;
         queue.pop_front();
       }
       const Exited e = poll_any_child();
@@ -117,7 +119,8 @@ class Scheduler {
   }
 
  private:
-  void launch(size_t i, const std::string& exe, const std::string& base) {
+  // Starts point i; false (the point failed, the others go on) when its program cannot start.
+  bool launch(size_t i, const std::string& exe, const std::string& base) {
     const std::string dir = plan_.run_dir(i);
     fs::create_directories(dir);
     const PointStatus st = plan_.status(i);
@@ -133,10 +136,18 @@ class Scheduler {
       std::ofstream header(log, std::ios::app);
       header << "=== moda sweep " << r.started_at << ": " << r.command << "\n";
     }
-    const pid_t pid = spawn_logged(argv, log);
+    pid_t pid = 0;
+    try {
+      pid = spawn_logged(argv, log);
+    } catch (const Error& e) {
+      record_attempt(dir, {r.started_at, 0, kCannotStart, r.resumed, r.command});
+      spdlog::error("[{}/{}] {} failed: {}", i + 1, points_.size(), points_[i].name, e.what());
+      return false;
+    }
     spdlog::info("[{}/{}] {} {}{} (log {})", i + 1, points_.size(), r.resumed ? "resume" : "start", points_[i].name,
                  r.resumed ? " from step " + std::to_string(st.checkpoint_step) : "", log);
     running_[pid] = r;
+    return true;
   }
 
   // Records the attempt and reports how it ended; true when the point is done.
