@@ -1,5 +1,6 @@
 #include "sweep/manifest.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 

@@ -1,5 +1,7 @@
 #include "sweep/point_status.h"
 
+#include <algorithm>
+
 namespace moda::sweep {
 
 const char* state_name(PointState s) {

@@ -1,5 +1,6 @@
 #include "sweep/points.h"
 
+#include <cctype>
 #include <map>
 #include <set>
 

@@ -1,5 +1,7 @@
 #include "sweep/run_folder.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 

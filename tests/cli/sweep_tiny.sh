@@ -4,7 +4,8 @@
 # bad manifests refused before anything trains, naming the manifest field; a dry run; a run
 # stopped by SIGTERM mid-way and completed by a second run (resuming the stopped points); a third
 # run that skips every point; a point that fails (its run folder locked by another process)
-# reported while the sweep goes on; status; report files. About 40 s on 2 cores.
+# reported while the sweep goes on, then retried through --launcher; status; report files.
+# About 30 s on 2 cores.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 manifest="$SRC/experiments/sweeps/tiny-cpu.json"
@@ -97,8 +98,11 @@ expect_in err "sequence-s2 failed: exit status 1" "run with a locked point"
 expect_in err "depth_kv_ffn-s1 done in" "run with a locked point: the other point still trains"
 run sweep status "$manifest"
 expect_in out "failed (exit 1)" "status of a failed point"
-run sweep run "$manifest"
-expect_rc 0 "run after the lock is gone"
+# The retry goes through a launcher: its words come before the program's own path.
+run sweep run "$manifest" --launcher "env MODA_SWEEP_TEST=1"
+expect_rc 0 "run after the lock is gone (through a launcher)"
+grep -q "^=== moda sweep .*: env MODA_SWEEP_TEST=1 $MODA train --config " "$out/runs/sequence-s2/train.log" ||
+  fail "launcher: train.log does not show 'env MODA_SWEEP_TEST=1 $MODA train ...'"
 
 # --- report ---------------------------------------------------------------------------------
 run sweep report "$manifest"
