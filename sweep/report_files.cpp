@@ -156,13 +156,17 @@ std::string results_markdown(const ReportInput& in, const std::vector<std::strin
   md += "Spread: the sample standard deviation over the seeds (n − 1); a single value has none.\n\n";
   std::vector<std::string> gh;
   for (const auto& k : m.axis_keys()) gh.push_back(k);
-  gh.push_back("seeds");
+  gh.push_back("seeds done");
   for (const auto& metric : m.report.metrics) gh.push_back(metric);
   md += md_row(gh) + md_rule(gh.size());
   for (const auto& g : in.groups) {
     std::vector<std::string> row;
     for (const auto& [k, v] : g.axes) row.push_back(v);
-    row.push_back(std::to_string(g.members.size()));
+    // Seeds done of those listed: a mean over fewer seeds than planned says so.
+    size_t done = 0;
+    for (const PointResult* r : g.members) done += r->status.state == PointState::Done;
+    row.push_back(done == g.members.size() ? std::to_string(done)
+                                           : std::to_string(done) + " of " + std::to_string(g.members.size()));
     for (const auto& metric : m.report.metrics) {
       auto it = g.metrics.find(metric);
       row.push_back(it == g.metrics.end() ? "" : mean_pm_std(it->second, digits_for(metric)));

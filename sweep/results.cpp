@@ -131,8 +131,10 @@ std::vector<GroupResult> group_over_seeds(const std::vector<PointResult>& result
   for (auto& g : groups)
     for (const auto& name : metrics) {
       std::vector<double> values;
-      for (const PointResult* r : g.members)
+      for (const PointResult* r : g.members) {
+        if (r->status.state != PointState::Done) continue;  // a partial run's loss is not comparable
         if (auto v = r->metric(name); v && std::isfinite(*v)) values.push_back(*v);
+      }
       if (!values.empty()) g.metrics[name] = summarise(values);
     }
   return groups;

@@ -56,7 +56,7 @@ struct GroupResult {
 };
 
 // Groups points that differ only in their seed (in first-appearance order) and summarises
-// `metrics` over each group.
+// `metrics` over each group's done points (a partial run's values are not comparable).
 std::vector<GroupResult> group_over_seeds(const std::vector<PointResult>& results,
                                           const std::vector<std::string>& metrics);
 

@@ -17,9 +17,11 @@ sw::Point point(const std::string& variant, uint64_t seed) {
   return p;
 }
 
-sw::PointResult result(const sw::Point& p, double val_loss, std::optional<double> train_loss) {
+sw::PointResult result(const sw::Point& p, double val_loss, std::optional<double> train_loss,
+                       sw::PointState state = sw::PointState::Done) {
   sw::PointResult r;
   r.point = &p;
+  r.status.state = state;
   r.val_average = sw::SetResult{val_loss, std::exp(val_loss), 10};
   r.train_loss = train_loss;
   return r;
@@ -41,15 +43,17 @@ TEST_CASE("sweep spread: mean, sample std, min, max", "[sweep]") {
 }
 
 TEST_CASE("sweep groups: points that differ only in the seed, in order of appearance", "[sweep]") {
-  const std::vector<sw::Point> points = {point("sequence", 1), point("sequence", 2), point("depth_kv_ffn", 1),
-                                         point("depth_kv_ffn", 2)};
+  const std::vector<sw::Point> points = {point("sequence", 1), point("sequence", 2), point("sequence", 3),
+                                         point("depth_kv_ffn", 1), point("depth_kv_ffn", 2)};
   std::vector<sw::PointResult> results = {result(points[0], 3.0, 3.5), result(points[1], 3.2, 3.7),
-                                          result(points[2], 2.9, std::nullopt),  // e.g. a failed point
-                                          result(points[3], 2.7, 3.1)};
+                                          result(points[2], 9.0, 9.0, sw::PointState::Partial),  // left out
+                                          result(points[3], 2.9, std::nullopt),                  // no train loss logged
+                                          result(points[4], 2.7, 3.1)};
   const auto groups = sw::group_over_seeds(results, {"val_loss", "val_ppl", "train_loss", "mfu"});
   REQUIRE(groups.size() == 2);
   CHECK(groups[0].axes == std::vector<std::pair<std::string, std::string>>{{"model.variant", "sequence"}});
-  CHECK(groups[0].members.size() == 2);
+  CHECK(groups[0].members.size() == 3);
+  CHECK(groups[0].metrics.at("val_loss").n == 2);  // the partial point's values are not averaged in
   CHECK(groups[0].metrics.at("val_loss").mean == Approx(3.1));
   CHECK(*groups[0].metrics.at("val_loss").std == Approx(std::sqrt(0.02)));
   CHECK(groups[0].metrics.at("val_ppl").mean == Approx((std::exp(3.0) + std::exp(3.2)) / 2));
