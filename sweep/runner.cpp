@@ -162,8 +162,8 @@ class Scheduler {
       spdlog::info("{} done in {:.1f} s", tag, seconds);
       return true;
     }
-    if (code == 0 && stop_count() > 0) {
-      spdlog::warn("{} stopped: {}", tag, st.describe());
+    if (stop_count() > 0) {  // we asked it to stop (one killed during start-up exits 143, not 0)
+      spdlog::warn("{} stopped (exit status {}): {}", tag, code, st.describe());
       return false;
     }
     spdlog::error("{} failed: exit status {}{} after {:.1f} s; last lines of {}/train.log:\n{}", tag, code,

@@ -53,7 +53,7 @@ kill -TERM "$sweep_pid"
 rc=0
 wait "$sweep_pid" || rc=$?
 [ "$rc" -eq 1 ] || { cat run1.err >&2; fail "stopped sweep: exit status $rc, expected 1"; }
-grep -q "stopping 2 running point" run1.err || { cat run1.err >&2; fail "stopped sweep: no 'stopping' message"; }
+grep -q "stopping [12] running point" run1.err || { cat run1.err >&2; fail "stopped sweep: no 'stopping' message"; }
 run sweep status "$manifest"
 expect_rc 0 "status after the stop"
 partial=$(grep -c "partial (step [0-9] of 6)" "$WORK/out" || true)
@@ -72,8 +72,10 @@ for run in sorted(glob.glob(os.path.join(sys.argv[1], "*"))):
     assert steps == [1, 2, 3, 4, 5, 6], (run, steps)  # a resumed run repeats and skips nothing
     assert any("eval" in r and r["step"] == 6 for r in recs), run
     attempts = json.load(open(f"{run}/sweep_attempts.json"))["attempts"]
-    assert all(a["exit_code"] == 0 for a in attempts), (run, attempts)
-    assert attempts[-1]["resumed"] == (len(attempts) == 2), (run, attempts)  # stopped ones resumed
+    assert attempts[-1]["exit_code"] == 0, (run, attempts)
+    # A point stopped cleanly (exit 0, after its checkpoint) was resumed, not started again.
+    if len(attempts) == 2 and attempts[0]["exit_code"] == 0:
+        assert attempts[1]["resumed"], (run, attempts)
 PY
 
 # --- a third run skips every point ------------------------------------------------------------
