@@ -10,6 +10,7 @@ const char* state_name(PointState s) {
     case PointState::Partial: return "partial";
     case PointState::NoFinalEval: return "no final eval";
     case PointState::Failed: return "failed";
+    case PointState::Running: return "running";
     case PointState::Done: return "done";
   }
   return "?";
@@ -24,6 +25,8 @@ std::string PointStatus::describe() const {
                              : "not started";
     case PointState::Partial: return "partial (step " + std::to_string(checkpoint_step) + of + ")";
     case PointState::NoFinalEval: return "final checkpoint without the final evaluation";
+    case PointState::Running:
+      return "running (pid " + std::to_string(pid) + ", step " + std::to_string(logged_step) + of + " logged)";
     case PointState::Failed: {
       std::string s = "failed (exit " + std::to_string(attempts.back().exit_code);
       if (checkpoint_step > 0) s += ", checkpoint at step " + std::to_string(checkpoint_step) + of;
@@ -47,6 +50,8 @@ PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool h
   const bool final_checkpoint = st.checkpoint_step == final_step;
   if (final_checkpoint && (final_eval || !has_val_sets))
     st.state = PointState::Done;
+  else if ((st.pid = training_pid(run_dir)) > 0)
+    st.state = PointState::Running;
   else if (!st.attempts.empty() && st.attempts.back().exit_code != 0)
     st.state = PointState::Failed;
   else if (final_checkpoint)

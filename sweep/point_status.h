@@ -8,6 +8,8 @@
 //   no_final_eval the final checkpoint without the final evaluation (the evaluation failed or was
 //                killed): `moda train --resume` has nothing left to do, so `run` reports it
 //   not_started  no checkpoint (a run killed before its first checkpoint starts again)
+//   running      not done, and a live `moda train` on this host holds the folder's lock (another
+//                sweep or a hand-started run): `run` leaves it alone
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,7 +18,7 @@
 
 namespace moda::sweep {
 
-enum class PointState { NotStarted, Partial, NoFinalEval, Failed, Done };
+enum class PointState { NotStarted, Partial, NoFinalEval, Failed, Running, Done };
 
 const char* state_name(PointState s);
 
@@ -25,6 +27,7 @@ struct PointStatus {
   int64_t checkpoint_step = 0;  // latest checkpoint's step (0: none)
   int64_t logged_step = 0;      // last training step in metrics.jsonl
   int64_t final_step = 0;       // the config's train.steps
+  long pid = 0;                 // the training process, when running
   std::vector<Attempt> attempts;
   // "done", "partial (step 4 of 8)", "failed (exit 1, step 4 of 8)", ...
   std::string describe() const;

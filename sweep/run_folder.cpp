@@ -1,5 +1,7 @@
 #include "sweep/run_folder.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -50,6 +52,38 @@ int64_t latest_checkpoint_step(const std::string& run_dir) {
     if (e.is_directory() && fs::exists(e.path() / "manifest.json"))
       newest = std::max(newest, step_of(e.path().filename().string()));
   return newest;
+}
+
+static std::string this_host() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+// Whether /proc/PID/cmdline has `--run-dir D` (or `--run-dir=D`) with D the same folder as `dir`.
+static bool trains_into(long pid, const fs::path& dir) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+  std::error_code ec;
+  const fs::path want = fs::weakly_canonical(dir, ec);
+  auto same = [&](const std::string& d) { return !ec && fs::weakly_canonical(d, ec) == want; };
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--run-dir" && i + 1 < args.size() && same(args[i + 1])) return true;
+    if (args[i].rfind("--run-dir=", 0) == 0 && same(args[i].substr(10))) return true;
+  }
+  return false;
+}
+
+long training_pid(const std::string& run_dir) {
+  std::ifstream lock(run_dir + "/.lock");
+  std::string host_word, host, pid_word;
+  long pid = 0;
+  // "host H, pid P"
+  if (!(lock >> host_word >> host >> pid_word >> pid) || host_word != "host" || pid_word != "pid") return 0;
+  if (!host.empty() && host.back() == ',') host.pop_back();
+  if (host != this_host() || pid <= 0 || !process_is_running(pid)) return 0;
+  return trains_into(pid, run_dir) ? pid : 0;
 }
 
 static std::string attempts_path(const std::string& run_dir) { return run_dir + "/sweep_attempts.json"; }

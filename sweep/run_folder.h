@@ -17,6 +17,12 @@ std::vector<nlohmann::json> read_metrics_records(const std::string& run_dir);
 // holding a manifest.json (what `moda train --resume` falls back to); 0 when there is none.
 int64_t latest_checkpoint_step(const std::string& run_dir);
 
+// The pid of a live process on this host training into DIR: the one DIR/.lock names ("host H,
+// pid P", written by `moda train`), when that process is still running and its command line has
+// `--run-dir` naming DIR (so a stale lock whose pid was reused is not taken for a run); 0 if none.
+// Reads only: taking the lock to test it could refuse a `moda train` starting at that moment.
+long training_pid(const std::string& run_dir);
+
 struct Attempt {
   std::string started_at;  // UTC, ISO 8601
   double seconds = 0;      // wall time of the child process

@@ -199,6 +199,9 @@ int run_sweep(const Plan& plan, const RunOptions& opts) {
     const std::string tag = fmt::format("[{}/{}] {}", i + 1, points.size(), points[i].name);
     if (statuses[i].state == PointState::Done) {
       spdlog::info("{} done already: skipped", tag);
+    } else if (statuses[i].state == PointState::Running) {
+      ++failed;  // its own process will finish it; a second writer would be refused
+      spdlog::warn("{}: {} (another sweep or moda train): left alone", tag, statuses[i].describe());
     } else if (statuses[i].state == PointState::NoFinalEval) {
       ++failed;  // `train --resume` would have nothing left to do
       spdlog::error("{}: {} in {}; evaluate it with `moda eval`, or remove the folder to train it again", tag,

@@ -49,6 +49,8 @@ for _ in $(seq 600); do
   compgen -G "$out/runs/*/checkpoints/step-2" > /dev/null && break
   sleep 0.1
 done
+run sweep status "$manifest"  # from another terminal, while the sweep trains
+expect_in out "running (pid " "status during the run"
 kill -TERM "$sweep_pid"
 rc=0
 wait "$sweep_pid" || rc=$?

@@ -1,5 +1,9 @@
 // A point's state read from its run folder: done / partial / failed / not started, and what
 // the report takes from it (final train loss, final validation, throughput, wall time).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
@@ -86,6 +90,42 @@ TEST_CASE("sweep point status: not started, partial, done, failed, no final eval
   std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 9, \"lo";
   CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Done);
   CHECK(sw::read_attempts(dir).size() == 2);
+}
+
+TEST_CASE("sweep point status: running while a live process training into the folder holds its lock", "[sweep]") {
+  TempDir tmp("sweep_running");
+  const std::string dir = tmp / "run";
+  fs::create_directories(dir);
+  checkpoint(dir, 2);
+  char host[256] = {};
+  REQUIRE(gethostname(host, sizeof host - 1) == 0);
+  auto write_lock = [&](long pid) {
+    std::ofstream(dir + "/.lock", std::ios::trunc) << "host " << host << ", pid " << pid << "\n";
+  };
+  // This test process is alive but trains into no folder: a stale lock whose pid was reused.
+  write_lock(::getpid());
+  CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Partial);
+  // A live process whose command line names the folder with --run-dir.
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const std::string run_dir = fs::path(dir).lexically_normal().string() + "/";  // another spelling
+    // sh -c SCRIPT NAME ARGS...: the arguments stay on sh's command line ("; true": no exec of sleep).
+    execlp("sh", "sh", "-c", "sleep 30; true", "sh", "--run-dir", run_dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  write_lock(child);
+  bool seen = false;  // the exec may take a moment to show the new command line
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = sw::inspect_point(dir, 8, true).state == sw::PointState::Running;
+    if (!seen) usleep(20 * 1000);
+  }
+  CHECK(seen);
+  CHECK(sw::inspect_point(dir, 8, true).describe() ==
+        "running (pid " + std::to_string(child) + ", step 0 of 8 logged)");
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Partial);  // gone: the lock is stale
 }
 
 TEST_CASE("sweep latest checkpoint: the pointer, else the newest complete step folder", "[sweep]") {
