@@ -12,10 +12,11 @@ set(allowed_autograd core kernels autograd)
 set(allowed_nn core kernels autograd nn)
 set(allowed_data core data)
 set(allowed_distributed core kernels autograd nn data distributed)
-set(layers core kernels autograd nn data distributed apps tests)
+set(allowed_sweep core kernels autograd nn data distributed sweep)
+set(layers core kernels autograd nn data distributed sweep apps tests)
 
 set(offenders "")
-foreach(layer core kernels autograd nn data distributed)
+foreach(layer core kernels autograd nn data distributed sweep)
   file(GLOB_RECURSE files "${MODA_SOURCE_DIR}/${layer}/*.h" "${MODA_SOURCE_DIR}/${layer}/*.cuh"
        "${MODA_SOURCE_DIR}/${layer}/*.cpp" "${MODA_SOURCE_DIR}/${layer}/*.cu")
   foreach(file ${files})

@@ -1,0 +1,66 @@
+#include "sweep/point_status.h"
+
+#include <algorithm>
+
+namespace moda::sweep {
+
+const char* state_name(PointState s) {
+  switch (s) {
+    case PointState::NotStarted: return "not started";
+    case PointState::Partial: return "partial";
+    case PointState::NoFinalEval: return "no final eval";
+    case PointState::Failed: return "failed";
+    case PointState::Running: return "running";
+    case PointState::Done: return "done";
+  }
+  return "?";
+}
+
+std::string PointStatus::describe() const {
+  const std::string of = " of " + std::to_string(final_step);
+  switch (state) {
+    case PointState::Done: return "done";
+    case PointState::NotStarted:
+      return logged_step > 0 ? "not started (step " + std::to_string(logged_step) + of + " logged, no checkpoint)"
+                             : "not started";
+    case PointState::Partial: return "partial (step " + std::to_string(checkpoint_step) + of + ")";
+    case PointState::NoFinalEval: return "final checkpoint without the final evaluation";
+    case PointState::Running:
+      return "running (pid " + std::to_string(pid) + ", step " + std::to_string(logged_step) + of + " logged)";
+    case PointState::Failed: {
+      std::string s = "failed (exit " + std::to_string(attempts.back().exit_code);
+      if (checkpoint_step > 0) s += ", checkpoint at step " + std::to_string(checkpoint_step) + of;
+      return s + ")";
+    }
+  }
+  return "?";
+}
+
+PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool has_val_sets) {
+  PointStatus st;
+  st.final_step = final_step;
+  st.checkpoint_step = latest_checkpoint_step(run_dir);
+  st.attempts = read_attempts(run_dir);
+  bool final_eval = false;
+  for (const auto& r : read_metrics_records(run_dir)) {
+    const int64_t step = r["step"].get<int64_t>();
+    if (r.contains("eval") && step == final_step) final_eval = true;
+    if (r.contains("loss")) st.logged_step = std::max(st.logged_step, step);
+  }
+  const bool final_checkpoint = st.checkpoint_step == final_step;
+  if (final_checkpoint && (final_eval || !has_val_sets))
+    st.state = PointState::Done;
+  else if ((st.pid = training_pid(run_dir)) > 0)
+    st.state = PointState::Running;
+  else if (!st.attempts.empty() && st.attempts.back().exit_code != 0)
+    st.state = PointState::Failed;
+  else if (final_checkpoint)
+    st.state = PointState::NoFinalEval;
+  else if (st.checkpoint_step > 0)
+    st.state = PointState::Partial;
+  else
+    st.state = PointState::NotStarted;
+  return st;
+}
+
+}  // namespace moda::sweep
