@@ -12,6 +12,9 @@ ParameterSharding::ParameterSharding(nn::LanguageModel& model, ShardedOptimizer&
     : model_(model), optimizer_(optimizer), reshard_after_forward_(reshard_after_forward) {
   auto& groups = model_.param_groups();
   groups_.resize(groups.size());
+  gathering_.resize(groups.size());
+  overlap_ = optimizer_.asynchronous();
+  max_queued_reductions_ = overlap_ ? 2 : 0;
   model_.zero_grad();  // points every parameter's .grad at its view of the group's flat gradient
   for (size_t g = 0; g < groups.size(); ++g) {
     groups_[g].params = groups[g].params.size();
@@ -37,7 +40,10 @@ void ParameterSharding::begin_micro_batch(bool last) {
   for (auto& s : groups_) s = {s.params, 0, false};
 }
 
-void ParameterSharding::before_forward(size_t g) { gather(g); }
+void ParameterSharding::before_forward(size_t g) {
+  gather(g);
+  if (g + 1 < groups_.size()) prefetch(g + 1);
+}
 
 void ParameterSharding::after_forward(size_t g) {
   // Without autograd (evaluation) nothing needs the parameters again before the next forward.
@@ -47,6 +53,7 @@ void ParameterSharding::after_forward(size_t g) {
 void ParameterSharding::before_backward_node(size_t g) {
   gather(g);
   ensure_grad(g);
+  if (g > 0) prefetch(g - 1);  // the backward goes down the groups
 }
 
 void ParameterSharding::ensure_grad(size_t g) {
@@ -69,17 +76,28 @@ void ParameterSharding::finish_group(size_t g) {
   s.finished = true;
   if (last_micro_batch_) {
     ensure_grad(g);  // zeros if no gradient reached the group
-    optimizer_.reduce(g);
-    release_grad(g);
+    reducing_.push_back(optimizer_.start_reduce(g));
+    while (reducing_.size() > max_queued_reductions_) finish_oldest_reduce();
   }
   if (reshard_after_forward_ || last_micro_batch_) release_params(g);
 }
 
+void ParameterSharding::finish_oldest_reduce() {
+  ShardedOptimizer::Pending p = std::move(reducing_.front());
+  reducing_.pop_front();
+  const size_t g = p.group;
+  optimizer_.finish_reduce(p);
+  release_grad(g);
+}
+
 void ParameterSharding::end_backward() {
   for (size_t g = 0; g < groups_.size(); ++g) finish_group(g);
+  if (last_micro_batch_)
+    while (!reducing_.empty()) finish_oldest_reduce();  // the optimiser reads every gradient shard next
 }
 
 void ParameterSharding::release_all() {
+  while (!reducing_.empty()) finish_oldest_reduce();
   for (size_t g = 0; g < groups_.size(); ++g) {
     release_params(g);
     release_grad(g);
@@ -87,6 +105,11 @@ void ParameterSharding::release_all() {
 }
 
 void ParameterSharding::gather(size_t g) {
+  if (gathering_[g]) {  // queued earlier: the compute stream now waits for it
+    optimizer_.finish_gather(*gathering_[g]);
+    gathering_[g].reset();
+    return;
+  }
   Tensor& flat = model_.param_groups()[g].flat;
   if (!storage_of(flat).released()) return;
   storage_of(flat).materialize();
@@ -94,7 +117,17 @@ void ParameterSharding::gather(size_t g) {
   optimizer_.gather(g);
 }
 
+void ParameterSharding::prefetch(size_t g) {
+  if (!overlap_ || gathering_[g]) return;  // a synchronous communicator would only hold memory longer
+  Tensor& flat = model_.param_groups()[g].flat;
+  if (!storage_of(flat).released()) return;
+  storage_of(flat).materialize();
+  track(flat, true);
+  gathering_[g] = optimizer_.start_gather(g);
+}
+
 void ParameterSharding::release_params(size_t g) {
+  if (gathering_[g]) gather(g);  // never free memory a queued collective writes
   Tensor& flat = model_.param_groups()[g].flat;
   if (storage_of(flat).released()) return;
   storage_of(flat).release();

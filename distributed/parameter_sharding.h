@@ -11,9 +11,15 @@
 //               reduce-scattered into the rank's shard and the full gradient is freed, while the
 //               backward goes on with the earlier groups;
 //   after step  every group is freed: at rest a rank holds only its 1/N shards.
+// Overlap, where the communicator queues collectives on its own stream (NCCL): the next group's
+// gather is queued while the current group computes (forward: the group after; backward: the
+// group before), and a group's reduce-scatter is waited for only when the next-but-one group's
+// is queued (or at the end of the backward), when its full gradient is freed.
 // Freeing keeps every tensor handle (core/tensor.h: Storage::release), so the layers never know.
 // Collectives run in the same order on every rank because every rank runs the same graph.
 #include <cstddef>
+#include <deque>
+#include <optional>
 #include <vector>
 
 #include "distributed/sharded_optimizer.h"
@@ -55,7 +61,9 @@ class ParameterSharding {
   void ensure_grad(size_t g);  // gives the group's gradient buffer memory, zeroed, if it has none
   void on_grad_ready(size_t g);
   void finish_group(size_t g);  // the group's gradient is complete for this backward
-  void gather(size_t g);
+  void gather(size_t g);        // the group's parameters present, now
+  void prefetch(size_t g);      // queued, if the communicator overlaps and the group is absent
+  void finish_oldest_reduce();
   void release_params(size_t g);
   void release_grad(size_t g);
   void track(const Tensor& t, bool gained);
@@ -66,6 +74,10 @@ class ParameterSharding {
   bool reshard_after_forward_;
   bool last_micro_batch_ = true;
   std::vector<GroupState> groups_;
+  std::vector<std::optional<ShardedOptimizer::Pending>> gathering_;  // per group: a queued gather
+  std::deque<ShardedOptimizer::Pending> reducing_;                   // queued reductions, oldest first
+  bool overlap_ = false;              // the communicator queues collectives on its own stream
+  size_t max_queued_reductions_ = 0;  // reductions left queued while the backward goes on
   size_t resident_ = 0, peak_ = 0;
 };
 

@@ -47,21 +47,33 @@ std::vector<nn::OptimParam> ShardedOptimizer::shard_params(GroupShard& g, int ra
 }
 
 // Collectives move whole padded groups; when N divides n the flat buffers are used directly.
-void ShardedOptimizer::gather(size_t index) {
+ShardedOptimizer::Pending ShardedOptimizer::start_gather(size_t index) {
   NoGradGuard no_grad;
   GroupShard& g = groups_.at(index);
   Tensor& flat = g.group->flat;
   Tensor shard = g.master.to(flat.dtype());
+  Pending p;
+  p.group = index;
   if (g.shard * comm_.world_size() == g.numel) {
-    comm_.all_gather(flat, shard);
-    return;
+    p.work = comm_.all_gather_async(flat, shard);
+  } else {
+    p.staging = Tensor::empty({g.shard * comm_.world_size()}, flat.dtype(), flat.device());
+    p.work = comm_.all_gather_async(p.staging, shard);
   }
-  Tensor padded = Tensor::empty({g.shard * comm_.world_size()}, flat.dtype(), flat.device());
-  comm_.all_gather(padded, shard);
-  flat.copy_(padded.narrow(0, 0, g.numel));
+  return p;
 }
 
-void ShardedOptimizer::reduce(size_t index) {
+void ShardedOptimizer::finish_gather(Pending& p) {
+  NoGradGuard no_grad;
+  p.work->wait();
+  if (p.staging.defined()) {
+    const GroupShard& g = groups_.at(p.group);
+    g.group->flat.copy_(p.staging.narrow(0, 0, g.numel));
+  }
+  p = Pending{};
+}
+
+ShardedOptimizer::Pending ShardedOptimizer::start_reduce(size_t index) {
   NoGradGuard no_grad;
   GroupShard& g = groups_.at(index);
   const Tensor& full = g.group->grad;
@@ -73,13 +85,32 @@ void ShardedOptimizer::reduce(size_t index) {
     send.narrow(0, 0, g.numel).copy_(full);
     if (padded_numel > g.numel) send.narrow(0, g.numel, padded_numel - g.numel).zero_();
   }
+  Pending p;
+  p.group = index;
   if (reduce_dtype_ == DType::F32) {
-    comm_.reduce_scatter_sum(g.grad, send);
+    p.work = comm_.reduce_scatter_sum_async(g.grad, send);
   } else {
-    Tensor out = Tensor::empty({g.shard}, reduce_dtype_, full.device());
-    comm_.reduce_scatter_sum(out, send);
-    g.grad.copy_(out);
+    p.staging = Tensor::empty({g.shard}, reduce_dtype_, full.device());
+    p.work = comm_.reduce_scatter_sum_async(p.staging, send);
   }
+  return p;
+}
+
+void ShardedOptimizer::finish_reduce(Pending& p) {
+  NoGradGuard no_grad;
+  p.work->wait();
+  if (p.staging.defined()) groups_.at(p.group).grad.copy_(p.staging);
+  p = Pending{};
+}
+
+void ShardedOptimizer::gather(size_t index) {
+  Pending p = start_gather(index);
+  finish_gather(p);
+}
+
+void ShardedOptimizer::reduce(size_t index) {
+  Pending p = start_reduce(index);
+  finish_reduce(p);
 }
 
 double ShardedOptimizer::grad_norm() const {

@@ -29,6 +29,21 @@ class ShardedOptimizer {
   size_t num_groups() const { return groups_.size(); }
   void gather(size_t g);  // the group's flat buffer must have memory
   void reduce(size_t g);  // the group's flat gradient must hold this rank's gradient
+
+  // Queued forms, for overlap (Communicator::Work): start_*() queues the collective; finish()
+  // orders the compute stream after it and does what is left (the copy out of a padded buffer,
+  // the cast of a bf16 reduction). Until finish() the group's flat buffer (gather) or flat
+  // gradient (reduce) must be neither read nor freed. gather() and reduce() are start + finish.
+  struct Pending {
+    size_t group = 0;
+    std::unique_ptr<Communicator::Work> work;
+    Tensor staging;  // padded gather buffer or bf16 reduction, still to be copied
+  };
+  bool asynchronous() const { return comm_.asynchronous(); }
+  Pending start_gather(size_t g);
+  Pending start_reduce(size_t g);
+  void finish_gather(Pending& p);
+  void finish_reduce(Pending& p);
   double grad_norm() const;
   void step(double lr, double grad_scale);
 

@@ -1,8 +1,8 @@
 #pragma once
 // The collectives a data-parallel trainer needs, behind one interface so the trainer is written
 // once for every backend. Every rank calls the same collectives in the same order with tensors of
-// the same shape, dtype and device. Backends: a single process (world of one, below); MPI for CPU
-// tensors and NCCL for CUDA tensors plug in here with the sharded trainer (docs/distributed.md).
+// the same shape, dtype and device. Backends: a single process (world of one, below), MPI for CPU
+// tensors (comm/mpi_communicator.h) and NCCL for CUDA tensors (comm/nccl_communicator.h).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +29,27 @@ class Communicator {
   // t <- root's t.
   virtual void broadcast(Tensor& t, int root) = 0;
   virtual void barrier() = 0;
+
+  // Queued collectives, for overlap (distributed/parameter_sharding.h). The collective is queued
+  // behind the work already queued on the compute stream; wait() orders the compute stream's
+  // later work after it. Until wait() the caller must neither read `out` nor free or change
+  // `in` or `out` (the Work keeps their storage alive). A backend without a communication
+  // stream (single, MPI) completes the collective before returning and says so by
+  // asynchronous() == false.
+  class Work {
+   public:
+    virtual ~Work() = default;
+    virtual void wait() {}
+  };
+  virtual bool asynchronous() const { return false; }
+  virtual std::unique_ptr<Work> all_gather_async(Tensor& out, const Tensor& in) {
+    all_gather(out, in);
+    return std::make_unique<Work>();
+  }
+  virtual std::unique_ptr<Work> reduce_scatter_sum_async(Tensor& out, const Tensor& in) {
+    reduce_scatter_sum(out, in);
+    return std::make_unique<Work>();
+  }
 
   // Faults (docs/distributed.md, "Faults"): a backend with peers waits at most `seconds` in one
   // collective, then reports this rank, the collective and the step, and ends the job; `step` is

@@ -4,6 +4,7 @@
 #include <nccl.h>
 
 #include <cstring>
+#include <vector>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -31,10 +32,26 @@ ncclDataType_t nccl_type(const char* op, const Tensor& t) {
   }
 }
 
+// A queued collective: an event at its end on the communication stream, and the tensors it reads
+// and writes, kept alive (their memory not reused) until the compute stream is ordered after it.
+struct QueuedWork final : Communicator::Work {
+  explicit QueuedWork(std::vector<Tensor> tensors) : keep(std::move(tensors)) {}
+  void wait() override {
+    if (waited) return;
+    done.wait_on(current_stream());
+    keep.clear();  // freed on the compute stream, which now runs after the collective
+    waited = true;
+  }
+  ~QueuedWork() override { wait(); }
+  Event done{false};
+  std::vector<Tensor> keep;
+  bool waited = false;
+};
+
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(std::unique_ptr<Communicator> bootstrap, int device)
-      : bootstrap_(std::move(bootstrap)), device_(device), before_(false), after_(false) {
+      : bootstrap_(std::move(bootstrap)), device_(device), before_(false) {
     ncclUniqueId id;
     std::memset(&id, 0, sizeof(id));
     if (bootstrap_->rank() == 0) MODA_NCCL_CHECK(ncclGetUniqueId(&id));
@@ -88,6 +105,27 @@ class NcclCommunicator final : public Communicator {
           ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type("broadcast", t), root, comm_, s));
     });
   }
+  bool asynchronous() const override { return true; }
+  std::unique_ptr<Work> all_gather_async(Tensor& out, const Tensor& in) override {
+    if (out.device().is_cpu()) return Communicator::all_gather_async(out, in);
+    check_pair("all_gather", out, in, in.numel() * world_size(), out.numel());
+    return start(
+        [&](cudaStream_t s) {
+          MODA_NCCL_CHECK(
+              ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()), nccl_type("all_gather", in), comm_, s));
+        },
+        {out, in});
+  }
+  std::unique_ptr<Work> reduce_scatter_sum_async(Tensor& out, const Tensor& in) override {
+    if (out.device().is_cpu()) return Communicator::reduce_scatter_sum_async(out, in);
+    check_pair("reduce_scatter", out, in, out.numel() * world_size(), in.numel());
+    return start(
+        [&](cudaStream_t s) {
+          MODA_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), size_t(out.numel()),
+                                            nccl_type("reduce_scatter", in), ncclSum, comm_, s));
+        },
+        {out, in});
+  }
   void barrier() override {
     synchronize_device();
     bootstrap_->barrier();
@@ -103,20 +141,27 @@ class NcclCommunicator final : public Communicator {
   // The collective runs on the communication stream, ordered after the compute stream's queued
   // work and before its later work.
   template <typename Enqueue>
-  void run(const char*, Enqueue enqueue) {
-    cudaStream_t compute = current_stream();
-    before_.record(compute);
+  void run(const char* op, Enqueue enqueue) {
+    start(enqueue)->wait();
+    (void)op;
+  }
+  // Queues the collective on the communication stream behind the compute stream's queued work;
+  // the returned Work's event marks its end.
+  template <typename Enqueue>
+  std::unique_ptr<QueuedWork> start(Enqueue enqueue, std::vector<Tensor> keep = {}) {
+    before_.record(current_stream());
     before_.wait_on(stream_.get());
     enqueue(stream_.get());
-    after_.record(stream_.get());
-    after_.wait_on(compute);
+    auto work = std::make_unique<QueuedWork>(std::move(keep));
+    work->done.record(stream_.get());
+    return work;
   }
 
   std::unique_ptr<Communicator> bootstrap_;
   int device_;
   ncclComm_t comm_ = nullptr;
   Stream stream_;
-  Event before_, after_;
+  Event before_;
 };
 
 }  // namespace
