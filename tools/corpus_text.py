@@ -16,8 +16,7 @@ AsciiDoc, Markdown, dictd databases, plain text), then:
     100 == 0 (about 1 % of the documents), else to training;
   * documents of one output file are separated by <|endoftext|>.
 
-Writes OUT/train/<package>.txt, OUT/val_indomain.txt, OUT/val_<domain>.txt, OUT/tok_sample.txt
-(the training documents with sha256 mod 100 < SAMPLE_PERCENT, for the tokenizer) and
+Writes OUT/train/<package>.txt, OUT/val_indomain.txt, OUT/val_<domain>.txt and
 OUT/text_stats.json. Output depends only on the packages' contents (sorted paths, no time, no
 randomness).
 """
@@ -36,7 +35,6 @@ EOT = "<|endoftext|>"
 DEDUP_MIN_CHARS = 40
 MIN_DOC_CHARS = 200
 VAL_INDOMAIN_MOD = 100  # doc hash % 100 == 0 -> in-domain validation
-SAMPLE_PERCENT = 50  # tokenizer sample: doc hash % 100 < this (training docs only)
 DICT_CHUNK_CHARS = 50_000  # dictd entries are grouped into documents of about this size
 
 # package -> list of (path regex relative to the unpacked root, reader). Paths are walked in
@@ -111,7 +109,7 @@ def read_fortune(name, data):
 
 SENSE_START = re.compile(r"^(\d+[.:]|[a-z]{1,4} \d+:|\(\w|adj |adv |n |v |Syn\.|Note:|--)")
 BRACKET_LINE = re.compile(r"^\s*\[[^\]]*\]?\s*$")
-PRONUNCIATION = re.compile(r"\\[^\\\n]{1,80}\\,?")
+PRONUNCIATION = re.compile(r"\\[^\\\n]{1,80}\\,?|\s?\((?=[^()\s]*\[)[^()\s]+(?: or [^()\s]+)*\)")
 
 
 def unwrap(lines):
@@ -136,8 +134,8 @@ def unwrap(lines):
 
 
 def read_dictd(name, data):
-    """A dictd database (.dict.dz = gzip): its entries in file order, via the .index beside it."""
-    text = gzip.decompress(data)
+    """A dictd database (.dict.dz, already decompressed): its entries in file order, via the .index."""
+    text = data
     index_path = name[: -len(".dict.dz")] + ".index"
     spans = set()
     with open(RESOLVE_ROOT + "/" + index_path, "rb") as f:
@@ -151,7 +149,7 @@ def read_dictd(name, data):
         entry = decode(text[off : off + length])
         entry = PRONUNCIATION.sub("", entry).replace("{", "").replace("}", "")
         lines = [ln for ln in entry.split("\n") if not BRACKET_LINE.match(ln)]
-        body = unwrap(lines).strip()
+        body = re.sub(r"[ \t]{2,}", " ", unwrap(lines)).replace(" ,", ",").strip()
         if not body:
             continue
         chunk.append(body)
@@ -608,7 +606,7 @@ def package_docs(job):
     for rel, fmt in sorted(paths):
         with open(os.path.join(root, rel), "rb") as f:
             data = f.read()
-        if rel.endswith(".gz"):
+        if rel.endswith((".gz", ".dz")):  # .dict.dz (dictzip) is gzip
             data = gzip.decompress(data)
         raw += len(data)
         try:
@@ -654,9 +652,8 @@ def main():
 
     os.makedirs(os.path.join(a.out, "train"), exist_ok=True)
     seen = set()
-    stats = {"packages": {}, "dedup_min_chars": DEDUP_MIN_CHARS, "sample_percent": SAMPLE_PERCENT}
+    stats = {"packages": {}, "dedup_min_chars": DEDUP_MIN_CHARS}
     val = {}  # file name -> list of docs
-    sample = []
     for (pkg, role), (_, raw, nfiles, docs) in zip(order, results):
         kept_docs, dropped, kept_chars = [], 0, 0
         for dname, text in docs:
@@ -679,8 +676,6 @@ def main():
             for dname, t in kept_docs:
                 h = doc_hash(pkg, dname)
                 (vi if h % VAL_INDOMAIN_MOD == 0 else tr).append(t)
-                if h % VAL_INDOMAIN_MOD != 0 and h % 100 < SAMPLE_PERCENT:
-                    sample.append(t)
             write(os.path.join(a.out, "train", pkg + ".txt"), tr)
             val.setdefault("val_indomain", []).extend(vi)
             st["text_bytes"] = sum(len(t.encode()) for t in tr)
@@ -695,7 +690,6 @@ def main():
               file=sys.stderr)
     for name, docs in sorted(val.items()):
         write(os.path.join(a.out, name + ".txt"), docs)
-    write(os.path.join(a.out, "tok_sample.txt"), sample)
     with open(os.path.join(a.out, "text_stats.json"), "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=1, sort_keys=True)
         f.write("\n")

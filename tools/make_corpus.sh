@@ -3,7 +3,7 @@
 #   tools/make_corpus.sh [OUT (default runs/corpus)] [DEBS (default .corpus-debs, from tools/fetch-corpus-debs.sh)]
 # Steps: check each .deb's SHA-256 against tools/corpus-packages.tsv, unpack with `dpkg -x` (no root,
 # no apt), clean the markup to plain text and deduplicate paragraphs (tools/corpus_text.py, Python
-# standard library only), train a byte-level BPE on a fixed half of the training documents
+# standard library only), train a byte-level BPE on all the training text
 # (`moda tokenize train`, vocabulary $VOCAB, default 16384), encode (`moda tokenize encode`).
 # Output: OUT/tokenizer.json, OUT/data/train_<package>_NNNNNN.bin (glob: train_*.bin),
 # OUT/data/val_<domain>_NNNNNN.bin per held-out domain and val_indomain_NNNNNN.bin,
@@ -38,7 +38,7 @@ python3 "$here/corpus_text.py" --packages "$list" --unpacked "$work/unpacked" --
 t2=$(date +%s)
 echo "make_corpus: text cleaned in $((t2 - t1)) s"
 
-"$moda" tokenize train --input "$work/text/tok_sample.txt" --vocab-size "$vocab" --out "$out/tokenizer.json"
+"$moda" tokenize train --input "$work"/text/train/*.txt --vocab-size "$vocab" --out "$out/tokenizer.json"
 t3=$(date +%s)
 echo "make_corpus: tokenizer trained in $((t3 - t2)) s"
 
