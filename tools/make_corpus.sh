@@ -90,6 +90,7 @@ with open(os.path.join(out, "stats.json"), "w") as f:
 for k, v in stats["splits"].items():
     print(f"make_corpus: {k:16s} {v['tokens']:11,d} tokens")
 PY
+rm -rf "$work/unpacked" "$work/enc"  # ~550 MB; the cleaned text stays in $work/text
 (cd "$out" && sha256sum tokenizer.json data/*.bin > corpus.sha256)
 cat "$out/corpus.sha256"
 echo "make_corpus: corpus.sha256 $(sha256sum "$out/corpus.sha256" | cut -c1-64)"
