@@ -8,11 +8,13 @@ dir=${1:-.corpus-debs}
 list=$(dirname "$0")/corpus-packages.tsv
 mkdir -p "$dir"
 total=0
-while IFS=$'\t' read -r pkg version role bytes sha licence; do
+while IFS=$'\t' read -r pkg version role _ sha _; do
   [[ -z "$pkg" || "$pkg" == \#* ]] && continue
   file="$dir/${pkg}_${version//:/%3a}_all.deb"
   if [[ ! -f "$file" ]] || ! echo "$sha  $file" | sha256sum --check --status; then
-    (cd "$dir" && apt-get download -q "$pkg=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    if ! (cd "$dir" && apt-get download -q "$pkg=$version") > "$dir/apt-download.log" 2>&1; then
+      cat "$dir/apt-download.log" >&2
+    fi
   fi
   [[ -f "$file" ]] || { echo "fetch-corpus-debs: $pkg=$version was not downloaded (still in the archive?)" >&2; exit 1; }
   echo "$sha  $file" | sha256sum --check --status \
