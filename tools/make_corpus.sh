@@ -23,7 +23,7 @@ t0=$(date +%s)
 work=$out/work
 rm -rf "$work/unpacked" "$out/data"
 mkdir -p "$work/unpacked" "$out/data"
-while IFS=$'\t' read -r pkg version role bytes sha licence; do
+while IFS=$'\t' read -r pkg version _ _ sha _; do
   [[ -z "$pkg" || "$pkg" == \#* ]] && continue
   deb="$debs/${pkg}_${version//:/%3a}_all.deb"
   [[ -f "$deb" ]] || { echo "make_corpus: $deb missing (run tools/fetch-corpus-debs.sh $debs)" >&2; exit 1; }
