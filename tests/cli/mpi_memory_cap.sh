@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# A model that does not fit one rank's memory budget unsharded trains when sharded over 4 ranks.
+# The budget is a per-process cap on private writable memory (`ulimit -d`, RLIMIT_DATA: what
+# malloc and anonymous mmap hand out; not shared libraries or MPI's shared segments). The model
+# (33M parameters: width 512, 8 blocks) needs ~16 bytes per parameter unsharded on CPU (f32
+# weights and gradients, two AdamW moments: ~540 MB) but ~4 bytes per parameter plus one or two
+# gathered blocks per rank at 4 ranks (ZeRO-3). Measured on a 2-core CI-like machine: one rank
+# fails at 800 MB; 4 ranks train at 600 MB (peak RSS ~425 MB per rank). Under 650 MB one rank
+# stops with moda's out-of-memory error and 4 ranks train.
+source "$(dirname "$0")/lib.sh"
+cfg="$SRC/experiments/tiny-cpu.json"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+make_tiny_data "$WORK/data"
+tiny_sets "$WORK/data"
+BIG=("${TINY_SETS[@]}" --set model.d_model=512 --set model.n_layers=8 --set model.n_heads=8 --set model.n_kv_heads=4
+  --set model.ffn_hidden=2048 --set train.steps=2 --set train.global_batch=4 --set train.micro_batch=1
+  --set train.log_every=1 --set "data.val={}")
+MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
+CAP_KIB=650000
+
+capped() {  # capped NP NAME: mpirun -np NP moda train under ulimit -d CAP_KIB (every rank)
+  RC=0
+  timeout 300 "${MPIRUN[@]}" -np "$1" bash -c 'ulimit -d "$0"; exec "$@"' "$CAP_KIB" "$MODA" train --config "$cfg" \
+    "${BIG[@]}" --set parallel.sharding=full --run-dir "$WORK/$2" > "$WORK/out" 2> "$WORK/err" || RC=$?
+  [ "$RC" -ne 124 ] || fail "mpirun -np $1 under the cap hung"
+}
+
+# The one-rank side runs the same (sharded) code path at a world of one, which holds all of the
+# state: the unsharded trainer's failure under the cap can land inside OpenBLAS's own buffer
+# allocation, which then hangs instead of failing (seen with OPENBLAS_NUM_THREADS=1).
+capped 1 whole
+expect_fail "one unsharded rank under a ${CAP_KIB} KiB cap"
+expect_in err "out of host memory" "the unsharded rank names the failure"
+capped 4 sharded
+expect_rc 0 "4 sharded ranks under the same cap"
+python3 - "$WORK/sharded/metrics.jsonl" <<'PY' || fail "the sharded run did not train 2 steps"
+import json, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
+assert [s["step"] for s in steps] == [1, 2], steps
+assert steps[0]["sharding"] == "zero3" and steps[0]["world_size"] == 4, steps[0]
+print(f"4 ranks under the cap: loss {steps[-1]['loss']:.4f}, "
+      f"{steps[-1]['shard_state_mib_per_rank']:.1f} MiB of shards and "
+      f"{steps[-1]['gathered_peak_mib_per_rank']:.1f} MiB gathered at peak per rank")
+PY
+echo "ok: a model too big for one rank's cap trains sharded over 4"
