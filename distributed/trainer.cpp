@@ -257,6 +257,9 @@ void Trainer::log_step(double loss, double grad_norm, double lr) {
     sharding_->reset_peak();
   }
   std::string extra;
+  if (sharding_)
+    extra = fmt::format(" | {} x{} | {:.1f}+{:.1f} MiB/rank", sharding_mode(), comm_->world_size(),
+                        rec["shard_state_mib_per_rank"].get<double>(), rec["gathered_peak_mib_per_rank"].get<double>());
   if (device_.is_cuda()) {
     track_memory();
     // MFU in the PaLM convention (docs/training.md): attention over all T keys. mfu_causal counts
@@ -264,8 +267,8 @@ void Trainer::log_step(double loss, double grad_norm, double lr) {
     rec["mfu"] = tps * flops.palm_per_token() / peak_flops();
     rec["mfu_causal"] = tps * flops.causal_per_token() / peak_flops();
     rec["peak_reserved_gib"] = summary_.peak_reserved_bytes / double(1ull << 30);
-    extra = fmt::format(" | mfu {:.1f}% | {:.1f} GiB", 100 * rec["mfu"].get<double>(),
-                        rec["peak_reserved_gib"].get<double>());
+    extra += fmt::format(" | mfu {:.1f}% | {:.1f} GiB", 100 * rec["mfu"].get<double>(),
+                         rec["peak_reserved_gib"].get<double>());
   }
   if (is_main_rank()) metrics_.append(rec);
   const double done = static_cast<double>(step_ - start_step_);
