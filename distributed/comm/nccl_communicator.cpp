@@ -9,6 +9,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "core/stream.h"
+#include "distributed/comm/nccl_watchdog.h"
 
 namespace moda {
 
@@ -61,8 +62,10 @@ class NcclCommunicator final : public Communicator {
     bootstrap_->broadcast(wire, 0);
     std::memcpy(&id, wire.data_ptr(), sizeof(id));
     MODA_NCCL_CHECK(ncclCommInitRank(&comm_, bootstrap_->world_size(), id, bootstrap_->rank()));
+    watchdog_ = std::make_unique<NcclWatchdog>(comm_, device_, rank(), world_size());
   }
   ~NcclCommunicator() override {
+    watchdog_.reset();  // its thread polls the communicator
     if (comm_) ncclCommDestroy(comm_);
   }
 
@@ -70,10 +73,15 @@ class NcclCommunicator final : public Communicator {
   int world_size() const override { return bootstrap_->world_size(); }
   int local_rank() const override { return bootstrap_->local_rank(); }
   std::string backend() const override { return "nccl"; }
-  // The CPU collectives go through the bootstrap communicator: it enforces the timeout. NCCL's
-  // own collectives have none yet (docs/distributed.md, "Faults").
-  void set_timeout(double seconds) override { bootstrap_->set_timeout(seconds); }
-  void set_step(int64_t step) override { bootstrap_->set_step(step); }
+  // CPU collectives go through the bootstrap communicator, NCCL's through the watchdog.
+  void set_timeout(double seconds) override {
+    bootstrap_->set_timeout(seconds);
+    watchdog_->set_timeout(seconds);
+  }
+  void set_step(int64_t step) override {
+    bootstrap_->set_step(step);
+    watchdog_->set_step(step);
+  }
 
   void all_reduce_sum(Tensor& t) override {
     if (t.device().is_cpu()) return bootstrap_->all_reduce_sum(t);
@@ -109,22 +117,22 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> all_gather_async(Tensor& out, const Tensor& in) override {
     if (out.device().is_cpu()) return Communicator::all_gather_async(out, in);
     check_pair("all_gather", out, in, in.numel() * world_size(), out.numel());
-    return start(
-        [&](cudaStream_t s) {
-          MODA_NCCL_CHECK(
-              ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()), nccl_type("all_gather", in), comm_, s));
-        },
-        {out, in});
+    return start("all_gather",
+                 [&](cudaStream_t s) {
+                   MODA_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()),
+                                                 nccl_type("all_gather", in), comm_, s));
+                 },
+                 {out, in});
   }
   std::unique_ptr<Work> reduce_scatter_sum_async(Tensor& out, const Tensor& in) override {
     if (out.device().is_cpu()) return Communicator::reduce_scatter_sum_async(out, in);
     check_pair("reduce_scatter", out, in, out.numel() * world_size(), in.numel());
-    return start(
-        [&](cudaStream_t s) {
-          MODA_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), size_t(out.numel()),
-                                            nccl_type("reduce_scatter", in), ncclSum, comm_, s));
-        },
-        {out, in});
+    return start("reduce_scatter",
+                 [&](cudaStream_t s) {
+                   MODA_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), size_t(out.numel()),
+                                                     nccl_type("reduce_scatter", in), ncclSum, comm_, s));
+                 },
+                 {out, in});
   }
   void barrier() override {
     synchronize_device();
@@ -142,16 +150,16 @@ class NcclCommunicator final : public Communicator {
   // work and before its later work.
   template <typename Enqueue>
   void run(const char* op, Enqueue enqueue) {
-    start(enqueue)->wait();
-    (void)op;
+    start(op, enqueue)->wait();
   }
   // Queues the collective on the communication stream behind the compute stream's queued work;
   // the returned Work's event marks its end.
   template <typename Enqueue>
-  std::unique_ptr<QueuedWork> start(Enqueue enqueue, std::vector<Tensor> keep = {}) {
+  std::unique_ptr<QueuedWork> start(const char* op, Enqueue enqueue, std::vector<Tensor> keep = {}) {
     before_.record(current_stream());
     before_.wait_on(stream_.get());
     enqueue(stream_.get());
+    watchdog_->watch(op, stream_.get());
     auto work = std::make_unique<QueuedWork>(std::move(keep));
     work->done.record(stream_.get());
     return work;
@@ -162,6 +170,7 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   Stream stream_;
   Event before_;
+  std::unique_ptr<NcclWatchdog> watchdog_;
 };
 
 }  // namespace
