@@ -224,14 +224,14 @@ double Trainer::train_step() {
     Tensor loss = model_->forward(inputs_.to(device_), targets_.to(device_));
     const double value = loss.item();
     MODA_CHECK(std::isfinite(value), "non-finite loss (", value, ") at step ", step_, ", micro-batch ", micro,
-               "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+               "; training stopped. The last good checkpoint ", last_good_checkpoint(), " is intact");
     loss_sum += value / static_cast<double>(accum);
     loss.backward(Tensor::full({1}, seed, loss.dtype(), device_));
     if (sharding_) sharding_->end_backward();  // gradients reduce-scattered during the last backward
   }
   last_grad_norm_ = sharded_ ? sharded_->grad_norm() : optimizer_->grad_norm();
   MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
-             "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+             "; training stopped. The last good checkpoint ", last_good_checkpoint(), " is intact");
   const double clip = cfg_.optim.grad_clip > 0 ? nn::clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
   if (sharded_)
     sharded_->step(schedule_.at(step_), clip);
@@ -412,6 +412,20 @@ void Trainer::finish_checkpoint() {
                        {"commit_s", commit_s},
                        {"async", async},
                        {"committed_after_step", step_}}}});
+}
+
+std::string Trainer::last_good_checkpoint() {
+  // One rank commits a pending write first, as a synchronous save would have committed it (no
+  // collective involved); a sharded run leaves it to fit()'s error path, which discards it: the
+  // other ranks may never reach a commit.
+  if (pending_ && !sharded_) {
+    try {
+      finish_checkpoint();
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+  return checkpoint_or_none(opts_.run_dir);
 }
 
 void Trainer::abandon_checkpoint() {

@@ -71,9 +71,10 @@ class Trainer {
   void log_step(double loss, double grad_norm, double lr);
   bool maybe_eval(bool last);  // returns true when it evaluated
   void maybe_checkpoint(bool last, bool stopping);
-  void save();                // snapshot now; the files are written in the background (async_checkpoint)
-  void finish_checkpoint();   // waits for the pending write and commits it (collective when sharded)
-  void abandon_checkpoint();  // error path: waits for the pending write and discards it
+  void save();                         // snapshot now; the files are written in the background (async_checkpoint)
+  void finish_checkpoint();            // waits for the pending write and commits it (collective when sharded)
+  void abandon_checkpoint();           // error path: waits for the pending write and discards it
+  std::string last_good_checkpoint();  // for error messages; one rank commits a pending write first
   bool eval_due(bool last) const;
   void track_memory();
   bool any_rank_stopping(bool local);  // also agrees whether every rank's pending write finished
