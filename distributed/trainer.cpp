@@ -74,6 +74,24 @@ Tensor host_snapshot(const Tensor& t, DType dtype) {
   return t.to(dtype).to(Device::cpu());
 }
 
+// Brings the host snapshot `into` up to date with `from` (in fp32 when to_f32). The tensors of the
+// previous save are overwritten in place when names, shapes and dtypes match (every save of a run
+// but the first): no allocation and no page faults in the stall. The previous write has been
+// joined before (save() commits it first), so nothing reads them meanwhile.
+void refresh_snapshot(NamedTensors& into, const NamedTensors& from, bool to_f32) {
+  bool reuse = into.size() == from.size();
+  for (size_t i = 0; reuse && i < from.size(); ++i) {
+    const Tensor &a = into[i].second, &b = from[i].second;
+    reuse = into[i].first == from[i].first && a.shape() == b.shape() && a.dtype() == (to_f32 ? DType::F32 : b.dtype());
+  }
+  if (reuse) {
+    for (size_t i = 0; i < from.size(); ++i) into[i].second.copy_(from[i].second);
+    return;
+  }
+  into.clear();
+  for (const auto& [name, t] : from) into.emplace_back(name, host_snapshot(t, to_f32 ? DType::F32 : t.dtype()));
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -357,10 +375,11 @@ void Trainer::save() {
           std::make_shared<ShardedSave>(begin_sharded_save(*comm_, opts_.run_dir, step_, *model_, *sharded_, state));
       work = [snapshot = p.sharded] { return write_sharded_save(*snapshot); };
     } else {
-      auto ck = std::make_shared<Checkpoint>();
-      for (auto& [name, t] : model_->state_dict()) ck->model.emplace_back(name, host_snapshot(t, DType::F32));
-      for (auto& [name, t] : optimizer_->state()) ck->optimizer.emplace_back(name, host_snapshot(t, t.dtype()));
-      ck->state = state;
+      if (!snapshot_) snapshot_ = std::make_shared<Checkpoint>();
+      refresh_snapshot(snapshot_->model, model_->state_dict(), true);
+      refresh_snapshot(snapshot_->optimizer, optimizer_->state(), false);
+      snapshot_->state = state;
+      auto ck = snapshot_;
       p.tmp = begin_checkpoint_folder(opts_.run_dir, step_, ::getpid());
       work = [ck, tmp = p.tmp, step = step_] { return write_checkpoint_files(tmp, step, *ck); };
     }

@@ -108,7 +108,8 @@ class Trainer {
     std::unique_ptr<BackgroundWrite> write;  // returns the manifest (one rank) or this rank's record
   };
   std::optional<PendingCheckpoint> pending_;
-  bool checkpoint_written_ = false;  // every rank's pending write finished (any_rank_stopping)
+  std::shared_ptr<Checkpoint> snapshot_;  // one rank: the host copy, reused by every save
+  bool checkpoint_written_ = false;       // every rank's pending write finished (any_rank_stopping)
   double last_grad_norm_ = 0;
   double elapsed_seconds_ = 0;  // since fit() started, for the ETA
   TrainSummary summary_;
