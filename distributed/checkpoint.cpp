@@ -119,8 +119,8 @@ std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, c
   return final_dir.string();
 }
 
-std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep) {
-  fs::path tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
+nlohmann::json write_checkpoint_files(const std::string& tmp_dir, int64_t step, const Checkpoint& ckpt) {
+  const fs::path tmp(tmp_dir);
   nlohmann::json manifest = {{"format", kCheckpointFormat}, {"step", step}, {"files", nlohmann::json::object()}};
   try {
     save_safetensors((tmp / "model.safetensors").string(), ckpt.model,
@@ -129,10 +129,16 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
     write_file_atomically((tmp / "state.json").string(), [&](std::ostream& out) { out << ckpt.state.dump(2) << "\n"; });
     for (const char* name : kFiles) manifest["files"][name] = file_record((tmp / name).string());
   } catch (...) {
-    fs::remove_all(tmp);
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
     throw;
   }
-  return commit_checkpoint_folder(run_dir, step, tmp.string(), manifest, keep);
+  return manifest;
+}
+
+std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt, int keep) {
+  const std::string tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
+  return commit_checkpoint_folder(run_dir, step, tmp, write_checkpoint_files(tmp, step, ckpt), keep);
 }
 
 nlohmann::json read_checkpoint_manifest(const std::string& dir) {

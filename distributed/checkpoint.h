@@ -83,6 +83,12 @@ std::string begin_checkpoint_folder(const std::string& run_dir, int64_t step, lo
 std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, const std::string& tmp,
                                      const nlohmann::json& manifest, int keep);
 
+// save_checkpoint() in two halves for writes that overlap training (distributed/trainer.cpp):
+// writes the three files of `ckpt` into `tmp` (from begin_checkpoint_folder) and returns the
+// manifest for commit_checkpoint_folder(). Touches nothing outside `tmp` and no shared state, so
+// it may run on a background thread; on failure `tmp` is removed and the error rethrown.
+nlohmann::json write_checkpoint_files(const std::string& tmp, int64_t step, const Checkpoint& ckpt);
+
 // The manifest of checkpoint folder `dir` with its shape checked: a known format and a size and
 // SHA-256 for every file (a one-rank checkpoint must list its three files). Errors name the
 // manifest and the field.

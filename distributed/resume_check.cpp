@@ -10,6 +10,7 @@ const std::vector<std::string>& resumable_fields() {
                                                   "train.eval_max_batches",
                                                   "train.checkpoint_every",
                                                   "train.keep_checkpoints",
+                                                  "train.async_checkpoint",
                                                   "train.log_every",
                                                   "train.collective_timeout_s",
                                                   "data.val",

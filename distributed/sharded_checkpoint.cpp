@@ -87,25 +87,41 @@ nlohmann::json sharded_manifest(int64_t step, int world, const nlohmann::json& g
           {"files", files}};
 }
 
-std::string save_sharded_checkpoint(Communicator& comm, const std::string& run_dir, int64_t step,
-                                    const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
-                                    const nlohmann::json& state, int keep) {
-  const int rank = comm.rank(), world = comm.world_size();
+ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, int64_t step,
+                               const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
+                               const nlohmann::json& state) {
+  ShardedSave save;
+  save.step = step;
+  save.rank = comm.rank();
+  save.world = comm.world_size();
   // Rank 0 makes the temporary folder, named for its pid (the process that commits it); the
   // broadcast of that pid is also what lets the other ranks start writing into it.
   Tensor pid = Tensor::from_ints({static_cast<int64_t>(::getpid())}, {1}, DType::I64);
-  std::string tmp;
-  if (rank == 0) tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
+  if (save.rank == 0) save.tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
   comm.broadcast(pid, 0);
-  if (rank != 0) tmp = checkpoint_temp_folder(run_dir, step, static_cast<long>(pid.to_int_vector()[0]));
-  // Every rank writes and hashes its own file, in parallel with the others.
-  const nlohmann::json mine = write_shard_file(tmp, rank, world, step, optimizer.export_state());
+  if (save.rank != 0) save.tmp = checkpoint_temp_folder(run_dir, step, static_cast<long>(pid.to_int_vector()[0]));
+  save.shard = optimizer.export_state();  // fresh host copies: training may go on while they are written
+  if (save.rank == 0) {
+    save.groups = group_layout(model, save.world);
+    save.state = state;
+    save.state["adamw_step"] = optimizer.steps_taken();
+  }
+  return save;
+}
+
+nlohmann::json write_sharded_save(const ShardedSave& save) {
+  return write_shard_file(save.tmp, save.rank, save.world, save.step, save.shard);
+}
+
+std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, const ShardedSave& save,
+                                const nlohmann::json& mine, int keep) {
+  const int world = save.world;
+  const std::string& tmp = save.tmp;
   Tensor records = Tensor::empty({kRecordValues * world}, DType::I64);
   comm.all_gather(records, encode_record(mine));
   std::string dir;
-  if (rank == 0) {
-    nlohmann::json files = nlohmann::json::object(), s = state;
-    s["adamw_step"] = optimizer.steps_taken();
+  if (save.rank == 0) {
+    nlohmann::json files = nlohmann::json::object();
     const std::vector<int64_t> all = records.to_int_vector();
     try {
       for (int r = 0; r < world; ++r) {
@@ -123,11 +139,19 @@ std::string save_sharded_checkpoint(Communicator& comm, const std::string& run_d
       fs::remove_all(tmp);
       throw;
     }
-    dir = commit_checkpoint_folder(run_dir, step, tmp,
-                                   sharded_manifest(step, world, group_layout(model, world), s, files), keep);
+    dir = commit_checkpoint_folder(run_dir, save.step, tmp,
+                                   sharded_manifest(save.step, world, save.groups, save.state, files), keep);
   }
   comm.barrier();  // every rank returns with the checkpoint committed
   return dir;
+}
+
+std::string save_sharded_checkpoint(Communicator& comm, const std::string& run_dir, int64_t step,
+                                    const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
+                                    const nlohmann::json& state, int keep) {
+  const ShardedSave save = begin_sharded_save(comm, run_dir, step, model, optimizer, state);
+  // Every rank writes and hashes its own file, in parallel with the others.
+  return commit_sharded_save(comm, run_dir, save, write_sharded_save(save), keep);
 }
 
 // ---- read ----------------------------------------------------------------------------------

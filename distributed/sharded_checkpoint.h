@@ -52,6 +52,28 @@ std::string save_sharded_checkpoint(Communicator& comm, const std::string& run_d
                                     const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
                                     const nlohmann::json& state, int keep);
 
+// save_sharded_checkpoint() in three parts, for writes that overlap training (the trainer's
+// train.async_checkpoint): begin_sharded_save() is collective and runs on the training thread:
+// rank 0 makes the temporary folder, every rank learns its name and copies its optimiser shard to
+// host memory (the stall). write_sharded_save() writes and hashes this rank's file from that copy,
+// no collectives and no shared state, so it may run on a background thread.
+// commit_sharded_save() is collective again (all-gather of the records, rank 0's checks, manifest,
+// rename and `latest`, barrier) and runs on the training thread once every rank's write is done.
+struct ShardedSave {
+  int64_t step = 0;
+  int rank = 0, world = 1;
+  std::string tmp;        // step-N.tmp.<rank 0's pid>
+  NamedTensors shard;     // this rank's host copy of its shard (export_state)
+  nlohmann::json groups;  // rank 0: group_layout()
+  nlohmann::json state;   // rank 0: the trainer state plus adamw_step
+};
+ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, int64_t step,
+                               const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
+                               const nlohmann::json& state);
+nlohmann::json write_sharded_save(const ShardedSave& save);  // this rank's manifest entry
+std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, const ShardedSave& save,
+                                const nlohmann::json& mine, int keep);
+
 // The two halves of a save without the collectives (save_sharded_checkpoint calls them; tests
 // use them to write checkpoints of any world size in one process): one rank's file in folder
 // `tmp`, returning its manifest entry, and the manifest. `state` holds adamw_step too.

@@ -88,6 +88,7 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   tc.eval_max_batches = t.get("eval_max_batches", tc.eval_max_batches);
   tc.checkpoint_every = t.get("checkpoint_every", tc.checkpoint_every);
   tc.keep_checkpoints = t.get("keep_checkpoints", tc.keep_checkpoints);
+  tc.async_checkpoint = t.get("async_checkpoint", tc.async_checkpoint);
   tc.log_every = t.get("log_every", tc.log_every);
   tc.seed = t.get("seed", tc.seed);
   tc.device = t.get("device", tc.device);
@@ -140,6 +141,7 @@ nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) 
                 {"eval_max_batches", tc.eval_max_batches},
                 {"checkpoint_every", tc.checkpoint_every},
                 {"keep_checkpoints", tc.keep_checkpoints},
+                {"async_checkpoint", tc.async_checkpoint},
                 {"log_every", tc.log_every},
                 {"seed", tc.seed},
                 {"device", tc.device},

@@ -33,6 +33,9 @@ struct TrainerConfig {
   int64_t eval_max_batches = 0;  // cap per validation set during training (0: whole sets)
   int64_t checkpoint_every = 0;  // steps; 0: only at the end
   int64_t keep_checkpoints = 2;
+  // Write checkpoints on a background thread from a host snapshot, so training goes on while the
+  // files are written (the step stalls only for the copy); false: the whole save stalls the step.
+  bool async_checkpoint = true;
   int64_t log_every = 10;
   uint64_t seed = 1234;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -58,6 +61,40 @@ int64_t per_rank_accumulation(const TrainConfig& cfg, int world) {
 }
 
 std::string checkpoint_or_none(const std::string& run_dir) { return latest_checkpoint(run_dir).value_or("(none yet)"); }
+
+// A save that failed (disk full, read-only): what survives, as save_checkpoint promises.
+Error checkpoint_not_saved(const std::exception& e, int64_t step, const std::string& run_dir) {
+  return Error(std::string(e.what()) + "\n(the checkpoint of step " + std::to_string(step) +
+               " was not saved; the previous one, " + checkpoint_or_none(run_dir) + ", and latest are intact)");
+}
+
+// A host copy of `t` in `dtype` that shares nothing with it: training may change `t` meanwhile.
+Tensor host_snapshot(const Tensor& t, DType dtype) {
+  if (t.device().is_cpu() && t.dtype() == dtype) return t.clone();
+  return t.to(dtype).to(Device::cpu());
+}
+
+// Brings the host snapshot `into` up to date with `from` (in fp32 when to_f32). The tensors of the
+// previous save are overwritten in place when names, shapes and dtypes match (every save of a run
+// but the first): no allocation and no page faults in the stall. The previous write has been
+// joined before (save() commits it first), so nothing reads them meanwhile.
+void refresh_snapshot(NamedTensors& into, const NamedTensors& from, bool to_f32) {
+  bool reuse = into.size() == from.size();
+  for (size_t i = 0; reuse && i < from.size(); ++i) {
+    const Tensor &a = into[i].second, &b = from[i].second;
+    reuse = into[i].first == from[i].first && a.shape() == b.shape() && a.dtype() == (to_f32 ? DType::F32 : b.dtype());
+  }
+  if (reuse) {
+    for (size_t i = 0; i < from.size(); ++i) into[i].second.copy_(from[i].second);
+    return;
+  }
+  into.clear();
+  for (const auto& [name, t] : from) into.emplace_back(name, host_snapshot(t, to_f32 ? DType::F32 : t.dtype()));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 }  // namespace
 
@@ -205,14 +242,14 @@ double Trainer::train_step() {
     Tensor loss = model_->forward(inputs_.to(device_), targets_.to(device_));
     const double value = loss.item();
     MODA_CHECK(std::isfinite(value), "non-finite loss (", value, ") at step ", step_, ", micro-batch ", micro,
-               "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+               "; training stopped. The last good checkpoint ", last_good_checkpoint(), " is intact");
     loss_sum += value / static_cast<double>(accum);
     loss.backward(Tensor::full({1}, seed, loss.dtype(), device_));
     if (sharding_) sharding_->end_backward();  // gradients reduce-scattered during the last backward
   }
   last_grad_norm_ = sharded_ ? sharded_->grad_norm() : optimizer_->grad_norm();
   MODA_CHECK(std::isfinite(last_grad_norm_), "non-finite gradient norm at step ", step_,
-             "; training stopped. The last good checkpoint ", checkpoint_or_none(opts_.run_dir), " is intact");
+             "; training stopped. The last good checkpoint ", last_good_checkpoint(), " is intact");
   const double clip = cfg_.optim.grad_clip > 0 ? nn::clip_coefficient(last_grad_norm_, cfg_.optim.grad_clip) : 1.0;
   if (sharded_)
     sharded_->step(schedule_.at(step_), clip);
@@ -231,11 +268,20 @@ double Trainer::mean_over_ranks(double value) const {
   return t.item() / comm_->world_size();
 }
 
-bool Trainer::any_rank_stopping(bool local) const {
-  if (comm_->world_size() == 1) return local;
-  Tensor t = Tensor::full({1}, local ? 1.0 : 0.0, DType::F64);  // every rank stops at the same step
+bool Trainer::any_rank_stopping(bool local) {
+  const bool pending = pending_.has_value(), written = pending && pending_->write->finished();
+  if (comm_->world_size() == 1) {
+    checkpoint_written_ = written;
+    return local;
+  }
+  // Every rank stops at the same step. While a checkpoint write is pending the same all-reduce
+  // also counts the ranks whose write has not finished: all commit it at the same step.
+  Tensor t = Tensor::full({pending ? 2 : 1}, local ? 1.0 : 0.0, DType::F64);
+  if (pending) t.data<double>()[1] = written ? 0.0 : 1.0;
   comm_->all_reduce_sum(t);
-  return t.item() > 0;
+  const double* v = t.data<double>();
+  checkpoint_written_ = pending && v[1] == 0;
+  return v[0] > 0;
 }
 
 void Trainer::log_step(double loss, double grad_norm, double lr) {
@@ -284,9 +330,12 @@ void Trainer::track_memory() {
   summary_.peak_device_used_bytes = std::max(summary_.peak_device_used_bytes, cuda_device_memory_used(device_.index));
 }
 
+bool Trainer::eval_due(bool last) const {
+  return !cfg_.data.val.empty() && (last || (cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0));
+}
+
 bool Trainer::maybe_eval(bool last) {
-  if (cfg_.data.val.empty()) return false;
-  if (!last && !(cfg_.train.eval_every > 0 && step_ % cfg_.train.eval_every == 0)) return false;
+  if (!eval_due(last)) return false;
   EvalReport r;
   try {
     r = evaluate(*model_, cfg_.data.val, cfg_.data.seq_len, cfg_.train.micro_batch,
@@ -294,7 +343,10 @@ bool Trainer::maybe_eval(bool last) {
   } catch (const std::exception& e) {
     // An evaluation that fails (a set changed on disk, out of memory) must not cost the training
     // state: save it, then report the failure.
-    if (last_saved_step_ != step_ && !sharded_) save();
+    if (last_saved_step_ != step_ && !sharded_) {
+      save();
+      finish_checkpoint();  // committed before the message names it
+    }
     throw Error(std::string(e.what()) + "\n(evaluation at step " + std::to_string(step_) +
                 " failed; the training state was saved in " + checkpoint_or_none(opts_.run_dir) + ")");
   }
@@ -312,28 +364,109 @@ void Trainer::maybe_checkpoint(bool last, bool stopping) {
 }
 
 void Trainer::save() {
+  finish_checkpoint();  // at most one write in flight: the previous one is committed first
   const nlohmann::json state = {
       {"step", step_}, {"tokens", tokens_seen_}, {"loader", loader_.state()}, {"config", cfg_.resolved}};
+  // The stall: a host copy of everything the checkpoint holds (device -> host for a GPU run).
+  const auto start = std::chrono::steady_clock::now();
+  PendingCheckpoint p;
+  p.step = step_;
+  std::function<nlohmann::json()> work;
+  try {
+    if (sharded_) {  // collective: rank 0 makes the folder, every rank copies its shard
+      p.sharded =
+          std::make_shared<ShardedSave>(begin_sharded_save(*comm_, opts_.run_dir, step_, *model_, *sharded_, state));
+      work = [snapshot = p.sharded] { return write_sharded_save(*snapshot); };
+    } else {
+      if (!snapshot_) snapshot_ = std::make_shared<Checkpoint>();
+      refresh_snapshot(snapshot_->model, model_->state_dict(), true);
+      refresh_snapshot(snapshot_->optimizer, optimizer_->state(), false);
+      snapshot_->state = state;
+      auto ck = snapshot_;
+      p.tmp = begin_checkpoint_folder(opts_.run_dir, step_, ::getpid());
+      work = [ck, tmp = p.tmp, step = step_] { return write_checkpoint_files(tmp, step, *ck); };
+    }
+  } catch (const std::exception& e) {
+    throw checkpoint_not_saved(e, step_, opts_.run_dir);
+  }
+  p.snapshot_s = seconds_since(start);
+  // async: the files are written, fsynced and hashed on a thread while training goes on; the
+  // commit (rank 0's checks, manifest, rename, `latest`) runs on this thread once every rank's
+  // write finished (any_rank_stopping) or at the next save, evaluation or the end of fit().
+  p.write = std::make_unique<BackgroundWrite>(std::move(work), cfg_.train.async_checkpoint);
+  pending_ = std::move(p);
+  last_saved_step_ = step_;
+  if (!cfg_.train.async_checkpoint) finish_checkpoint();
+}
+
+void Trainer::finish_checkpoint() {
+  if (!pending_) return;
+  PendingCheckpoint p = std::move(*pending_);
+  pending_.reset();
+  checkpoint_written_ = false;
   const int keep = static_cast<int>(cfg_.train.keep_checkpoints);
-  const auto start = std::chrono::steady_clock::now();  // the whole save stalls training
+  const auto start = std::chrono::steady_clock::now();
   std::string dir;
   try {
-    if (sharded_) {  // collective: every rank writes its shard
-      dir = save_sharded_checkpoint(*comm_, opts_.run_dir, step_, *model_, *sharded_, state, keep);
-    } else {
-      Checkpoint ck;
-      for (auto& [name, t] : model_->state_dict()) ck.model.emplace_back(name, t.to(DType::F32));
-      ck.optimizer = optimizer_->state();
-      ck.state = state;
-      dir = save_checkpoint(opts_.run_dir, step_, ck, keep);
-    }
+    const nlohmann::json written = p.write->join();  // waits if the write is still running
+    dir = p.sharded ? commit_sharded_save(*comm_, opts_.run_dir, *p.sharded, written, keep)
+                    : commit_checkpoint_folder(opts_.run_dir, p.step, p.tmp, written, keep);
   } catch (const std::exception& e) {  // disk full, read-only: say what survives (save_checkpoint's promise)
-    throw Error(std::string(e.what()) + "\n(the checkpoint of step " + std::to_string(step_) +
-                " was not saved; the previous one, " + checkpoint_or_none(opts_.run_dir) + ", and latest are intact)");
+    throw checkpoint_not_saved(e, p.step, opts_.run_dir);
   }
-  last_saved_step_ = step_;
-  spdlog::info("checkpoint {} ({:.3f} s)", dir,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const bool async = cfg_.train.async_checkpoint;
+  const double commit_s = seconds_since(start), write_s = p.write->seconds();
+  // What training waited for: the snapshot and the commit (which includes waiting for a write
+  // that had not finished), plus, when synchronous, the write itself.
+  const double stall_s = p.snapshot_s + commit_s + (async ? 0.0 : write_s);
+  const std::string name = dir.empty() ? "step-" + std::to_string(p.step) : dir;
+  if (async)
+    spdlog::info("checkpoint {}: {:.3f} s stall, written in {:.3f} s in the background (committed after step {})", name,
+                 stall_s, write_s, step_);
+  else
+    spdlog::info("checkpoint {}: {:.3f} s stall (written synchronously in {:.3f} s)", name, stall_s, write_s);
+  if (is_main_rank())
+    metrics_.append({{"step", p.step},
+                     {"checkpoint",
+                      {{"stall_s", stall_s},
+                       {"write_s", write_s},
+                       {"snapshot_s", p.snapshot_s},
+                       {"commit_s", commit_s},
+                       {"async", async},
+                       {"committed_after_step", step_}}}});
+}
+
+std::string Trainer::last_good_checkpoint() {
+  // One rank commits a pending write first, as a synchronous save would have committed it (no
+  // collective involved); a sharded run leaves it to fit()'s error path, which discards it: the
+  // other ranks may never reach a commit.
+  if (pending_ && !sharded_) {
+    try {
+      finish_checkpoint();
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+  return checkpoint_or_none(opts_.run_dir);
+}
+
+void Trainer::abandon_checkpoint() {
+  if (!pending_) return;
+  PendingCheckpoint p = std::move(*pending_);
+  pending_.reset();
+  checkpoint_written_ = false;
+  try {
+    p.write->join();
+  } catch (const std::exception&) {  // the error that ends training is the one being reported
+  }
+  if (!p.tmp.empty()) {  // one rank: nothing of it is left; a sharded temporary goes at the next start
+    std::error_code ec;
+    fs::remove_all(p.tmp, ec);
+  }
+  spdlog::warn(
+      "the checkpoint of step {} was still being written when training failed: discarded, the previous one "
+      "and latest are untouched",
+      p.step);
 }
 
 TrainSummary Trainer::fit() {
@@ -341,33 +474,44 @@ TrainSummary Trainer::fit() {
   const auto run_start = std::chrono::steady_clock::now();
   if (opts_.stop_after > 0 && step_ >= opts_.stop_after) {  // resumed at or past --stop-after: nothing to train
     maybe_checkpoint(false, true);  // writes it at this world size when the checkpoint had another
+    finish_checkpoint();
     summary_.steps = step_;
     return summary_;
   }
-  while (step_ < cfg_.train.steps) {
-    ++step_;
-    comm_->set_step(step_);  // named in a collective timeout or MPI error report
-    const double lr = schedule_.at(step_);
-    summary_.last_loss = train_step();
-    elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-    const bool last = step_ == cfg_.train.steps;
-    const bool stopping =
-        any_rank_stopping((opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested());
-    if (step_ % cfg_.train.log_every == 0 || last || stopping) log_step(summary_.last_loss, last_grad_norm_, lr);
-    if (device_.is_cuda()) track_memory();  // the step's peak, before checkpoint or evaluation allocate
-    throughput_.pause();                    // evaluation and checkpoints are not training throughput
-    // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
-    // set, an OOM) must not cost the training state.
-    maybe_checkpoint(last, stopping);
-    if (!stopping) maybe_eval(last);
-    if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);  // their allocations are not the step's
-    throughput_.resume();
-    if (stopping) {
-      summary_.stopped_by_signal = StopSignals::requested();
-      if (summary_.stopped_by_signal)
-        spdlog::warn("stopped by signal {} after step {}; resume with --resume", StopSignals::signal_number(), step_);
-      break;
+  try {
+    while (step_ < cfg_.train.steps) {
+      ++step_;
+      comm_->set_step(step_);  // named in a collective timeout or MPI error report
+      const double lr = schedule_.at(step_);
+      summary_.last_loss = train_step();
+      elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+      const bool last = step_ == cfg_.train.steps;
+      const bool stopping =
+          any_rank_stopping((opts_.stop_after > 0 && step_ == opts_.stop_after) || StopSignals::requested());
+      if (step_ % cfg_.train.log_every == 0 || last || stopping) log_step(summary_.last_loss, last_grad_norm_, lr);
+      if (device_.is_cuda()) track_memory();         // the step's peak, before checkpoint or evaluation allocate
+      throughput_.pause();                           // evaluation and checkpoints are not training throughput
+      if (checkpoint_written_) finish_checkpoint();  // every rank's write is done: commit it (collective)
+      // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
+      // set, an OOM) must not cost the training state, so a pending write is committed first.
+      maybe_checkpoint(last, stopping);
+      if (!stopping && eval_due(last)) {
+        finish_checkpoint();
+        maybe_eval(last);
+      }
+      if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);  // their allocations are not the step's
+      throughput_.resume();
+      if (stopping) {
+        summary_.stopped_by_signal = StopSignals::requested();
+        if (summary_.stopped_by_signal)
+          spdlog::warn("stopped by signal {} after step {}; resume with --resume", StopSignals::signal_number(), step_);
+        break;
+      }
     }
+    finish_checkpoint();  // the final or stop checkpoint is complete before fit() returns
+  } catch (...) {
+    abandon_checkpoint();  // an error ends training: a pending write is discarded, `latest` unchanged
+    throw;
   }
   summary_.steps = step_;
   if (device_.is_cuda()) {

@@ -18,11 +18,13 @@
 #include <string>
 
 #include "data/loader.h"
+#include "distributed/background_write.h"
 #include "distributed/comm/communicator.h"
 #include "distributed/evaluate.h"
 #include "distributed/metrics.h"
 #include "distributed/parameter_sharding.h"
 #include "distributed/run_lock.h"
+#include "distributed/sharded_checkpoint.h"
 #include "distributed/sharded_optimizer.h"
 #include "distributed/train_config.h"
 #include "nn/language_model.h"
@@ -69,9 +71,13 @@ class Trainer {
   void log_step(double loss, double grad_norm, double lr);
   bool maybe_eval(bool last);  // returns true when it evaluated
   void maybe_checkpoint(bool last, bool stopping);
-  void save();
+  void save();                         // snapshot now; the files are written in the background (async_checkpoint)
+  void finish_checkpoint();            // waits for the pending write and commits it (collective when sharded)
+  void abandon_checkpoint();           // error path: waits for the pending write and discards it
+  std::string last_good_checkpoint();  // for error messages; one rank commits a pending write first
+  bool eval_due(bool last) const;
   void track_memory();
-  bool any_rank_stopping(bool local) const;
+  bool any_rank_stopping(bool local);  // also agrees whether every rank's pending write finished
   double mean_over_ranks(double value) const;
   bool is_main_rank() const { return comm_->rank() == 0; }
 
@@ -92,7 +98,18 @@ class Trainer {
   ThroughputMeter throughput_;
   Tensor inputs_, targets_;  // host staging for one micro-batch
   int64_t step_ = 0, tokens_seen_ = 0, start_step_ = 0;
-  int64_t last_saved_step_ = -1;
+  int64_t last_saved_step_ = -1;  // the last step a save was started for (pending or committed)
+  // The checkpoint whose files are being written (at most one): its snapshot lives in the work.
+  struct PendingCheckpoint {
+    int64_t step = 0;
+    double snapshot_s = 0;  // the stall on the training thread to take the snapshot
+    std::string tmp;        // one rank: the temporary folder
+    std::shared_ptr<ShardedSave> sharded;
+    std::unique_ptr<BackgroundWrite> write;  // returns the manifest (one rank) or this rank's record
+  };
+  std::optional<PendingCheckpoint> pending_;
+  std::shared_ptr<Checkpoint> snapshot_;  // one rank: the host copy, reused by every save
+  bool checkpoint_written_ = false;       // every rank's pending write finished (any_rank_stopping)
   double last_grad_norm_ = 0;
   double elapsed_seconds_ = 0;  // since fit() started, for the ETA
   TrainSummary summary_;

@@ -65,12 +65,28 @@ inline nlohmann::json tiny_config(int64_t steps) {
             {"eval_max_batches", 4}}}};
 }
 
-// Every metrics.jsonl record of a run, in order.
+// Every metrics.jsonl record of a run, in order, except the checkpoint timings
+// ({"step": N, "checkpoint": {...}}: wall-clock times, written when the save commits).
 inline std::vector<nlohmann::json> metrics_records(const std::filesystem::path& run) {
   std::ifstream in(run / "metrics.jsonl");
   std::vector<nlohmann::json> out;
   std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (!j.contains("checkpoint")) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// The checkpoint timing records of a run, in order.
+inline std::vector<nlohmann::json> checkpoint_records(const std::filesystem::path& run) {
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("checkpoint")) out.push_back(std::move(j));
+  }
   return out;
 }
 

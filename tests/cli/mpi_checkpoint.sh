@@ -36,6 +36,8 @@ def records(run):
     out = {}
     for line in open(f"{run}/metrics.jsonl"):
         j = json.loads(line)
+        if "checkpoint" in j:  # save timings, not losses
+            continue
         out[(j["step"], "eval" in j)] = j["loss"] if "loss" in j else j["eval"]["average"]["loss"]
     return out
 a, b, tol, n = records(sys.argv[1]), records(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

@@ -167,6 +167,8 @@ def losses(run):
     out = []
     for line in open(f"{run}/metrics.jsonl"):
         j = json.loads(line)
+        if "checkpoint" in j:  # save timings, not losses
+            continue
         out.append(j["loss"] if "loss" in j else j["eval"]["average"]["loss"])
     return out
 a, b = losses(sys.argv[1]), losses(sys.argv[2])
