@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rank faults end in a message, not a hang (docs/distributed.md, "Faults"), `mpirun -np 2` on CPUs:
-#  1. kill -9 of rank 1 mid-run: the job exits non-zero within 30 s and mpirun names the rank.
+#  1. kill -9 of rank 1 mid-run, after a checkpoint: the job exits non-zero within 30 s and
+#     mpirun names the rank; `--resume` at 2 ranks continues from the last complete checkpoint,
+#     finishes, and its losses after the resume point equal an uninterrupted run's (to 1e-5).
 #  2. SIGSTOP of rank 1 (a hung rank) with train.collective_timeout_s=3: rank 0 reports its
 #     collective timed out, naming rank, collective and step, and the job exits non-zero within 30 s.
 #  3. (moda_tests_cpu's hidden cases, test_collective_faults.cpp) a barrier that rank 1 skips
@@ -18,14 +20,41 @@ tiny_sets "$WORK/data"
 # Long enough never to finish by itself; global batch 4 = 2 ranks x micro-batch 2.
 SETS=("${TINY_SETS[@]}" --set train.steps=1000000 --set train.micro_batch=2)
 
-# 1. A rank dies.
-start_job "$WORK/killed" --config "$cfg" "${SETS[@]}"
-wait_for_step "$WORK/killed" 3
+# 1. A rank dies after a checkpoint (every 2 steps): step 5 logged means step-2 is complete and
+# step-4 complete or in the making when rank 1 is killed.
+start_job "$WORK/killed" --config "$cfg" "${SETS[@]}" --set train.checkpoint_every=2
+wait_for_step "$WORK/killed" 5
 kill -9 "$(rank_pid 1)"
 wait_job_ended 30
 expect_fail "mpirun after kill -9 of rank 1"
 expect_in err "exited on signal 9" "mpirun names the killed rank"
 echo "kill -9 of rank 1: job ended in ${ELAPSED} ms with status $RC"
+
+# 1b. `--resume` at 2 ranks continues from the last complete checkpoint and finishes (step 10);
+# its losses after the resume point are those of a run that was never interrupted (to 1e-5).
+resumed=$(cat "$WORK/killed/checkpoints/latest") || fail "no checkpoints/latest after the kill"
+[ -f "$WORK/killed/checkpoints/$resumed/manifest.json" ] || fail "latest names $resumed, which has no manifest"
+mpi_train() {  # mpi_train RUN ARGS...: moda train at 2 ranks, to the end; fails unless status 0
+  RC=0
+  : > "$WORK/err"
+  timeout 120 "${LAUNCH[@]}" "$MODA" train --config "$cfg" "${SETS[@]}" --set train.checkpoint_every=2 \
+    --run-dir "$1" "${@:2}" > "$WORK/out" 2> "$WORK/err" || RC=$?
+  expect_rc 0 "mpirun -np 2 moda train --run-dir $*"
+}
+mpi_train "$WORK/killed" --resume --stop-after 10
+expect_in err "resumed from $WORK/killed/checkpoints/$resumed at step ${resumed#step-}" "the resume after the rank fault"
+[ "$(cat "$WORK/killed/checkpoints/latest")" = step-8 ] || fail "the resume after the rank fault did not reach step 10"
+mpi_train "$WORK/whole" --stop-after 10
+python3 - "$WORK/whole/metrics.jsonl" "$WORK/killed/metrics.jsonl" "${resumed#step-}" <<'PY' || fail "the resumed run's losses differ from the uninterrupted run's"
+import json, sys
+def losses(path):
+    return {j["step"]: j["loss"] for j in map(json.loads, open(path)) if "loss" in j}
+whole, resumed, start = losses(sys.argv[1]), losses(sys.argv[2]), int(sys.argv[3])
+assert sorted(whole) == sorted(resumed) == list(range(1, 11)), (sorted(whole), sorted(resumed))
+worst = max(abs(resumed[s] - whole[s]) / abs(whole[s]) for s in range(start + 1, 11))
+print(f"resumed from step {start}: steps {start + 1}-10 differ from the uninterrupted run by {worst:.1e} relative at most")
+assert worst <= 1e-5, (whole, resumed)
+PY
 
 # 2. A rank hangs: stopped, it holds its sockets open, so only the timeout can end the wait.
 : > "$WORK/err"
