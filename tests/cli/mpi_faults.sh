@@ -43,7 +43,7 @@ mpi_train() {  # mpi_train RUN ARGS...: moda train at 2 ranks, to the end; fails
 }
 mpi_train "$WORK/killed" --resume --stop-after 10
 expect_in err "resumed from $WORK/killed/checkpoints/$resumed at step ${resumed#step-}" "the resume after the rank fault"
-[ "$(cat "$WORK/killed/checkpoints/latest")" = step-8 ] || fail "the resume after the rank fault did not reach step 10"
+[ "$(cat "$WORK/killed/checkpoints/latest")" = step-10 ] || fail "the resume after the rank fault did not reach step 10"
 mpi_train "$WORK/whole" --stop-after 10
 python3 - "$WORK/whole/metrics.jsonl" "$WORK/killed/metrics.jsonl" "${resumed#step-}" <<'PY' || fail "the resumed run's losses differ from the uninterrupted run's"
 import json, sys
