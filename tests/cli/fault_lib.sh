@@ -41,15 +41,21 @@ last_logged_step() {
   { grep -o '"step":[0-9]*,"tokens"' "$f" || true; } | sed 's/[^0-9]//g' | sort -n | tail -1 | sed 's/^$/0/'
 }
 
-# wait_for_step RUN_DIR STEP: polls until training step STEP is logged (every step is: log_every
-# 1). Fails when the job ends first or after 120 s.
-wait_for_step() {
+# reach_step RUN_DIR STEP: polls until training step STEP is logged (every step is: log_every 1);
+# status 1 when the job ends first. Fails after 120 s without the step (a hang detector: the
+# wait ends as soon as the step is logged, so a slow machine only makes it longer).
+reach_step() {
   local run=$1 step=$2 start=$SECONDS
   until grep -q "\"step\":$step,\"tokens\"" "$run/metrics.jsonl" 2> /dev/null; do
-    alive "$JOB_PID" || fail "the job ended before logging step $step"
+    alive "$JOB_PID" || return 1
     [ $((SECONDS - start)) -lt 120 ] || fail "no step $step logged within 120 s"
     sleep 0.05
   done
+}
+
+# wait_for_step RUN_DIR STEP: reach_step, failing when the job ends first.
+wait_for_step() {
+  reach_step "$1" "$2" || fail "the job ended before logging step $2"
 }
 
 # rank_pid N: the pid of rank N of the mpirun job JOB_PID (its children carry OMPI_COMM_WORLD_RANK).
