@@ -70,6 +70,20 @@ rank_pid() {
   fail "no process of rank $1 under mpirun (pid $JOB_PID)"
 }
 
+# job_shm: the shared-memory files the processes of JOB_PID have mapped (Open MPI's
+# /dev/shm/vader_segment.*). A process killed by SIGKILL cannot remove its own, and mpirun killed
+# the same way cannot either: these are removed by remove_job_shm after such a kill, so that
+# repeated kills do not pile up files in /dev/shm. Only this job's files: others' are in use.
+job_shm() {
+  local pid
+  for pid in $(pgrep -P "$JOB_PID") "$JOB_PID"; do
+    grep -o '/dev/shm/vader_segment[^ ]*' "/proc/$pid/maps" 2> /dev/null || true
+  done | sort -u
+}
+remove_job_shm() {  # remove_job_shm FILES...: once the job has ended
+  [ $# -eq 0 ] || rm -f -- "$@"
+}
+
 # wait_job_ended LIMIT_S: waits for JOB_PID; its status in RC, the seconds it took in ELAPSED.
 # Fails when it runs longer than LIMIT_S (then it is killed by the exit trap).
 wait_job_ended() {

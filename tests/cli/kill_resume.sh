@@ -31,10 +31,18 @@ RANDOM=$seed
 echo "random kill moments from seed $seed (MODA_FAULT_SEED=$seed repeats them), $ranks rank(s)"
 
 kill_job() {  # kill -9 of every process of the job at once: the ranks (children of mpirun) and it
-  local kids
+  local kids shm
+  shm=$(job_shm)
   kids=$(pgrep -P "$JOB_PID" || true)
   kill -9 $kids "$JOB_PID"
   wait "$JOB_PID" 2> /dev/null || true
+  for _ in $(seq 100); do  # the ranks, orphaned, may take a moment to go
+    local left=0 k
+    for k in $kids; do alive "$k" && left=1; done
+    [ "$left" -eq 0 ] && break
+    sleep 0.05
+  done
+  remove_job_shm $shm
   JOB_PID=""
 }
 

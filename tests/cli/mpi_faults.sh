@@ -24,8 +24,10 @@ SETS=("${TINY_SETS[@]}" --set train.steps=1000000 --set train.micro_batch=2)
 # step-4 complete or in the making when rank 1 is killed.
 start_job "$WORK/killed" --config "$cfg" "${SETS[@]}" --set train.checkpoint_every=2
 wait_for_step "$WORK/killed" 5
+shm=$(job_shm)
 kill -9 "$(rank_pid 1)"
 wait_job_ended 30
+remove_job_shm $shm  # the killed rank's segment
 expect_fail "mpirun after kill -9 of rank 1"
 expect_in err "exited on signal 9" "mpirun names the killed rank"
 echo "kill -9 of rank 1: job ended in ${ELAPSED} ms with status $RC"
