@@ -62,7 +62,9 @@ wait_for_step() {
 rank_pid() {
   local child
   for child in $(pgrep -P "$JOB_PID"); do
-    if tr '\0' '\n' < "/proc/$child/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+    # grep -z reads the NUL-separated list itself: a pipe `tr | grep -q` fails under pipefail
+    # whenever grep's early exit kills tr with SIGPIPE (a flake of cli_mpi_faults under load).
+    if grep -qxz "OMPI_COMM_WORLD_RANK=$1" "/proc/$child/environ" 2> /dev/null; then
       echo "$child"
       return
     fi

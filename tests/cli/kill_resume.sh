@@ -36,7 +36,9 @@ kill_job() {  # kill -9 of every process of the job at once: the ranks (children
   kids=$(pgrep -P "$JOB_PID" || true)
   kill -9 $kids "$JOB_PID"
   wait "$JOB_PID" 2> /dev/null || true
-  for _ in $(seq 100); do  # the ranks, orphaned, may take a moment to go
+  # The ranks, orphaned, may take a moment to go (one in fsync ends only when the write does);
+  # while rank 0 exists its step-N.tmp.<pid> counts as in use and no save removes it.
+  for _ in $(seq 600); do
     local left=0 k
     for k in $kids; do alive "$k" && left=1; done
     [ "$left" -eq 0 ] && break
@@ -106,7 +108,12 @@ RC=0
   > "$WORK/out" 2> "$WORK/err" || RC=$?
 expect_rc 0 "the final resume"
 [ "$(latest_step)" -eq "$final" ] || fail "the final resume did not checkpoint step $final"
-if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then fail "temporaries of killed saves outlived a save"; fi
+if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then
+  for t in "$run_dir"/checkpoints/*.tmp.*; do
+    echo "left: ${t##*/} (process ${t##*.}: $(ps -o stat=,args= -p "${t##*.}" || echo gone))" >&2
+  done
+  fail "temporaries of killed saves outlived a save"
+fi
 python3 - "$run_dir/metrics.jsonl" "$final" <<'PY' || fail "metrics.jsonl does not hold each step once"
 import json, sys
 steps = [json.loads(l)["step"] for l in open(sys.argv[1]) if '"loss"' in l]

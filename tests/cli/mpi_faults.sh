@@ -73,7 +73,7 @@ until { rm -rf "$WORK/stopped"; : > "$WORK/err"
   grep -q "timed out after .* (train.collective_timeout_s = $timeout_s)" "$WORK/err" && [ "$timeout_s" -lt 27 ] ||
     fail "the job with collective_timeout_s=$timeout_s ended before logging step 3"
   echo "a collective timed out before step 3 with collective_timeout_s=$timeout_s" \
-    "($(grep -o 'collective [a-z_]* timed out after [^(]*' "$WORK/err" | head -1)); again with $((timeout_s * 3))"
+    "($(grep -m1 -o 'collective [a-z_]* timed out after [^(]*' "$WORK/err")); again with $((timeout_s * 3))"
   timeout_s=$((timeout_s * 3))
 done
 STOPPED_PID=$(rank_pid 1)
@@ -81,8 +81,8 @@ kill -STOP "$STOPPED_PID"
 wait_job_ended $((timeout_s + 27))
 expect_fail "mpirun after SIGSTOP of rank 1"
 # The report: rank 0 waited at least the timeout (and, however loaded the machine, less than 5 s more).
-report=$(grep -oE '\[error\] rank 0 of 2: collective [a-z_]+ timed out after [0-9]+\.[0-9] s at step [0-9]+ \(train\.collective_timeout_s = [0-9]+\)' \
-  "$WORK/err" | head -1) || fail "no timeout report from rank 0 naming the collective and step"
+report=$(grep -m1 -oE '\[error\] rank 0 of 2: collective [a-z_]+ timed out after [0-9]+\.[0-9] s at step [0-9]+ \(train\.collective_timeout_s = [0-9]+\)' \
+  "$WORK/err") || fail "no timeout report from rank 0 naming the collective and step"
 waited=$(sed -E 's/.* after ([0-9.]+) s .*/\1/' <<< "$report")
 awk -v w="$waited" -v t="$timeout_s" 'BEGIN { exit !(w >= t && w < t + 5) }' ||
   fail "rank 0 reports a wait of $waited s with collective_timeout_s = $timeout_s"
@@ -91,7 +91,7 @@ awk -v w="$waited" -v t="$timeout_s" 'BEGIN { exit !(w >= t && w < t + 5) }' ||
 for _ in $(seq 200); do alive "$STOPPED_PID" || break; sleep 0.05; done
 alive "$STOPPED_PID" && fail "the stopped rank $STOPPED_PID outlived the job"
 STOPPED_PID=""
-echo "SIGSTOP of rank 1: $(grep -o 'collective .* at step [0-9]*' "$WORK/err" | head -1); job ended in ${ELAPSED} ms"
+echo "SIGSTOP of rank 1: $(grep -m1 -o 'collective .* at step [0-9]*' "$WORK/err"); job ended in ${ELAPSED} ms"
 
 # 4. Preemption: SIGTERM to every rank process (as Slurm signals a job's tasks), not to mpirun.
 # Every rank finishes the step in progress (the ranks agree on the stop in a collective), the
