@@ -118,20 +118,25 @@ mpi_train "$WORK/term" --resume --stop-after $((stopped + 1))
 expect_in err "step-$stopped at step $stopped" "resume after SIGTERM"
 echo "SIGTERM to both ranks: stopped after step $stopped, checkpoint written, mpirun exited 0 in ${term_ms} ms"
 
-# 4b. SIGTERM to mpirun alone (Open MPI 4.1): mpirun waits odls_base_sigkill_timeout (default
-# 1 s), sends SIGTERM to the ranks, waits as long again, then SIGKILL. The ranks save when step +
-# save fit in that wait; mpirun then exits 1 whatever the ranks did (docs/distributed.md). With
-# a 3 s wait the tiny model's save fits even on a loaded machine; its status is reported only.
+# 4b. SIGTERM to mpirun alone (Open MPI 4.1): mpirun does not forward it; it waits
+# odls_base_sigkill_timeout, sends the ranks SIGTERM, waits as long again, SIGKILLs and exits 1
+# whatever the ranks did. Whether the checkpoint is written is not reliable (about 1 try in 5
+# of the tiny model with a 3 s wait wrote none: docs/distributed.md), so it is reported, not
+# required; what is required: the job ends, and a checkpoint that latest names verifies.
 LAUNCH=("${LAUNCH[@]:0:${#LAUNCH[@]}-2}" --mca odls_base_sigkill_timeout 3 -np 2)
 start_job "$WORK/mpirun_term" --config "$cfg" "${SETS[@]}"
 wait_for_step "$WORK/mpirun_term" 2
 kill -TERM "$JOB_PID"
 wait_job_ended 60
 mpirun_rc=$RC
-latest=$(cat "$WORK/mpirun_term/checkpoints/latest") || fail "SIGTERM to mpirun: no checkpoint was written"
-run checkpoint info "$WORK/mpirun_term/checkpoints/$latest"
-expect_rc 0 "checkpoint info after SIGTERM to mpirun"
-echo "SIGTERM to mpirun alone: $latest written and verified; mpirun exited $mpirun_rc in ${ELAPSED} ms"
+latest="none written"
+if [ -f "$WORK/mpirun_term/checkpoints/latest" ]; then
+  latest=$(cat "$WORK/mpirun_term/checkpoints/latest")
+  run checkpoint info "$WORK/mpirun_term/checkpoints/$latest"
+  expect_rc 0 "checkpoint info after SIGTERM to mpirun"
+  latest="$latest written and verified"
+fi
+echo "SIGTERM to mpirun alone: checkpoint $latest; mpirun exited $mpirun_rc in ${ELAPSED} ms"
 LAUNCH=("${LAUNCH[@]:0:${#LAUNCH[@]}-4}" -np 2)
 
 # 3. The communicator alone, from the test binary (spdlog's default logger writes to stdout there).
