@@ -78,6 +78,8 @@ for trial in $(seq 10); do
   fi
   [ "$now" -ge "$resumed_from" ] || fail "trial $trial: latest went back from step $resumed_from to $now"
   [ "$now" -le "$(last_logged_step "$run_dir")" ] || fail "trial $trial: latest step $now was never logged"
+  # (counted before the checks below: reading the checkpoints removes leftovers of dead processes)
+  if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then leftovers=$((leftovers + 1)); fi
   if [ "$now" -gt 0 ]; then  # what latest names verifies and loads
     run checkpoint info "$run_dir/checkpoints/step-$now"
     expect_rc 0 "trial $trial: checkpoint info of step-$now"
@@ -85,7 +87,6 @@ for trial in $(seq 10); do
     run eval --checkpoint "$run_dir" --data "gpl=$WORK/data/data/gpl_val_*.bin" --device cpu --json
     expect_rc 0 "trial $trial: moda eval of $run_dir (latest: step-$now)"
   fi
-  if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then leftovers=$((leftovers + 1)); fi
   echo "trial $trial: resumed from step $resumed_from, killed after step $(last_logged_step "$run_dir"), latest step $now"
 done
 
