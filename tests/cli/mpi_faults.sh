@@ -25,7 +25,8 @@ SETS=("${TINY_SETS[@]}" --set train.steps=1000000 --set train.micro_batch=2)
 start_job "$WORK/killed" --config "$cfg" "${SETS[@]}" --set train.checkpoint_every=2
 wait_for_step "$WORK/killed" 5
 shm=$(job_shm)
-kill -9 "$(rank_pid 1)"
+rank1=$(rank_pid 1)
+kill -9 "$rank1"
 wait_job_ended 30
 remove_job_shm $shm  # the killed rank's segment
 expect_fail "mpirun after kill -9 of rank 1"
@@ -101,7 +102,9 @@ echo "SIGSTOP of rank 1: $(grep -m1 -o 'collective .* at step [0-9]*' "$WORK/err
 # sharded checkpoint of that step is written and verifies, mpirun exits 0; --resume goes on.
 start_job "$WORK/term" --config "$cfg" "${SETS[@]}"
 wait_for_step "$WORK/term" 2
-kill -TERM $(rank_pid 0) $(rank_pid 1)
+rank0=$(rank_pid 0)  # an assignment: a failing rank_pid ends the script (set -e) with its message
+rank1=$(rank_pid 1)
+kill -TERM "$rank0" "$rank1"
 wait_job_ended 60
 expect_rc 0 "mpirun after SIGTERM to both ranks"
 term_ms=$ELAPSED
