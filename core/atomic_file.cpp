@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 
@@ -63,7 +64,15 @@ void rename_atomically(const std::string& from, const std::string& to) {
 
 bool process_is_running(long pid) {
   if (pid <= 0) return false;
-  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;  // EPERM: exists, owned by another user
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;  // EPERM: exists, another user's
+  // A zombie (ended, not yet reaped) answers kill(pid, 0) but writes nothing any more. Orphans
+  // are reaped by PID 1, which in a container may do so late or never: an MPI rank killed with
+  // its mpirun (kill -9 of the whole job) stays a zombie, and its step-N.tmp.PID must not count
+  // as in use. /proc/PID/stat: "PID (comm) STATE ...", comm may hold spaces and parentheses.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');
+  return close == std::string::npos || close + 2 >= text.size() || text[close + 2] != 'Z';
 }
 
 // Splits "NAME.tmp.PID" / "NAME.old.PID" into (NAME, kind, PID); false for any other name.

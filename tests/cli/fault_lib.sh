@@ -41,27 +41,49 @@ last_logged_step() {
   { grep -o '"step":[0-9]*,"tokens"' "$f" || true; } | sed 's/[^0-9]//g' | sort -n | tail -1 | sed 's/^$/0/'
 }
 
-# wait_for_step RUN_DIR STEP: polls until training step STEP is logged (every step is: log_every
-# 1). Fails when the job ends first or after 120 s.
-wait_for_step() {
+# reach_step RUN_DIR STEP: polls until training step STEP is logged (every step is: log_every 1);
+# status 1 when the job ends first. Fails after 120 s without the step (a hang detector: the
+# wait ends as soon as the step is logged, so a slow machine only makes it longer).
+reach_step() {
   local run=$1 step=$2 start=$SECONDS
   until grep -q "\"step\":$step,\"tokens\"" "$run/metrics.jsonl" 2> /dev/null; do
-    alive "$JOB_PID" || fail "the job ended before logging step $step"
+    alive "$JOB_PID" || return 1
     [ $((SECONDS - start)) -lt 120 ] || fail "no step $step logged within 120 s"
     sleep 0.05
   done
+}
+
+# wait_for_step RUN_DIR STEP: reach_step, failing when the job ends first.
+wait_for_step() {
+  reach_step "$1" "$2" || fail "the job ended before logging step $2"
 }
 
 # rank_pid N: the pid of rank N of the mpirun job JOB_PID (its children carry OMPI_COMM_WORLD_RANK).
 rank_pid() {
   local child
   for child in $(pgrep -P "$JOB_PID"); do
-    if tr '\0' '\n' < "/proc/$child/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+    # grep -z reads the NUL-separated list itself: a pipe `tr | grep -q` fails under pipefail
+    # whenever grep's early exit kills tr with SIGPIPE (a flake of cli_mpi_faults under load).
+    if grep -qxz "OMPI_COMM_WORLD_RANK=$1" "/proc/$child/environ" 2> /dev/null; then
       echo "$child"
       return
     fi
   done
   fail "no process of rank $1 under mpirun (pid $JOB_PID)"
+}
+
+# job_shm: the shared-memory files the processes of JOB_PID have mapped (Open MPI's
+# /dev/shm/vader_segment.*). A process killed by SIGKILL cannot remove its own, and mpirun killed
+# the same way cannot either: these are removed by remove_job_shm after such a kill, so that
+# repeated kills do not pile up files in /dev/shm. Only this job's files: others' are in use.
+job_shm() {
+  local pid
+  for pid in $(pgrep -P "$JOB_PID") "$JOB_PID"; do
+    grep -o '/dev/shm/vader_segment[^ ]*' "/proc/$pid/maps" 2> /dev/null || true
+  done | sort -u
+}
+remove_job_shm() {  # remove_job_shm FILES...: once the job has ended
+  [ $# -eq 0 ] || rm -f -- "$@"
 }
 
 # wait_job_ended LIMIT_S: waits for JOB_PID; its status in RC, the seconds it took in ELAPSED.

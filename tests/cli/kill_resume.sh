@@ -1,27 +1,50 @@
 #!/usr/bin/env bash
 # kill -9 of the whole training job at random moments, 10 times, with a checkpoint every step:
-# after each kill checkpoints/latest names a complete checkpoint, and the next `--resume` loads it
-# (SHA-256 verified), continues from its step and trains on; a last resume runs to a clean end and
-# metrics.jsonl holds every step once. The job is "${LAUNCH[@]}" moda train: one rank here.
-# With sharded checkpoints, LAUNCH=(mpirun ... -np 2) runs the same trials over two ranks
-# (kill_job kills mpirun's children, the ranks, and mpirun itself).
+# after each kill checkpoints/latest names a complete checkpoint that `moda checkpoint info`
+# verifies (every SHA-256) and `moda eval` loads, and the next `--resume` loads it, continues
+# from its step and trains on; a last resume runs to a clean end and metrics.jsonl holds every
+# step once.
+# Called as: kill_resume.sh MODA_BINARY SOURCE_DIR [RANKS]. RANKS 1 (the default): the job is
+# `moda train`, one process. RANKS 2: the job is `mpirun -np 2 moda train` (sharded checkpoints);
+# kill_job kills mpirun and its children, the ranks, at once; one copy of the run after the
+# trials is also resumed by one rank (resharding 2 -> 1) and trains a step.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
 cfg="$SRC/experiments/tiny-cpu.json"
-LAUNCH=()
+ranks=${3:-1}
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 SETS=("${TINY_SETS[@]}" --set train.steps=1000000 --set train.checkpoint_every=1 --set train.eval_every=0)
+if [ "$ranks" -eq 1 ]; then
+  LAUNCH=()
+else
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"  # Open MPI's own leaks (mpi_train.sh)
+  LAUNCH=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -np "$ranks")
+  # Global batch 4 = 2 ranks x micro-batch 2 (micro_batch cannot change on resume, so the one-rank
+  # resume below accumulates two micro-batches of 2).
+  SETS+=(--set train.micro_batch=2)
+fi
 run_dir="$WORK/run"
 seed=${MODA_FAULT_SEED:-$$}
 RANDOM=$seed
-echo "random kill moments from seed $seed (MODA_FAULT_SEED=$seed repeats them)"
+echo "random kill moments from seed $seed (MODA_FAULT_SEED=$seed repeats them), $ranks rank(s)"
 
 kill_job() {  # kill -9 of every process of the job at once: the ranks (children of mpirun) and it
-  local kids
+  local kids shm
+  shm=$(job_shm)
   kids=$(pgrep -P "$JOB_PID" || true)
   kill -9 $kids "$JOB_PID"
   wait "$JOB_PID" 2> /dev/null || true
+  # The ranks, orphaned, may take a moment to go (one in fsync ends only when the write does);
+  # while rank 0 exists its step-N.tmp.<pid> counts as in use and no save removes it.
+  for _ in $(seq 600); do
+    local left=0 k
+    for k in $kids; do alive "$k" && left=1; done
+    [ "$left" -eq 0 ] && break
+    sleep 0.05
+  done
+  remove_job_shm $shm
   JOB_PID=""
 }
 
@@ -55,9 +78,29 @@ for trial in $(seq 10); do
   fi
   [ "$now" -ge "$resumed_from" ] || fail "trial $trial: latest went back from step $resumed_from to $now"
   [ "$now" -le "$(last_logged_step "$run_dir")" ] || fail "trial $trial: latest step $now was never logged"
+  # (counted before the checks below: reading the checkpoints removes leftovers of dead processes)
   if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then leftovers=$((leftovers + 1)); fi
+  if [ "$now" -gt 0 ]; then  # what latest names verifies and loads
+    run checkpoint info "$run_dir/checkpoints/step-$now"
+    expect_rc 0 "trial $trial: checkpoint info of step-$now"
+    expect_in out "verified    every file matches manifest.json" "trial $trial: step-$now verified"
+    run eval --checkpoint "$run_dir" --data "gpl=$WORK/data/data/gpl_val_*.bin" --device cpu --json
+    expect_rc 0 "trial $trial: moda eval of $run_dir (latest: step-$now)"
+  fi
   echo "trial $trial: resumed from step $resumed_from, killed after step $(last_logged_step "$run_dir"), latest step $now"
 done
+
+# Resharding: a copy of the run resumed by one rank (no mpirun) trains one step from it.
+if [ "$ranks" -gt 1 ]; then
+  cp -r "$run_dir" "$WORK/one"
+  from=$(latest_step)
+  run train --config "$cfg" "${SETS[@]}" --resume --stop-after $((from + 1)) --run-dir "$WORK/one"
+  expect_rc 0 "one rank resuming the $ranks-rank checkpoint step-$from"
+  expect_in err "step-$from at step $from (saved by $ranks rank(s), now 1" "one rank resumes step-$from"
+  [ "$(cat "$WORK/one/checkpoints/latest")" = "step-$((from + 1))" ] || fail "the one-rank resume did not checkpoint step $((from + 1))"
+  [ -f "$WORK/one/checkpoints/step-$((from + 1))/model.safetensors" ] || fail "step-$((from + 1)) is not in the one-rank layout"
+  echo "one rank resumed the $ranks-rank step-$from and trained step $((from + 1))"
+fi
 
 # The last resume trains two more steps and stops cleanly; every step 1..N is logged exactly once.
 final=$(($(latest_step) + 2))
@@ -66,10 +109,15 @@ RC=0
   > "$WORK/out" 2> "$WORK/err" || RC=$?
 expect_rc 0 "the final resume"
 [ "$(latest_step)" -eq "$final" ] || fail "the final resume did not checkpoint step $final"
-if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then fail "temporaries of killed saves outlived a save"; fi
+if compgen -G "$run_dir/checkpoints/*.tmp.*" > /dev/null; then
+  for t in "$run_dir"/checkpoints/*.tmp.*; do
+    echo "left: ${t##*/} (process ${t##*.}: $(ps -o stat=,args= -p "${t##*.}" || echo gone))" >&2
+  done
+  fail "temporaries of killed saves outlived a save"
+fi
 python3 - "$run_dir/metrics.jsonl" "$final" <<'PY' || fail "metrics.jsonl does not hold each step once"
 import json, sys
 steps = [json.loads(l)["step"] for l in open(sys.argv[1]) if '"loss"' in l]
 assert steps == list(range(1, int(sys.argv[2]) + 1)), steps
 PY
-echo "ok: 10 kills -9 at random moments, $leftovers left a temporary folder; latest always loaded and resumed"
+echo "ok: 10 kills -9 of $ranks rank(s) at random moments, $leftovers left a temporary folder; latest always verified, loaded and resumed"

@@ -143,6 +143,17 @@ TEST_CASE("checkpoint: leftovers of interrupted saves are removed when their pro
   const std::string dead = std::to_string(dead_pid()), mine = std::to_string(::getpid());
   CHECK(!process_is_running(std::stol(dead)));
   CHECK(process_is_running(::getpid()));
+  {  // A zombie (ended, not reaped: an MPI rank killed with its mpirun, in a container whose PID 1
+     // reaps late) is not running: its temporaries are leftovers too.
+    const pid_t zombie = ::fork();
+    if (zombie == 0) ::_exit(0);
+    REQUIRE(zombie > 0);
+    siginfo_t info{};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(zombie), &info, WEXITED | WNOWAIT) == 0);  // ended, still a zombie
+    CHECK(::kill(zombie, 0) == 0);
+    CHECK(!process_is_running(zombie));
+    ::waitpid(zombie, nullptr, 0);
+  }
   fs::create_directories(root / ("step-6.tmp." + dead));          // a save killed while writing
   { std::ofstream(root / (".latest.tmp." + dead)) << "step-6"; }  // the pointer's temporary file
   fs::create_directories(root / ("step-7.tmp." + mine));          // a save of this (running) process
