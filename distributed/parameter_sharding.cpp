@@ -15,9 +15,11 @@ ParameterSharding::ParameterSharding(nn::LanguageModel& model, ShardedOptimizer&
   gathering_.resize(groups.size());
   overlap_ = optimizer_.asynchronous();
   max_queued_reductions_ = overlap_ ? 2 : 0;
-  model_.zero_grad();  // points every parameter's .grad at its view of the group's flat gradient
   for (size_t g = 0; g < groups.size(); ++g) {
     groups_[g].params = groups[g].params.size();
+    // Points every parameter's .grad at its view of the group's flat gradient, which is freed
+    // below: one group's full gradient exists at a time, never the whole model's.
+    groups[g].zero_grad();
     for (auto& p : groups[g].params) p.tensor.register_grad_ready_hook([this, g](Tensor&) { on_grad_ready(g); });
     set_backward_pre_hook(&storage_of(groups[g].flat), [this, g] { before_backward_node(g); });
     // Every rank holds the same initial values; from here on they live in the optimiser's shards.

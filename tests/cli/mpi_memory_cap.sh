@@ -2,21 +2,22 @@
 # A model that does not fit one rank's memory budget unsharded trains when sharded over 4 ranks.
 # The budget is a per-process cap on private writable memory (`ulimit -d`, RLIMIT_DATA: what
 # malloc and anonymous mmap hand out; not shared libraries or MPI's shared segments). The model
-# (33M parameters: width 512, 8 blocks) needs ~16 bytes per parameter unsharded on CPU (f32
-# weights and gradients, two AdamW moments: ~540 MB) but ~4 bytes per parameter plus one or two
-# gathered blocks per rank at 4 ranks (ZeRO-3). Measured on a 2-core CI-like machine: one rank
-# fails at 800 MB; 4 ranks train at 600 MB (peak RSS ~425 MB per rank). Under 650 MB one rank
-# stops with moda's out-of-memory error and 4 ranks train.
+# (67M parameters: width 512, 16 blocks) needs ~16 bytes per parameter at one rank (f32 weights
+# and gradients, two AdamW moments or the same as shards: ~1.07 GB) but at 4 ranks ~8 (the whole
+# f32 model while it is built, plus its 4-byte share of the shards). Measured on a 2-core CI-like
+# machine: 4 ranks train at 1.0 GB and fail at 0.9 GB; one rank fails at 0.9-1.1 GB. Under
+# 1.1 GB one rank stops with moda's out-of-memory error (at start-up, before any BLAS call) and
+# 4 ranks train.
 source "$(dirname "$0")/lib.sh"
 cfg="$SRC/experiments/tiny-cpu.json"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
-BIG=("${TINY_SETS[@]}" --set model.d_model=512 --set model.n_layers=8 --set model.n_heads=8 --set model.n_kv_heads=4
+BIG=("${TINY_SETS[@]}" --set model.d_model=512 --set model.n_layers=16 --set model.n_heads=8 --set model.n_kv_heads=4
   --set model.ffn_hidden=2048 --set train.steps=2 --set train.global_batch=4 --set train.micro_batch=1
   --set train.log_every=1 --set "data.val={}")
 MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
-CAP_KIB=650000
+CAP_KIB=1100000
 
 capped() {  # capped NP NAME: mpirun -np NP moda train under ulimit -d CAP_KIB (every rank)
   RC=0
