@@ -6,10 +6,8 @@
 # asynchronous save resumes bit-identically (same losses, same final checkpoint bytes). Every
 # checkpoint logs its stall and write time and records them in metrics.jsonl.
 source "$(dirname "$0")/lib.sh"
+mpi_test_env
 cfg="$SRC/experiments/tiny-cpu.json"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"  # Open MPI's own leaks (mpi_train.sh)
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 SETS=("${TINY_SETS[@]}" --set train.steps=6 --set train.global_batch=8 --set train.micro_batch=2

@@ -61,3 +61,33 @@ tiny_sets() {
     --set train.steps=3 --set train.global_batch=4 --set train.micro_batch=4 --set train.log_every=1
     --set train.eval_max_batches=2 --set train.device=cpu --set optim.warmup_steps=1)
 }
+
+# mpi_test_env: for multi-rank tests. Open MPI as root (CI); no LeakSanitizer for the ranks in
+# sanitizer builds (Open MPI's MCA components, unloaded at MPI_Finalize, keep allocations LSan
+# reports as leaks of unknown modules, with no name to suppress; leak checking of moda's own code
+# is done by every other test, memory errors are still caught); MPIRUN with one BLAS thread per
+# rank on an oversubscribed machine.
+mpi_test_env() {
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+  MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
+}
+
+compare_losses() {  # compare_losses RUN_A RUN_B (under $WORK): every logged loss and the final eval within 1e-5 relative
+  python3 - "$WORK/$1" "$WORK/$2" <<'PY' || fail "losses of $1 and $2 differ"
+import json, sys
+def losses(run):
+    out = []
+    for line in open(f"{run}/metrics.jsonl"):
+        j = json.loads(line)
+        if "checkpoint" in j:  # save timings, not losses
+            continue
+        out.append(j["loss"] if "loss" in j else j["eval"]["average"]["loss"])
+    return out
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(a) == len(b) == 5, (len(a), len(b))  # 4 steps + the final evaluation
+worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+print(f"{sys.argv[1].split('/')[-1]} vs {sys.argv[2].split('/')[-1]}: max relative difference {worst:.2e}")
+assert worst < 1e-5, (a, b)
+PY
+}

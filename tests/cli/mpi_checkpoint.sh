@@ -7,10 +7,8 @@
 # manifest that lies, another model's config and another global batch are errors naming the
 # file or field, and nothing is overwritten.
 source "$(dirname "$0")/lib.sh"
+mpi_test_env
 cfg="$SRC/experiments/tiny-cpu.json"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"  # Open MPI's own leaks (mpi_train.sh)
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 SETS=("${TINY_SETS[@]}" --set train.steps=4 --set train.global_batch=12 --set train.micro_batch=2

@@ -10,14 +10,13 @@
 # another), so the test finds the smallest of a few caps under which 4 ranks train, up to 1.45 GB,
 # and requires one rank to fail under that same cap with moda's out-of-memory error.
 source "$(dirname "$0")/lib.sh"
+mpi_test_env
 cfg="$SRC/experiments/tiny-cpu.json"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 BIG=("${TINY_SETS[@]}" --set model.d_model=512 --set model.n_layers=16 --set model.n_heads=8 --set model.n_kv_heads=4
   --set model.ffn_hidden=2048 --set train.steps=2 --set train.global_batch=4 --set train.micro_batch=1
   --set train.log_every=1 --set "data.val={}")
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
 
 capped() {  # capped NP NAME: mpirun -np NP moda train under ulimit -d $CAP_KIB (every rank)
   RC=0

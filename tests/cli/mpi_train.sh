@@ -8,13 +8,8 @@
 # final evaluation, dealt over the ranks, agrees too. The memory a rank spends on shards falls as
 # 1/N (N = 1, 2, 4). Ranks whose configs differ stop together with a message naming them.
 source "$(dirname "$0")/lib.sh"
+mpi_test_env
 cfg="$SRC/experiments/tiny-cpu.json"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-# In a sanitizer build: Open MPI's MCA components, unloaded at MPI_Finalize, keep allocations
-# that LeakSanitizer reports as leaks of unknown modules (no name to suppress). Leak checking of
-# moda's own code is done by every other test; memory errors are still caught here.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
 make_tiny_data "$WORK/data"
 tiny_sets "$WORK/data"
 SETS=("${TINY_SETS[@]}" --set train.steps=4 --set train.global_batch=12 --set train.micro_batch=2)
@@ -27,40 +22,22 @@ train_np() {  # train_np N NAME EXTRA_SETS...
   expect_rc 0 "mpirun -np $np moda train ($name)"
 }
 
-compare() {  # compare RUN_A RUN_B: every logged loss and the final eval within 1e-5 relative
-  python3 - "$WORK/$1" "$WORK/$2" <<'PY' || fail "losses of $1 and $2 differ"
-import json, sys
-def losses(run):
-    out = []
-    for line in open(f"{run}/metrics.jsonl"):
-        j = json.loads(line)
-        if "checkpoint" in j:  # save timings, not losses
-            continue
-        out.append(j["loss"] if "loss" in j else j["eval"]["average"]["loss"])
-    return out
-a, b = losses(sys.argv[1]), losses(sys.argv[2])
-assert len(a) == len(b) == 5, (len(a), len(b))  # 4 steps + the final evaluation
-worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print(f"{sys.argv[1].split('/')[-1]} vs {sys.argv[2].split('/')[-1]}: max relative difference {worst:.2e}")
-assert worst < 1e-5, (a, b)
-PY
-}
 
 KVFFN=(--set model.variant=depth_kv_ffn --set model.norm=pre)
 for np in 1 2 3; do train_np "$np" "kvffn_pre_np$np" "${KVFFN[@]}"; done
 grep -q "fully sharded over 3 rank(s) (zero3" "$WORK/err" || fail "-np 3: no sharding line on stderr"
-compare kvffn_pre_np1 kvffn_pre_np2
-compare kvffn_pre_np1 kvffn_pre_np3
+compare_losses kvffn_pre_np1 kvffn_pre_np2
+compare_losses kvffn_pre_np1 kvffn_pre_np3
 train_np 2 kvffn_pre_np2_zero2 "${KVFFN[@]}" --set parallel.reshard_after_forward=false
-compare kvffn_pre_np1 kvffn_pre_np2_zero2
+compare_losses kvffn_pre_np1 kvffn_pre_np2_zero2
 train_np 1 kvffn_pre_np1_sharded "${KVFFN[@]}" --set parallel.sharding=full
-compare kvffn_pre_np1 kvffn_pre_np1_sharded
+compare_losses kvffn_pre_np1 kvffn_pre_np1_sharded
 for np in 1 3; do train_np "$np" "seq_post_np$np" --set model.variant=sequence --set model.norm=post; done
-compare seq_post_np1 seq_post_np3
+compare_losses seq_post_np1 seq_post_np3
 for np in 1 2; do train_np "$np" "seq_pre_np$np" --set model.variant=sequence --set model.norm=pre; done
-compare seq_pre_np1 seq_pre_np2
+compare_losses seq_pre_np1 seq_pre_np2
 for np in 1 2; do train_np "$np" "kvffn_post_np$np" --set model.variant=depth_kv_ffn --set model.norm=post; done
-compare kvffn_post_np1 kvffn_post_np2
+compare_losses kvffn_post_np1 kvffn_post_np2
 
 # The final parameters agree too: the 3-rank run's sharded final checkpoint, consolidated, holds
 # the one-rank run's weights to float rounding.

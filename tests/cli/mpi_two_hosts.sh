@@ -18,10 +18,9 @@
 # Namespaces are named moda-a-PID / moda-b-PID and removed on exit (with any process left in
 # them); those of an earlier run of this script that was killed (PID gone) are removed at start.
 source "$(dirname "$0")/lib.sh"
+mpi_test_env
 cfg="$SRC/experiments/tiny-cpu.json"
 RSH="$SRC/tools/netns-rsh.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"  # see mpi_train.sh
 
 P=$$
 NS_A=moda-a-$P NS_B=moda-b-$P
@@ -160,24 +159,6 @@ need=$((4 * 2 * params / 2 * 2))  # 4 steps x 2 collectives x half the parameter
 echo "rank 1's veth received $rx bytes (the training needs more than $need)"
 [ "$rx" -ge "$need" ] || fail "only $rx bytes crossed the veth pair; the training needs at least $need"
 
-compare() {  # compare RUN_A RUN_B: every logged loss and the final eval within 1e-5 relative
-  python3 - "$WORK/$1" "$WORK/$2" <<'PY' || fail "losses of $1 and $2 differ"
-import json, sys
-def losses(run):
-    out = []
-    for line in open(f"{run}/metrics.jsonl"):
-        j = json.loads(line)
-        if "checkpoint" in j:  # save timings, not losses
-            continue
-        out.append(j["loss"] if "loss" in j else j["eval"]["average"]["loss"])
-    return out
-a, b = losses(sys.argv[1]), losses(sys.argv[2])
-assert len(a) == len(b) == 5, (len(a), len(b))  # 4 steps + the final evaluation
-worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print(f"{sys.argv[1].split('/')[-1]} vs {sys.argv[2].split('/')[-1]}: max relative difference {worst:.2e}")
-assert worst < 1e-5, (a, b)
-PY
-}
-compare one_host_np2 two_hosts
-compare one_host_np1 two_hosts
+compare_losses one_host_np2 two_hosts
+compare_losses one_host_np1 two_hosts
 echo "ok: training across two network namespaces equals one host"
