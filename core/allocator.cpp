@@ -171,25 +171,28 @@ void reset_peak(int) {}
 #endif
 }  // namespace cuda_allocator
 
-PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
+void* pinned_host_allocate(size_t bytes, bool& pinned) {
+  pinned = false;
 #ifdef MODA_HAVE_CUDA
-  if (cudaMallocHost(&data_, bytes) == cudaSuccess) {
-    pinned_ = true;
-    return;
+  void* p = nullptr;
+  if (cudaMallocHost(&p, bytes) == cudaSuccess) {
+    pinned = true;
+    return p;
   }
-  cudaGetLastError();
+  cudaGetLastError();  // no driver: clear the error, ordinary memory still works for staging
 #endif
-  data_ = host_allocate(bytes);  // no driver: ordinary memory still works for host-side staging
+  return host_allocate(bytes);
 }
 
-PinnedBuffer::~PinnedBuffer() {
+void pinned_host_free(void* p, bool pinned) {
 #ifdef MODA_HAVE_CUDA
-  if (pinned_) {
-    cudaFreeHost(data_);
+  if (pinned) {
+    cudaFreeHost(p);
     return;
   }
 #endif
-  host_free(data_);
+  (void)pinned;
+  host_free(p);
 }
 
 }  // namespace moda

@@ -33,21 +33,9 @@ void release_cached(int device);  // cudaFree every cached block
 void reset_peak(int device);
 }  // namespace cuda_allocator
 
-// A page-locked host buffer for fast, asynchronous host<->device copies.
-class PinnedBuffer {
- public:
-  explicit PinnedBuffer(size_t bytes);
-  ~PinnedBuffer();
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  void* data() const { return data_; }
-  size_t bytes() const { return bytes_; }
-  bool pinned() const { return pinned_; }
-
- private:
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-  bool pinned_ = false;  // false when no CUDA driver: ordinary host memory then
-};
+// Page-locked host memory for device<->host copies at full bus speed (cudaMallocHost). Where no
+// CUDA driver answers (CPU-only build or machine) it is ordinary host memory and `pinned` is false.
+void* pinned_host_allocate(size_t bytes, bool& pinned);
+void pinned_host_free(void* p, bool pinned);
 
 }  // namespace moda

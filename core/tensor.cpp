@@ -46,41 +46,54 @@ static Shape contiguous_strides(const Shape& shape) {
 // ---------------------------------------------------------------------------------------------
 // Storage
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  if (device.is_cpu()) {
-    data_ = host_allocate(bytes);
-  } else {
-    data_ = cuda_allocator::allocate(bytes, device.index, current_stream());
-  }
+Storage::Storage(size_t bytes, Device device, HostMemory host) : bytes_(bytes), device_(device), host_(host) {
+  allocate();
 }
 
 Storage::~Storage() { release(); }
 
+void Storage::allocate() {
+  if (!device_.is_cpu())
+    data_ = cuda_allocator::allocate(bytes_, device_.index, current_stream());
+  else if (host_ == HostMemory::pinned)
+    data_ = pinned_host_allocate(bytes_, pinned_);
+  else
+    data_ = host_allocate(bytes_);
+}
+
 void Storage::release() {
   if (!data_) return;
-  if (device_.is_cpu())
-    host_free(data_);
-  else
+  if (!device_.is_cpu())
     cuda_allocator::free(data_);
+  else
+    pinned_host_free(data_, pinned_);  // ordinary memory when not pinned
   data_ = nullptr;
 }
 
 void Storage::materialize() {
   if (data_ || bytes_ == 0) return;
-  data_ = device_.is_cpu() ? host_allocate(bytes_) : cuda_allocator::allocate(bytes_, device_.index, current_stream());
+  allocate();
 }
 
 // ---------------------------------------------------------------------------------------------
 // creation
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+static Tensor new_tensor(const Shape& shape, DType dtype, Device device, HostMemory host) {
   for (int64_t d : shape) MODA_CHECK(d >= 0, "Tensor::empty: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device, host);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(impl);
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  return new_tensor(shape, dtype, device, HostMemory::pageable);
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  return new_tensor(shape, dtype, Device::cpu(), HostMemory::pinned);
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }

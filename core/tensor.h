@@ -19,9 +19,14 @@ using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[2, 3, 4]"
 int64_t shape_numel(const Shape& s);
 
+// Where a CPU storage's memory comes from: ordinary pages, or page-locked ones that the GPU copies
+// into at full bus speed (snapshot buffers that checkpoints reuse; core/allocator.h).
+enum class HostMemory { pageable, pinned };
+
 class Storage {
  public:
-  Storage(size_t bytes, Device device);  // allocates (CUDA: caching allocator, current stream)
+  // Allocates (CUDA: caching allocator, current stream; CPU: `host` memory).
+  Storage(size_t bytes, Device device, HostMemory host = HostMemory::pageable);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -36,11 +41,16 @@ class Storage {
   void release();
   void materialize();
   bool released() const { return data_ == nullptr && bytes_ > 0; }
+  bool pinned() const { return pinned_; }  // page-locked host memory (HostMemory::pinned with a driver)
 
  private:
+  void allocate();
+
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  HostMemory host_;
+  bool pinned_ = false;
 };
 
 class Tensor;
@@ -72,6 +82,10 @@ class Tensor {
   // --- creation -------------------------------------------------------------------------------
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
+  // A CPU tensor in page-locked memory (ordinary memory without a CUDA driver): device -> host
+  // copies into it skip the driver's staging buffer. For host buffers that are filled again and
+  // again, such as checkpoint snapshots; pinning is slow, so do not make them per use.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32, Device device = Device::cpu());
   // Copies host values (converted to `dtype`) into a new tensor on `device`.
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, DType dtype = DType::F32,

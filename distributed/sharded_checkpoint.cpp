@@ -89,7 +89,7 @@ nlohmann::json sharded_manifest(int64_t step, int world, const nlohmann::json& g
 
 ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, int64_t step,
                                const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
-                               const nlohmann::json& state) {
+                               const nlohmann::json& state, NamedTensors* host_copy) {
   ShardedSave save;
   save.step = step;
   save.rank = comm.rank();
@@ -100,7 +100,11 @@ ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, i
   if (save.rank == 0) save.tmp = begin_checkpoint_folder(run_dir, step, ::getpid());
   comm.broadcast(pid, 0);
   if (save.rank != 0) save.tmp = checkpoint_temp_folder(run_dir, step, static_cast<long>(pid.to_int_vector()[0]));
-  save.shard = optimizer.export_state();  // fresh host copies: training may go on while they are written
+  // Host copies (training may go on while they are written): into the caller's reused buffers, or fresh.
+  NamedTensors fresh;
+  NamedTensors& shard = host_copy ? *host_copy : fresh;
+  optimizer.export_state_into(shard);
+  save.shard = shard;  // shares the tensors
   if (save.rank == 0) {
     save.groups = group_layout(model, save.world);
     save.state = state;

@@ -67,9 +67,12 @@ struct ShardedSave {
   nlohmann::json groups;  // rank 0: group_layout()
   nlohmann::json state;   // rank 0: the trainer state plus adamw_step
 };
+// `host_copy`, when given, is where the shard is copied (ShardedOptimizer::export_state_into): a
+// caller that keeps it from one save to the next reuses its pinned buffers; it must not change
+// while the save's write runs.
 ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, int64_t step,
                                const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
-                               const nlohmann::json& state);
+                               const nlohmann::json& state, NamedTensors* host_copy = nullptr);
 nlohmann::json write_sharded_save(const ShardedSave& save);  // this rank's manifest entry
 std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, const ShardedSave& save,
                                 const nlohmann::json& mine, int keep);

@@ -61,6 +61,10 @@ class ShardedOptimizer {
   using FullVectorReader =
       std::function<void(const std::string& group, const std::string& kind, int64_t lo, int64_t hi, float* out)>;
   NamedTensors export_state() const;
+  // export_state() into `into`, whose tensors are overwritten in place when a previous export made
+  // them (same names and sizes), else made afresh in pinned host memory: a trainer that keeps
+  // `into` between checkpoints allocates and pins once, and every later snapshot is a plain copy.
+  void export_state_into(NamedTensors& into) const;
   int64_t steps_taken() const;
   void import_state(const FullVectorReader& read, int64_t adamw_steps);
 

@@ -23,25 +23,44 @@ int64_t offset_in_shard(const nn::OptimParam& piece, const Tensor& master) {
 int64_t ShardedOptimizer::steps_taken() const { return adamw_->steps_taken(); }
 
 NamedTensors ShardedOptimizer::export_state() const {
+  NamedTensors out;
+  export_state_into(out);
+  return out;
+}
+
+void ShardedOptimizer::export_state_into(NamedTensors& into) const {
+  const char* const kinds[] = {"master", kMoments[0], kMoments[1]};
+  bool reuse = into.size() == 3 * groups_.size();
+  for (size_t i = 0; reuse && i < into.size(); ++i) {
+    const GroupShard& g = groups_[i / 3];
+    reuse = into[i].first == g.group->name + "." + kinds[i % 3] && into[i].second.numel() == g.shard;
+  }
+  if (!reuse) {
+    into.clear();
+    for (const auto& g : groups_)
+      for (const char* kind : kinds) {
+        Tensor t = Tensor::empty_pinned({g.shard}, DType::F32);
+        t.fill_(0.0);  // the padding past the pieces stays zero in every later export
+        into.emplace_back(g.group->name + "." + kind, t);
+      }
+  }
   std::map<std::string, Tensor> adam;
   for (auto& [name, t] : adamw_->state()) adam.emplace(name, t);
-  NamedTensors out;
   const int rank = comm_.rank();
-  for (const auto& g : groups_) {
-    const std::string& name = g.group->name;
-    out.emplace_back(name + ".master", g.master.to(Device::cpu()).clone());
-    for (const char* kind : kMoments) {
-      // AdamW keeps one moment tensor per piece; the checkpoint keeps the group's [S] vector.
-      Tensor flat = Tensor::zeros({g.shard}, DType::F32);
-      // shard_params() only makes new views of g's buffers; it changes nothing in g.
-      for (const auto& piece : shard_params(const_cast<GroupShard&>(g), rank)) {
-        const Tensor& m = adam.at(piece.name + "." + kind);
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const GroupShard& g = groups_[gi];
+    into[3 * gi].second.copy_(g.master);
+    // AdamW keeps one moment tensor per piece; the checkpoint keeps the group's [S] vector.
+    // shard_params() only makes new views of g's buffers; it changes nothing in g.
+    const auto pieces = shard_params(const_cast<GroupShard&>(g), rank);
+    for (int k = 0; k < 2; ++k) {
+      Tensor& flat = into[3 * gi + 1 + k].second;
+      for (const auto& piece : pieces) {
+        const Tensor& m = adam.at(piece.name + "." + kMoments[k]);
         flat.narrow(0, offset_in_shard(piece, g.master), m.numel()).copy_(m);
       }
-      out.emplace_back(name + "." + kind, flat);
     }
   }
-  return out;
 }
 
 void ShardedOptimizer::import_state(const FullVectorReader& read, int64_t adamw_steps) {

@@ -72,6 +72,8 @@ class Trainer {
   bool maybe_eval(bool last);  // returns true when it evaluated
   void maybe_checkpoint(bool last, bool stopping);
   void save();                         // snapshot now; the files are written in the background (async_checkpoint)
+  void refresh_host_snapshot();        // copies the state to save into the reused host buffers
+  void prepare_snapshot();             // allocates (pins) those buffers ahead of the first save
   void finish_checkpoint();            // waits for the pending write and commits it (collective when sharded)
   void abandon_checkpoint();           // error path: waits for the pending write and discards it
   std::string last_good_checkpoint();  // for error messages; one rank commits a pending write first
@@ -108,7 +110,8 @@ class Trainer {
     std::unique_ptr<BackgroundWrite> write;  // returns the manifest (one rank) or this rank's record
   };
   std::optional<PendingCheckpoint> pending_;
-  std::shared_ptr<Checkpoint> snapshot_;  // one rank: the host copy, reused by every save
+  std::shared_ptr<Checkpoint> snapshot_;  // one rank: the host copy (pinned), reused by every save
+  NamedTensors shard_snapshot_;           // sharded: this rank's host copy (pinned), reused likewise
   bool checkpoint_written_ = false;       // every rank's pending write finished (any_rank_stopping)
   double last_grad_norm_ = 0;
   double elapsed_seconds_ = 0;  // since fit() started, for the ETA

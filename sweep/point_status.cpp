@@ -19,7 +19,7 @@ const char* state_name(PointState s) {
 std::string PointStatus::describe() const {
   const std::string of = " of " + std::to_string(final_step);
   switch (state) {
-    case PointState::Done: return "done";
+    case PointState::Done: return checkpoints_removed ? "done (checkpoints removed)" : "done";
     case PointState::NotStarted:
       return logged_step > 0 ? "not started (step " + std::to_string(logged_step) + of + " logged, no checkpoint)"
                              : "not started";
@@ -48,7 +48,9 @@ PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool h
     if (r.contains("loss")) st.logged_step = std::max(st.logged_step, step);
   }
   const bool final_checkpoint = st.checkpoint_step == final_step;
-  if (final_checkpoint && (final_eval || !has_val_sets))
+  const bool evaluated = final_eval || !has_val_sets;
+  st.checkpoints_removed = st.checkpoint_step == 0 && st.logged_step == final_step && evaluated;
+  if ((final_checkpoint && evaluated) || st.checkpoints_removed)
     st.state = PointState::Done;
   else if ((st.pid = training_pid(run_dir)) > 0)
     st.state = PointState::Running;

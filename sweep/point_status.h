@@ -2,7 +2,9 @@
 // Where a point stands, read from its run folder alone (so `status` and a second `run` agree with
 // whatever happened to the previous one):
 //   done         the final step's checkpoint is `latest` and, when the config has validation sets,
-//                metrics.jsonl holds the final step's evaluation
+//                metrics.jsonl holds the final step's evaluation; or the folder has no checkpoint
+//                left but metrics.jsonl logs the final step (and its evaluation): a finished point
+//                whose checkpoints were removed, e.g. to bring its results home from a GPU host
 //   failed       not done, and the last attempt the sweep recorded ended with a non-zero status
 //   partial      a checkpoint before the final step (an interrupted run: `run` resumes it)
 //   no_final_eval the final checkpoint without the final evaluation (the evaluation failed or was
@@ -24,10 +26,11 @@ const char* state_name(PointState s);
 
 struct PointStatus {
   PointState state = PointState::NotStarted;
-  int64_t checkpoint_step = 0;  // latest checkpoint's step (0: none)
-  int64_t logged_step = 0;      // last training step in metrics.jsonl
-  int64_t final_step = 0;       // the config's train.steps
-  long pid = 0;                 // the training process, when running
+  int64_t checkpoint_step = 0;       // latest checkpoint's step (0: none)
+  int64_t logged_step = 0;           // last training step in metrics.jsonl
+  int64_t final_step = 0;            // the config's train.steps
+  long pid = 0;                      // the training process, when running
+  bool checkpoints_removed = false;  // done, without the checkpoints
   std::vector<Attempt> attempts;
   // "done", "partial (step 4 of 8)", "failed (exit 1, step 4 of 8)", ...
   std::string describe() const;

@@ -90,6 +90,27 @@ TEST_CASE("sweep point status: not started, partial, done, failed, no final eval
   std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 9, \"lo";
   CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Done);
   CHECK(sw::read_attempts(dir).size() == 2);
+
+  // The checkpoints deleted once the point finished (its results moved off the training
+  // machine): still done, since the final step and its evaluation are logged; without the final
+  // evaluation, or short of the final step, it starts again.
+  fs::remove_all(dir + "/checkpoints");
+  st = sw::inspect_point(dir, 8, true);
+  CHECK(st.state == sw::PointState::Done);
+  CHECK(st.describe() == "done (checkpoints removed)");
+  CHECK(sw::inspect_point(dir, 12, true).state == sw::PointState::NotStarted);
+}
+
+TEST_CASE("sweep point status: a finished point whose checkpoints were removed", "[sweep]") {
+  TempDir tmp("sweep_status_pruned");
+  const std::string dir = tmp / "run";
+  fs::create_directories(dir);
+  append_record(dir, train_record(8, 4.0, 256, 1000));
+  CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::NotStarted);  // no final evaluation
+  CHECK(sw::inspect_point(dir, 8, false).state == sw::PointState::Done);       // none configured
+  append_record(dir, eval_record(8, 3.0, 4.0));
+  CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Done);
+  CHECK(sw::inspect_point(dir, 12, true).state == sw::PointState::NotStarted);  // more steps asked for
 }
 
 TEST_CASE("sweep point status: running while a live process training into the folder holds its lock", "[sweep]") {
