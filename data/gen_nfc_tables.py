@@ -166,6 +166,8 @@ bool nfc_may_change(char32_t c) {{
     assert len(flat) < 65536 and max(len(d) for _, d in decomps) < 256
     assert all(cp >= 0x300 for a, b, _ in unsafe_runs for cp in (a,)), "fast path assumes < U+0300 is safe"
     assert all(a >= 0x300 for a, _, _ in ccc)
+    assert all(b >= 0x300 for _, b, _ in comps), "unicode_normalize.cpp composes only from U+0300 on"
+    assert all(cp >= 0xC0 for cp, _ in decomps), "unicode_normalize.cpp decomposes only from U+00C0 on"
     sys.stderr.write(f"ccc {len(ccc)} ranges, {len(decomps)} decompositions ({len(flat)} code points), "
                      f"{len(comps)} compositions, {len(unsafe_runs)} unsafe ranges\n")
 

@@ -93,7 +93,17 @@ struct Inst {
 
 struct Regex::Program {
   std::vector<regex_impl::CodeClass> classes;
-  std::vector<regex_impl::Inst> code;  // the main program starts at 0; lookahead bodies follow it
+  std::vector<regex_impl::Inst> code;  // top-level alternatives first, then lookahead bodies
+  // One entry per top-level alternative, tried in order (leftmost-first). `first` lists classes
+  // of which a match's first character must be in one, so most alternatives are skipped after
+  // one class test; `any`: no such filter (the alternative can match empty or starts with a
+  // lookahead).
+  struct Entry {
+    int pc = 0;
+    std::vector<int> first;
+    bool any = false;
+  };
+  std::vector<Entry> entries;
 };
 
 namespace {
@@ -413,8 +423,15 @@ class Compiler {
   Compiler(std::string_view pattern, Regex::Program& prog) : pattern_(pattern), prog_(prog) {}
 
   void compile(const Node& root) {
-    emit(root);
-    add(inst_of(Op::Match));
+    const std::vector<Node> single = {root};
+    for (const Node& alt : root.kind == Node::Alt ? root.kids : single) {
+      Regex::Program::Entry e;
+      e.pc = here();
+      emit(alt);
+      add(inst_of(Op::Match));
+      e.any = first_chars(alt, e.first, e.any) || e.any;
+      prog_.entries.push_back(std::move(e));
+    }
     // Lookahead bodies go after the main program, each ending in Match (they may add more).
     for (size_t i = 0; i < pending_.size(); ++i) {
       auto [inst, node] = pending_[i];
@@ -425,6 +442,28 @@ class Compiler {
   }
 
  private:
+  // Adds to `out` classes one of which holds the first character of any match of `n`; returns
+  // true when `n` can match the empty string (the first character may then come from what
+  // follows). A lookahead sets `any`: it constrains what follows without consuming it.
+  static bool first_chars(const Node& n, std::vector<int>& out, bool& any) {
+    switch (n.kind) {
+      case Node::Set: out.push_back(n.cls); return false;
+      case Node::Concat:
+        for (const Node& k : n.kids)
+          if (!first_chars(k, out, any)) return false;
+        return true;
+      case Node::Alt: {
+        bool nullable = false;
+        for (const Node& k : n.kids) nullable = first_chars(k, out, any) || nullable;
+        return nullable;
+      }
+      case Node::Repeat: return first_chars(n.kids[0], out, any) || n.min == 0;
+      case Node::Look: any = true; return true;
+      case Node::Empty: return true;
+    }
+    return true;
+  }
+
   int here() const { return static_cast<int>(prog_.code.size()); }
   int add(Inst in) {
     if (prog_.code.size() >= kMaxProgram)
@@ -498,31 +537,51 @@ class Compiler {
   std::vector<std::pair<int, const Node*>> pending_;
 };
 
-// The subject: code points, their property masks and byte offsets (offsets has one more entry).
+// A window of the subject: code points with their property masks, and byte offsets (one more
+// than chars). Long texts are matched through windows of kWindow code points so that memory
+// stays small; `truncated` says text follows the window, and the matcher sets `hit_end` when it
+// looked past the window's end (the attempt is then redone on a window starting there).
 struct Subject {
-  std::vector<char32_t> cps;
-  std::vector<uint32_t> props;
-  std::vector<size_t> offsets;
+  struct Char {
+    char32_t cp;
+    uint32_t props;
+  };
+  std::vector<Char> chars;
+  std::vector<size_t> offsets;  // into the whole text
+  size_t n = 0;
+  bool truncated = false;
+  mutable bool hit_end = false;
 
-  void assign(std::string_view text) {
-    cps.clear(), props.clear(), offsets.clear();
+  // Decodes at most `max_chars` code points of `text` from byte `from`.
+  void assign(std::string_view text, size_t from, size_t max_chars) {
+    const size_t cap = std::min(text.size() - from, max_chars);  // a code point is at least a byte
+    if (chars.size() < cap) chars.resize(cap);
+    if (offsets.size() < cap + 1) offsets.resize(cap + 1);
     const auto& ascii = ascii_props();
-    for (size_t i = 0, len; i < text.size(); i += len) {
-      offsets.push_back(i);
+    n = 0;
+    size_t i = from;
+    for (size_t len; i < text.size() && n < cap; i += len, ++n) {
+      offsets[n] = i;
       const auto b = static_cast<unsigned char>(text[i]);
       if (b < 0x80) {
         len = 1;
-        cps.push_back(b);
-        props.push_back(ascii[b]);
+        chars[n] = {b, ascii[b]};
         continue;
       }
       const char32_t c = utf8_decode(text, i, len);
-      cps.push_back(c);
-      props.push_back(props_of(c));
+      chars[n] = {c, props_of(c)};
     }
-    offsets.push_back(text.size());
+    offsets[n] = i;
+    truncated = i < text.size();
+  }
+  // True when position `pos` (== n) is the window's end but not the text's: noted in hit_end.
+  bool at_window_end(size_t pos) const {
+    if (pos >= n && truncated) hit_end = true;
+    return pos >= n;
   }
 };
+
+constexpr size_t kWindow = 1 << 16;
 
 struct Backtrack {
   int pc;
@@ -533,20 +592,21 @@ struct Backtrack {
 // Runs the program from `pc` at character `pos`; returns the end of the first match found in
 // priority order (leftmost-first), or SIZE_MAX.
 size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std::vector<Backtrack>& stack) {
-  const size_t base = stack.size(), n = s.cps.size();
+  const size_t base = stack.size(), n = s.n;
   while (true) {
     const Inst& in = prog.code[pc];
     bool ok = true;
     switch (in.op) {
       case Op::Set:
-        ok = pos < n && prog.classes[in.arg].contains(s.cps[pos], s.props[pos]);
+        ok = !s.at_window_end(pos) && prog.classes[in.arg].contains(s.chars[pos].cp, s.chars[pos].props);
         if (ok) ++pos, ++pc;
         break;
       case Op::SetRepeat: {
         const CodeClass& cls = prog.classes[in.arg];
         const size_t limit = in.max < 0 ? n : std::min(n, pos + size_t(in.max));
         size_t end = pos;
-        while (end < limit && cls.contains(s.cps[end], s.props[end])) ++end;
+        while (end < limit && cls.contains(s.chars[end].cp, s.chars[end].props)) ++end;
+        if (end == n && (in.max < 0 || pos + size_t(in.max) > n)) s.at_window_end(end);  // the run may go on
         ok = end - pos >= size_t(in.min);
         if (!ok) break;
         if (end - pos > size_t(in.min)) stack.push_back({pc + 1, end, pos + in.min});
@@ -581,6 +641,22 @@ size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std
   }
 }
 
+// Tries the top-level alternatives in order at `pos`: the end of the first match, or SIZE_MAX.
+size_t match_here(const Regex::Program& prog, const Subject& s, size_t pos, std::vector<Backtrack>& stack) {
+  for (const auto& e : prog.entries) {
+    if (!e.any) {
+      if (s.at_window_end(pos)) continue;
+      bool possible = false;
+      for (size_t i = 0; !possible && i < e.first.size(); ++i)
+        possible = prog.classes[e.first[i]].contains(s.chars[pos].cp, s.chars[pos].props);
+      if (!possible) continue;
+    }
+    const size_t end = run(prog, s, e.pc, pos, stack);
+    if (end != SIZE_MAX) return end;
+  }
+  return SIZE_MAX;
+}
+
 }  // namespace
 
 Regex Regex::compile(std::string_view pattern) {
@@ -596,32 +672,45 @@ Regex Regex::compile(std::string_view pattern) {
 void Regex::split_isolated(std::string_view text, std::vector<std::string_view>& out) const {
   thread_local Subject s;
   thread_local std::vector<Backtrack> stack;
-  s.assign(text);
-  const size_t n = s.cps.size();
-  size_t gap = 0;  // start of the text not matched yet
-  for (size_t pos = 0; pos < n;) {
-    const size_t end = run(*prog_, s, 0, pos, stack);
+  size_t window = kWindow;
+  s.assign(text, 0, window);
+  size_t gap = 0;  // byte where the text not matched yet starts
+  for (size_t pos = 0;;) {
+    if (pos == s.n) {
+      if (!s.truncated) break;
+      s.assign(text, s.offsets[pos], window = kWindow);
+      pos = 0;
+      continue;
+    }
+    s.hit_end = false;
+    const size_t end = match_here(*prog_, s, pos, stack);
+    if (s.hit_end) {  // the outcome depends on text past the window: redo from here, wider if needed
+      if (pos == 0) window *= 2;
+      s.assign(text, s.offsets[pos], window);
+      pos = 0;
+      continue;
+    }
     if (end == SIZE_MAX) {
       ++pos;
       continue;
     }
-    if (gap < pos) out.push_back(text.substr(s.offsets[gap], s.offsets[pos] - s.offsets[gap]));
-    if (end > pos) out.push_back(text.substr(s.offsets[pos], s.offsets[end] - s.offsets[pos]));
+    const size_t from = s.offsets[pos], to = s.offsets[end];
+    if (gap < from) out.push_back(text.substr(gap, from - gap));
+    if (to > from) out.push_back(text.substr(from, to - from));
     // An empty match still ends the gap (as in Hugging Face's Split); the search moves on by one.
-    gap = end;
+    gap = to;
     pos = end > pos ? end : pos + 1;
   }
-  if (gap < n) out.push_back(text.substr(s.offsets[gap]));
+  if (gap < text.size()) out.push_back(text.substr(gap));
 }
 
 std::optional<size_t> Regex::match_at(std::string_view text, size_t pos) const {
   thread_local Subject s;
   thread_local std::vector<Backtrack> stack;
-  s.assign(text);
-  size_t i = 0;
-  while (i < s.cps.size() && s.offsets[i] < pos) ++i;
-  MODA_CHECK(s.offsets[i] == pos, "regex match_at: byte ", pos, " is not the start of a character");
-  const size_t end = run(*prog_, s, 0, i, stack);
+  s.assign(text, pos, SIZE_MAX);  // the rest of the text in one window
+  MODA_CHECK(pos <= text.size() && (pos == text.size() || (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80),
+             "regex match_at: byte ", pos, " is not the start of a character");
+  const size_t end = match_here(*prog_, s, 0, stack);
   if (end == SIZE_MAX) return std::nullopt;
   return s.offsets[end] - pos;
 }

@@ -226,6 +226,10 @@ void Tokenizer::split_added(std::string_view s, bool normalized, std::vector<uin
   size_t seg = 0;
   for (size_t i = 0; i < s.size();) {
     const auto& candidates = by_byte[uint8_t(s[i])];
+    if (candidates.empty()) {  // most bytes start no added token
+      ++i;
+      continue;
+    }
     const AddedToken* hit = nullptr;
     for (uint32_t k : candidates)
       if (s.compare(i, added_[k].content.size(), added_[k].content) == 0) {

@@ -23,6 +23,10 @@ bool is_raw_byte(char32_t c) { return c >= kRawByte; }
 uint8_t ccc_of(char32_t c) { return is_raw_byte(c) ? 0 : unicode::combining_class(c); }
 
 void decompose(char32_t c, std::vector<char32_t>& out) {
+  if (c < 0xC0) {  // nothing below U+00C0 decomposes
+    out.push_back(c);
+    return;
+  }
   if (c >= kSBase && c < kSBase + kSCount) {
     const char32_t s = c - kSBase;
     out.push_back(kLBase + s / kNCount);
@@ -109,7 +113,8 @@ bool nfc_normalize(std::string_view text, std::string& out) {
   for (size_t r = 0; r < cps.size(); ++r) {
     const char32_t c = cps[r];
     const int cc = ccc_of(c);
-    if (starter != SIZE_MAX && (last_ccc == -1 || (last_ccc != 0 && last_ccc < cc))) {
+    // Every second half of a composition is at U+0300 or above (asserted by gen_nfc_tables.py).
+    if (c >= 0x300 && starter != SIZE_MAX && (last_ccc == -1 || (last_ccc != 0 && last_ccc < cc))) {
       if (char32_t composite = compose(cps[starter], c)) {
         cps[starter] = composite;
         continue;

@@ -186,3 +186,43 @@ TEST_CASE("regex: GPT-2's pattern splits like the hand-written splitter", "[cpu]
     REQUIRE(by_regex == by_hand);
   }
 }
+
+TEST_CASE("regex: matches reaching past the 64k-character window are redone on a wider one", "[cpu][data][regex]") {
+  const Regex cl100k = Regex::compile(patterns::kCl100k);
+  auto pieces = [&](const std::string& text) {
+    std::vector<std::string_view> v;
+    cl100k.split_isolated(text, v);
+    return v;
+  };
+  // A space run across several windows: \s+(?!\S) must see the 'b' after it.
+  const std::string spaces(200000, ' ');
+  auto v = pieces("a" + spaces + "b");
+  REQUIRE(v.size() == 3);
+  CHECK(v[1].size() == spaces.size() - 1);
+  CHECK(v[2] == " b");
+  v = pieces(spaces);  // at the very end the whole run is one piece
+  REQUIRE(v.size() == 1);
+  CHECK(v[0].size() == spaces.size());
+  // A 150000-letter word is one piece; 100000 digits are 33334 pieces of at most 3.
+  const std::string word(150000, 'x');
+  v = pieces("(" + word + " y");
+  REQUIRE(v.size() == 2);
+  CHECK(v[0].size() == word.size() + 1);
+  v = pieces(std::string(100000, '7'));
+  CHECK(v.size() == 33334);
+  CHECK(v.back() == "7");
+  // Multi-byte text over many windows, cut at arbitrary characters: the pieces still tile the
+  // text and agree with the hand-written GPT-2 splitter.
+  std::string big;
+  for (const char* f : {"gpl3_excerpt.txt", "apache2_excerpt.txt", "mpl2_excerpt.txt"})
+    big += moda::data::read_file(std::string(MODA_SOURCE_DIR) + "/tests/fixtures/tokenizer/" + f, "fixture");
+  big += "Ελληνικά 日本語 😀 \r\n\r\n" + std::string(70001, '\n') + "tail";
+  while (big.size() < 600000) big += big;
+  std::vector<std::string_view> by_hand, by_regex;
+  moda::data::gpt2_pretokenize(big, by_hand);
+  Regex::compile(patterns::kGpt2).split_isolated(big, by_regex);
+  REQUIRE(by_regex == by_hand);
+  size_t total = 0;
+  for (auto p : pieces(big)) total += p.size();
+  CHECK(total == big.size());
+}
