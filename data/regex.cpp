@@ -92,6 +92,7 @@ struct Inst {
 }  // namespace regex_impl
 
 struct Regex::Program {
+  std::string pattern;  // for error messages
   std::vector<regex_impl::CodeClass> classes;
   std::vector<regex_impl::Inst> code;  // top-level alternatives first, then lookahead bodies
   // One entry per top-level alternative, tried in order (leftmost-first). `first` lists classes
@@ -582,6 +583,7 @@ struct Subject {
 };
 
 constexpr size_t kWindow = 1 << 16;
+constexpr uint64_t kMaxSteps = 10'000'000;
 
 struct Backtrack {
   int pc;
@@ -591,9 +593,14 @@ struct Backtrack {
 
 // Runs the program from `pc` at character `pos`; returns the end of the first match found in
 // priority order (leftmost-first), or SIZE_MAX.
-size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std::vector<Backtrack>& stack) {
+size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std::vector<Backtrack>& stack,
+           uint64_t& steps) {
   const size_t base = stack.size(), n = s.n;
   while (true) {
+    // Oniguruma gives up after 10M backtracking steps too; the shipped patterns need a few per
+    // character, a pathological pattern (nested repeats) could otherwise run for hours.
+    if (++steps > kMaxSteps)
+      MODA_FAIL("regex '", prog.pattern, "': over ", kMaxSteps, " backtracking steps for one match");
     const Inst& in = prog.code[pc];
     bool ok = true;
     switch (in.op) {
@@ -620,7 +627,7 @@ size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std
       case Op::Jmp: pc = in.x; break;
       case Op::Look: {
         // The body runs on its own stack segment and is atomic: its choices are never revisited.
-        const bool found = run(prog, s, in.x, pos, stack) != SIZE_MAX;
+        const bool found = run(prog, s, in.x, pos, stack, steps) != SIZE_MAX;
         ok = found != (in.arg == 1);
         if (ok) ++pc;
         break;
@@ -643,6 +650,7 @@ size_t run(const Regex::Program& prog, const Subject& s, int pc, size_t pos, std
 
 // Tries the top-level alternatives in order at `pos`: the end of the first match, or SIZE_MAX.
 size_t match_here(const Regex::Program& prog, const Subject& s, size_t pos, std::vector<Backtrack>& stack) {
+  uint64_t steps = 0;
   for (const auto& e : prog.entries) {
     if (!e.any) {
       if (s.at_window_end(pos)) continue;
@@ -651,7 +659,7 @@ size_t match_here(const Regex::Program& prog, const Subject& s, size_t pos, std:
         possible = prog.classes[e.first[i]].contains(s.chars[pos].cp, s.chars[pos].props);
       if (!possible) continue;
     }
-    const size_t end = run(prog, s, e.pc, pos, stack);
+    const size_t end = run(prog, s, e.pc, pos, stack, steps);
     if (end != SIZE_MAX) return end;
   }
   return SIZE_MAX;
@@ -661,6 +669,7 @@ size_t match_here(const Regex::Program& prog, const Subject& s, size_t pos, std:
 
 Regex Regex::compile(std::string_view pattern) {
   auto prog = std::make_shared<Program>();
+  prog->pattern = std::string(pattern);
   Node root = Parser(pattern, *prog).parse();
   Compiler(pattern, *prog).compile(root);
   Regex r;
@@ -672,6 +681,7 @@ Regex Regex::compile(std::string_view pattern) {
 void Regex::split_isolated(std::string_view text, std::vector<std::string_view>& out) const {
   thread_local Subject s;
   thread_local std::vector<Backtrack> stack;
+  stack.clear();  // an earlier call may have thrown (backtracking limit) with entries left
   size_t window = kWindow;
   s.assign(text, 0, window);
   size_t gap = 0;  // byte where the text not matched yet starts
@@ -707,6 +717,7 @@ void Regex::split_isolated(std::string_view text, std::vector<std::string_view>&
 std::optional<size_t> Regex::match_at(std::string_view text, size_t pos) const {
   thread_local Subject s;
   thread_local std::vector<Backtrack> stack;
+  stack.clear();
   s.assign(text, pos, SIZE_MAX);  // the rest of the text in one window
   MODA_CHECK(pos <= text.size() && (pos == text.size() || (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80),
              "regex match_at: byte ", pos, " is not the start of a character");

@@ -83,8 +83,10 @@ class Tokenizer {
   // True when encoding text[0, p) and text[p, end) separately gives the same ids as encoding the
   // whole text, checked locally around p (a single '\n' between ASCII non-space characters, no
   // added token that could reach across). Lets big inputs be cut into chunks encoded in parallel
-  // with a result independent of the chunking. Always false inside text with add_prefix_space or
-  // use_regex false, where every cut changes the result.
+  // with a result independent of the chunking. Always false inside text with add_prefix_space,
+  // with neither regex (ByteLevel use_regex false and no Split), or with a Split regex not checked
+  // to end a piece there (only GPT-2's, cl100k's and Qwen 2's are), where a cut may change the
+  // result.
   bool is_split_point(std::string_view text, size_t p) const;
 
   size_t vocab_size() const { return id_to_bytes_.size(); }  // 1 + largest id

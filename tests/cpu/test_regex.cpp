@@ -53,6 +53,11 @@ TEST_CASE("regex: literals, escapes and classes", "[cpu][data][regex]") {
   CHECK(match("[-a]+", "-a-b") == 3);  // '-' first in a class is a literal
   CHECK(match("é+", "ééx") == 4);      // a non-ASCII literal is one code point (2 bytes each)
   CHECK(match("[é-ë]", "ê") == 2);
+  CHECK(match("\\d+", "٣4x") == 3);     // \d is Unicode Nd
+  CHECK(match("\\w+", "été_1-") == 7);  // letters, digits, connector punctuation
+  CHECK(match("[\\S]+", "ab c") == 2);
+  CHECK(match("[\\P{L}]+", "1,a") == 2);
+  CHECK(match("\\p{^N}+", "ab1") == 2);
 }
 
 TEST_CASE("regex: Unicode properties and \\s", "[cpu][data][regex]") {
@@ -83,6 +88,8 @@ TEST_CASE("regex: quantifiers are greedy and give back", "[cpu][data][regex]") {
   CHECK(match("a{2}", "a") == -1);
   CHECK(match("a{2,}", "aaaa") == 4);
   CHECK(match("a{1,3}", "aaaaa") == 3);
+  CHECK(match("a{,2}", "aaa") == 2);
+  CHECK(match("x?|y", "y") == 0);              // an alternative that matches empty wins when it comes first
   CHECK(match("a*ab", "aaab") == 4);           // the run gives back one 'a'
   CHECK(match("(?:ab){1,2}c", "ababc") == 5);  // a repeated group
   CHECK(match("(?:ab)+", "ababa") == 4);
@@ -109,6 +116,8 @@ TEST_CASE("regex: case-insensitive groups", "[cpu][data][regex]") {
   CHECK(match("(?i:[a-c])+", "aBC") == 3);
   CHECK(match("(?i)ab|cd", "CD") == 2);  // an inline (?i) reaches the later alternatives
   CHECK(match("a(?i:b)c", "aBC") == -1);
+  CHECK(match("(?i:a(?-i:b))", "Ab") == 2);
+  CHECK(match("(?i:a(?-i:b))", "AB") == -1);
 }
 
 TEST_CASE("regex: lookahead", "[cpu][data][regex]") {
@@ -119,6 +128,13 @@ TEST_CASE("regex: lookahead", "[cpu][data][regex]") {
   CHECK(match("a(?=b)", "ab") == 1);
   CHECK(match("a(?=b)", "ac") == -1);
   CHECK(match("a(?!b)", "ac") == 1);
+}
+
+TEST_CASE("regex: catastrophic backtracking stops with an error", "[cpu][data][regex]") {
+  const Regex re = Regex::compile("(?:a|aa)+b");  // exponentially many ways to split a run of a
+  std::vector<std::string_view> v;
+  CHECK_THROWS_WITH(re.split_isolated(std::string(60, 'a'), v),
+                    Catch::Contains("regex '(?:a|aa)+b': over 10000000 backtracking steps"));
 }
 
 TEST_CASE("regex: split_isolated keeps the gaps and covers the text", "[cpu][data][regex]") {
@@ -189,10 +205,11 @@ TEST_CASE("regex: GPT-2's pattern splits like the hand-written splitter", "[cpu]
 
 TEST_CASE("regex: matches reaching past the 64k-character window are redone on a wider one", "[cpu][data][regex]") {
   const Regex cl100k = Regex::compile(patterns::kCl100k);
+  // Pieces as strings: they must outlive the temporary texts below.
   auto pieces = [&](const std::string& text) {
     std::vector<std::string_view> v;
     cl100k.split_isolated(text, v);
-    return v;
+    return std::vector<std::string>(v.begin(), v.end());
   };
   // A space run across several windows: \s+(?!\S) must see the 'b' after it.
   const std::string spaces(200000, ' ');
