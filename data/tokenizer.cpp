@@ -90,6 +90,9 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
     const auto& a = spec.added_tokens[i];
     MODA_CHECK(!a.content.empty(), where("added_tokens[" + std::to_string(i) + "].content"), ": empty token");
     set_id(a.content, a.id, "added_tokens[" + std::to_string(i) + "]");
+    // Hugging Face decodes an added token to its content as is, not through the ByteLevel map
+    // (which would turn "naïve", all of whose characters are in the map, into invalid UTF-8).
+    t.id_to_bytes_[a.id] = a.content;
   }
 
   std::array<int64_t, 256> byte_ids;

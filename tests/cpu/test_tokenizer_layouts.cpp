@@ -115,6 +115,7 @@ TEST_CASE("tokenizer layouts: added tokens, normalized ones matched after NFC", 
 
   CHECK(tok.encode("nai\u0308ve") == std::vector<uint32_t>{naive});
   CHECK(tok.encode("na\u00EFve") == std::vector<uint32_t>{naive});
+  CHECK(tok.decode(std::vector<uint32_t>{naive}) == "na\u00EFve");  // its content, not byte-mapped
   auto ids = tok.encode("x e\u0301! y");
   CHECK(std::count(ids.begin(), ids.end(), raw_e) == 1);
   ids = tok.encode("x \u00E9! y");  // NFC text never holds the raw token's decomposed spelling
