@@ -10,6 +10,8 @@
 #include "data/bpe_train.h"
 #include "data/byte_level.h"
 #include "data/pretokenize.h"
+#include "data/split_patterns.h"
+#include "data/unicode_normalize.h"
 #include "data/unicode_tables.h"
 
 namespace moda::data {
@@ -88,6 +90,9 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
     const auto& a = spec.added_tokens[i];
     MODA_CHECK(!a.content.empty(), where("added_tokens[" + std::to_string(i) + "].content"), ": empty token");
     set_id(a.content, a.id, "added_tokens[" + std::to_string(i) + "]");
+    // Hugging Face decodes an added token to its content as is, not through the ByteLevel map
+    // (which would turn "naïve", all of whose characters are in the map, into invalid UTF-8).
+    t.id_to_bytes_[a.id] = a.content;
   }
 
   std::array<int64_t, 256> byte_ids;
@@ -128,13 +133,28 @@ Tokenizer Tokenizer::from_spec(TokenizerSpec spec, const std::string& source) {
       if (auto bytes = byte_level_decode(s)) t.bytes_ids_.emplace(*bytes, id);
 
   t.added_ = spec.added_tokens;
+  // Hugging Face matches a normalized token in the normalized text, so its content is normalized
+  // too (AddedVocabulary::refresh_added_tokens).
+  if (spec.nfc)
+    for (auto& a : t.added_)
+      if (a.normalized) a.content = nfc(a.content);
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const AddedToken& x, const AddedToken& y) {
     return x.content.size() > y.content.size();  // the first match at a position is the longest
   });
-  for (auto& a : t.added_) {
-    t.added_first_byte_[uint8_t(a.content[0])] = true;
+  for (uint32_t k = 0; k < t.added_.size(); ++k) {
+    const auto& a = t.added_[k];
+    t.added_by_byte_[a.normalized ? 1 : 0][uint8_t(a.content[0])].push_back(k);
+    if (a.normalized) t.has_normalized_added_ = true;
     if (a.lstrip) t.lstrip_first_byte_[uint8_t(a.content[0])] = true;
     if (a.content.find('\n') != std::string::npos) t.added_has_newline_ = true;
+  }
+  if (spec.split_regex) {
+    t.split_is_gpt2_ = *spec.split_regex == patterns::kGpt2;
+    if (!t.split_is_gpt2_) t.split_ = Regex::compile(*spec.split_regex);  // throws naming the pattern
+    // Patterns checked to end a piece after the '\n' of "x\ny" (x, y ASCII, not space) whatever
+    // follows; o200k's [\r\n/]* for one does not ("x;\n/y" is one piece there).
+    t.newline_cut_safe_ =
+        t.split_is_gpt2_ || *spec.split_regex == patterns::kCl100k || *spec.split_regex == patterns::kQwen2;
   }
   t.spec_ = std::move(spec);
   t.cache_ = std::make_shared<WordCache>();
@@ -202,19 +222,21 @@ std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
   return out;
 }
 
-void Tokenizer::encode(std::string_view s, std::vector<uint32_t>& out) const {
-  // Added tokens first, leftmost-longest, as Hugging Face's AddedVocabulary does; the text
-  // between them goes through the pre-tokenizer and BPE.
+template <class OnText>
+void Tokenizer::split_added(std::string_view s, bool normalized, std::vector<uint32_t>& out, OnText&& on_text) const {
+  // Leftmost-longest, as Hugging Face's AddedVocabulary does (tokens are sorted longest first).
+  const auto& by_byte = added_by_byte_[normalized ? 1 : 0];
   size_t seg = 0;
   for (size_t i = 0; i < s.size();) {
-    if (!added_first_byte_[uint8_t(s[i])]) {
+    const auto& candidates = by_byte[uint8_t(s[i])];
+    if (candidates.empty()) {  // most bytes start no added token
       ++i;
       continue;
     }
     const AddedToken* hit = nullptr;
-    for (const auto& a : added_)
-      if (s.compare(i, a.content.size(), a.content) == 0) {
-        hit = &a;
+    for (uint32_t k : candidates)
+      if (s.compare(i, added_[k].content.size(), added_[k].content) == 0) {
+        hit = &added_[k];
         break;
       }
     size_t start = i, end = hit ? i + hit->content.size() : i;
@@ -234,14 +256,48 @@ void Tokenizer::encode(std::string_view s, std::vector<uint32_t>& out) const {
       }
     if (hit->rstrip)
       while (end < s.size() && is_space_at(s, end, len)) end += len;
-    encode_segment(s.substr(seg, start - seg), out);
+    on_text(s.substr(seg, start - seg));
     out.push_back(hit->id);
     seg = i = end;
   }
-  encode_segment(s.substr(seg), out);
+  on_text(s.substr(seg));
+}
+
+void Tokenizer::encode(std::string_view s, std::vector<uint32_t>& out) const {
+  // Hugging Face's extract_and_normalize: tokens with normalized=false are cut out of the raw
+  // text; the rest is normalized and the normalized=true tokens are cut out of that.
+  split_added(s, false, out, [&](std::string_view seg) { encode_normalized(seg, out); });
+}
+
+void Tokenizer::encode_normalized(std::string_view segment, std::vector<uint32_t>& out) const {
+  if (segment.empty()) return;
+  std::string normalized;
+  if (spec_.nfc && nfc_normalize(segment, normalized)) segment = normalized;
+  if (!has_normalized_added_) {
+    encode_segment(segment, out);
+    return;
+  }
+  split_added(segment, true, out, [&](std::string_view seg) { encode_segment(seg, out); });
 }
 
 void Tokenizer::encode_segment(std::string_view segment, std::vector<uint32_t>& out) const {
+  if (segment.empty()) return;
+  if (!spec_.split_regex) {
+    encode_byte_level(segment, out);
+    return;
+  }
+  // Split (Isolated) first, then ByteLevel on each piece. The vector is per thread and per
+  // nesting level: encode_byte_level below uses its own.
+  thread_local std::vector<std::string_view> pieces;
+  pieces.clear();
+  if (split_is_gpt2_)
+    gpt2_pretokenize(segment, pieces);
+  else
+    split_->split_isolated(segment, pieces);
+  for (auto p : pieces) encode_byte_level(p, out);
+}
+
+void Tokenizer::encode_byte_level(std::string_view segment, std::vector<uint32_t>& out) const {
   if (segment.empty()) return;
   std::string prefixed;
   if (spec_.add_prefix_space && segment[0] != ' ') {
@@ -300,7 +356,8 @@ std::string Tokenizer::decode(std::span<const uint32_t> ids) const {
 
 bool Tokenizer::is_split_point(std::string_view s, size_t p) const {
   if (p == 0 || p >= s.size()) return true;
-  if (spec_.add_prefix_space || !spec_.use_regex || added_has_newline_ || p < 2) return false;
+  if (spec_.add_prefix_space || added_has_newline_ || !newline_cut_safe_ || p < 2) return false;
+  if (!spec_.use_regex && !spec_.split_regex) return false;  // one piece: every cut changes it
   // "x\ny" cut after '\n': the regex ends a piece there whether or not text follows ("\n" alone
   // matches both `\s+(?!\S)` at the end and `\s+` before 'y'). A longer whitespace run would
   // not do: at the end of a chunk `\s+(?!\S)` would take all of it, before 'y' all but one.

@@ -1,9 +1,11 @@
-// Reading and writing the Hugging Face tokenizer.json layout (the byte-level BPE subset).
+// Reading and writing the Hugging Face tokenizer.json layout (the byte-level BPE subset: GPT-2
+// and the Split + ByteLevel layout of Llama 3, OLMo 2, Qwen 2; docs/data-formats.md).
 #include <limits>
 
 #include "core/error.h"
 #include "core/json_config.h"
 #include "data/io.h"
+#include "data/regex.h"
 #include "data/tokenizer.h"
 
 namespace moda::data {
@@ -34,16 +36,107 @@ struct Reader {
       fail(field, "expected a token id (integer >= 0), got " + v.dump());
     return static_cast<uint32_t>(v.get<int64_t>());
   }
-  // Accepts a ByteLevel pre_tokenizer, or a Sequence holding exactly one.
-  const json& byte_level(const json& pre) const {
-    if (!pre.is_object()) fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer, got " + pre.dump());
-    std::string type = type_of(pre);
-    if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array() &&
-        pre["pretokenizers"].size() == 1)
-      return byte_level(pre["pretokenizers"][0]);
-    if (type != "ByteLevel")
-      fail("pre_tokenizer.type", "'" + type + "' is not supported (only ByteLevel, the GPT-2 split)");
-    return pre;
+  // Fails on any key of `obj` outside `known`: an option not understood must not be ignored.
+  void only_keys(const json& obj, std::initializer_list<const char*> known, const std::string& field) const {
+    for (auto& [key, value] : obj.items()) {
+      bool ok = false;
+      for (const char* k : known) ok = ok || key == k;
+      if (!ok) fail(field + "." + key, "unknown option (supported: " + join(known) + ")");
+    }
+  }
+  static std::string join(std::initializer_list<const char*> names) {
+    std::string out;
+    for (const char* n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+  }
+  // A value for an error message: strings in single quotes, anything else as (short) JSON.
+  static std::string shown(const json& v) {
+    return v.is_string() ? quoted(v.get<std::string>()) : v.dump().substr(0, 120);
+  }
+  // Built by appending: g++ 12 warns (-Wrestrict, falsely) on "'" + s + "'".
+  static std::string quoted(const std::string& s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out.append(1, '\'').append(s).append(1, '\'');
+    return out;
+  }
+
+  // normalizer: null, NFC, or a Sequence of those (nested), into spec.nfc.
+  void normalizer(const json& n, const std::string& field, TokenizerSpec& spec) const {
+    if (n.is_null()) return;
+    const std::string type = type_of(n);
+    if (type == "Sequence") {
+      if (!n.contains("normalizers") || !n["normalizers"].is_array())
+        fail(field + ".normalizers", "missing or not an array");
+      for (size_t i = 0; i < n["normalizers"].size(); ++i)
+        normalizer(n["normalizers"][i], field + ".normalizers[" + std::to_string(i) + "]", spec);
+      return;
+    }
+    if (type == "NFC") {
+      only_keys(n, {"type"}, field);
+      spec.nfc = true;
+      return;
+    }
+    fail(field + ".type",
+         (type.empty() ? shown(n) : quoted(type)) + " is not supported (only null, NFC or a Sequence of them)");
+  }
+
+  // pre_tokenizer: ByteLevel; a Sequence of one ByteLevel; or Sequence[Split(Regex, Isolated),
+  // ByteLevel] as Llama 3, OLMo 2 and Qwen 2 ship.
+  void pre_tokenizer(const json& pre, TokenizerSpec& spec) const {
+    const std::string field = "pre_tokenizer";
+    if (!pre.is_object()) fail(field, "expected a ByteLevel pre-tokenizer or a Sequence, got " + shown(pre));
+    const std::string type = type_of(pre);
+    if (type == "ByteLevel") return byte_level(pre, field, spec);
+    if (type != "Sequence")
+      fail(field + ".type", "'" + type + "' is not supported (only ByteLevel, or Sequence[Split, ByteLevel])");
+    only_keys(pre, {"type", "pretokenizers"}, field);
+    if (!pre.contains("pretokenizers") || !pre["pretokenizers"].is_array())
+      fail(field + ".pretokenizers", "missing or not an array");
+    const json& list = pre["pretokenizers"];
+    auto item = [&](size_t i) { return field + ".pretokenizers[" + std::to_string(i) + "]"; };
+    if (list.empty() || list.size() > 2)
+      fail(field + ".pretokenizers",
+           std::to_string(list.size()) + " entries are not supported (only [ByteLevel] or [Split, ByteLevel])");
+    if (list.size() == 2) {
+      if (type_of(list[0]) != "Split")
+        fail(item(0) + ".type", "'" + type_of(list[0]) + "' is not supported (expected Split)");
+      split(list[0], item(0), spec);
+    }
+    const json& last = list[list.size() - 1];
+    if (type_of(last) != "ByteLevel")
+      fail(item(list.size() - 1) + ".type",
+           "'" + type_of(last) + "' is not supported (expected ByteLevel: the vocabulary is byte-level)");
+    byte_level(last, item(list.size() - 1), spec);
+  }
+
+  void byte_level(const json& bl, const std::string& field, TokenizerSpec& spec) const {
+    // trim_offsets only changes offsets, which encode() does not return.
+    only_keys(bl, {"type", "add_prefix_space", "trim_offsets", "use_regex"}, field);
+    spec.add_prefix_space = get_bool(bl, "add_prefix_space", field, false);
+    spec.use_regex = get_bool(bl, "use_regex", field, true);
+  }
+
+  void split(const json& sp, const std::string& field, TokenizerSpec& spec) const {
+    only_keys(sp, {"type", "pattern", "behavior", "invert"}, field);
+    if (!sp.contains("pattern") || !sp["pattern"].is_object() || sp["pattern"].size() != 1)
+      fail(field + ".pattern", "expected {\"Regex\": \"...\"}");
+    const json& pattern = sp["pattern"];
+    if (!pattern.contains("Regex"))
+      fail(field + ".pattern", shown(pattern) + " is not supported (only {\"Regex\": ...})");
+    if (!pattern["Regex"].is_string()) fail(field + ".pattern.Regex", "expected a string");
+    const std::string behavior =
+        sp.contains("behavior") && sp["behavior"].is_string() ? sp["behavior"].get<std::string>() : "";
+    if (behavior != "Isolated")
+      fail(field + ".behavior",
+           (sp.contains("behavior") ? shown(sp["behavior"]) : "missing") + " is not supported (expected Isolated)");
+    if (get_bool(sp, "invert", field, false)) fail(field + ".invert", "true is not supported");
+    spec.split_regex = pattern["Regex"].get<std::string>();
+    try {
+      Regex::compile(*spec.split_regex);
+    } catch (const Error& e) {
+      fail(field + ".pattern.Regex", e.what());
+    }
   }
 };
 
@@ -104,22 +197,15 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& source) {
   spec.fuse_unk = r.get_bool(m, "fuse_unk", "model", false);
   spec.ignore_merges = r.get_bool(m, "ignore_merges", "model", false);
 
-  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-    const json& n = j["normalizer"];
-    bool empty_sequence =
-        n.is_object() && type_of(n) == "Sequence" && n.contains("normalizers") && n["normalizers"].empty();
-    if (!empty_sequence) r.fail("normalizer", n.dump().substr(0, 80) + " is not supported (only null)");
-  }
+  if (j.contains("normalizer")) r.normalizer(j["normalizer"], "normalizer", spec);
   if (!j.contains("pre_tokenizer")) r.fail("pre_tokenizer", "missing (a ByteLevel one is needed)");
-  const json& bl = r.byte_level(j["pre_tokenizer"]);
-  spec.add_prefix_space = r.get_bool(bl, "add_prefix_space", "pre_tokenizer", false);
-  spec.use_regex = r.get_bool(bl, "use_regex", "pre_tokenizer", true);
+  r.pre_tokenizer(j["pre_tokenizer"], spec);
   if (j.contains("decoder") && !j["decoder"].is_null() &&
       !(j["decoder"].is_object() && type_of(j["decoder"]) == "ByteLevel"))
     r.fail("decoder", j["decoder"].dump().substr(0, 80) + " is not supported (only ByteLevel)");
-  // post_processor, truncation and padding only matter for add_special_tokens / batching in the
-  // Hugging Face API; encode() here equals encode(text, add_special_tokens=False), so they are
-  // accepted and ignored.
+  // post_processor (ByteLevel, TemplateProcessing adding <|begin_of_text|>, ...), truncation and
+  // padding only matter for add_special_tokens / batching in the Hugging Face API; encode() here
+  // equals encode(text, add_special_tokens=False), so they are accepted and ignored.
 
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     if (!j["added_tokens"].is_array()) r.fail("added_tokens", "expected an array");
@@ -163,8 +249,15 @@ nlohmann::ordered_json Tokenizer::to_json() const {
                                    {"rstrip", a.rstrip},
                                    {"normalized", a.normalized},
                                    {"special", a.special}});
-  j["normalizer"] = nullptr;
-  j["pre_tokenizer"] = byte_level(spec_.add_prefix_space);
+  j["normalizer"] = spec_.nfc ? oj{{"type", "NFC"}} : oj(nullptr);
+  if (spec_.split_regex) {
+    oj split{
+        {"type", "Split"}, {"pattern", {{"Regex", *spec_.split_regex}}}, {"behavior", "Isolated"}, {"invert", false}};
+    j["pre_tokenizer"] =
+        oj{{"type", "Sequence"}, {"pretokenizers", oj::array({split, byte_level(spec_.add_prefix_space)})}};
+  } else {
+    j["pre_tokenizer"] = byte_level(spec_.add_prefix_space);
+  }
   j["post_processor"] =
       oj{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   j["decoder"] = byte_level(true);
