@@ -87,8 +87,16 @@ TEST_CASE("data: Split + ByteLevel tokenizers encode like Hugging Face tokenizer
       const auto ids = tok.encode(text);
       REQUIRE(ids == c["ids"].get<std::vector<uint32_t>>());
       for (size_t i = 0; i < ids.size(); ++i) CHECK(tok.id_to_token(ids[i]) == c["tokens"][i].get<std::string>());
-      CHECK(tok.decode(ids) == c["decoded"].get<std::string>());
-      CHECK(tok.decode(ids) == (tok.spec().nfc ? moda::data::nfc(text) : text));
+      const std::string normalized = tok.spec().nfc ? moda::data::nfc(text) : text;
+      CHECK(tok.decode(ids) == normalized);
+      // tokenizers 0.23 sends an added token's content through the ByteLevel decoder, which
+      // garbles non-ASCII content (Qwen 2 fixture: "naïve" decodes as "na\ufffdve"); moda decodes
+      // it as its content, i.e. the text itself. Everywhere else the two decodes agree.
+      const auto hf_decoded = c["decoded"].get<std::string>();
+      if (hf_decoded != normalized)
+        CHECK(text.find("na\u00efve") != std::string::npos);
+      else
+        CHECK(tok.decode(ids) == hf_decoded);
     }
   }
 }
