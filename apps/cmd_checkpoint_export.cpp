@@ -77,13 +77,13 @@ static int run_export(const std::vector<std::string>& argv) {
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
   const bool force = args.has("force");
 
+  MODA_CHECK(!is_within(from, out), "--out '", out, "' holds the checkpoint '", from,
+             "'; replacing it would delete what is being exported");
   std::error_code ec;
   const bool out_exists = fs::exists(out, ec);
   MODA_CHECK(!out_exists || fs::is_directory(out, ec), "--out '", out, "' exists and is not a folder");
   const bool out_empty = !out_exists || fs::is_empty(out, ec);
   MODA_CHECK(out_empty || force, "--out '", out, "' is a folder that is not empty; give --force to replace it");
-  MODA_CHECK(!is_within(from, out), "--out '", out, "' holds the checkpoint '", from,
-             "'; replacing it would delete what is being exported");
 
   // One way to read a checkpoint: load_checkpoint consolidates a sharded one in memory (the path
   // `checkpoint consolidate` takes) and verifies every file's SHA-256.
