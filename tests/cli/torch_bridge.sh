@@ -45,6 +45,14 @@ rel_loss = abs(moda_loss["loss"] - torch_loss["loss"]) / moda_loss["loss"]
 print(f"{d.split('/')[-1]:58s} logits max rel diff {rel_logits:.2e} (max |logit| {scale:.2f})  "
       f"loss moda {moda_loss['loss']:.6f} torch {torch_loss['loss']:.6f} rel {rel_loss:.1e}")
 assert rel_logits < 1e-4 and rel_loss < 1e-4
+# loglikelihood (what a harness adapter calls, docs/interop.md) = moda's log-softmax at those places
+import torch
+from moda_torch import MoDAModel
+ids = m["ids"][0].long().tolist()
+mine = MoDAModel.from_pretrained(f"{d}/export").loglikelihood(ids[:5], ids[5:9])
+logp = torch.log_softmax(m["logits"][0].double(), dim=-1)
+theirs = float(sum(logp[p, ids[p + 1]] for p in range(4, 8)))
+assert abs(mine - theirs) < 1e-4 * abs(theirs), (mine, theirs)
 PY
 }
 
