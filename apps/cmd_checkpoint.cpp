@@ -1,4 +1,5 @@
 // moda checkpoint info X | moda checkpoint consolidate --checkpoint X --out DIR
+// (`checkpoint export`, for other frameworks: apps/cmd_checkpoint_export.cpp)
 #include <fmt/format.h>
 
 #include <cstdio>

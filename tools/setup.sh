@@ -3,9 +3,10 @@
 # /usr/local/cuda/bin/nvcc exists the CUDA backend is built too.
 set -euo pipefail
 # fortunes and jargon-text: the demo corpus (tools/make_demo_corpus.sh), which the CLI test
-# tests/cli/sweep_tiny.sh builds.
+# tests/cli/sweep_tiny.sh builds. python3-torch: tools/moda_torch.py, which tests/cli/torch_bridge.sh
+# holds against moda (torch 1.13 on Debian 12, for /usr/bin/python3).
 pkgs=(cmake ninja-build g++ make git clang-format catch2 libspdlog-dev nlohmann-json3-dev libopenblas-dev libssl-dev libopenmpi-dev
-      openmpi-bin python3 iproute2 fortunes jargon-text)  # iproute2: `ip netns` (tests/cli/mpi_two_hosts.sh); fortunes, jargon-text: the demo corpus
+      openmpi-bin python3 python3-torch iproute2 fortunes jargon-text)  # iproute2: `ip netns` (tests/cli/mpi_two_hosts.sh); fortunes, jargon-text: the demo corpus
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

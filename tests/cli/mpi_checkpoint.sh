@@ -3,7 +3,7 @@
 # 2 ranks bit-identically; resharded 2 -> 3 -> 1 -> 2 ranks, the state consolidated after each
 # resharding equals the saved one bit for bit and training continues with the uninterrupted
 # run's losses (to 1e-5); `moda checkpoint consolidate` output loads in `moda eval` (so does the
-# sharded folder) and `moda train --resume` continues it; `moda checkpoint info` verifies; corrupt, truncated, missing shards, a
+# sharded folder; `checkpoint export` of both writes the same weights) and `moda train --resume` continues it; `moda checkpoint info` verifies; corrupt, truncated, missing shards, a
 # manifest that lies, another model's config and another global batch are errors naming the
 # file or field, and nothing is overwritten.
 source "$(dirname "$0")/lib.sh"
@@ -110,6 +110,14 @@ consolidate "$WORK/re23" "$WORK/c3"
 for f in model.safetensors optimizer.safetensors; do
   cmp "$c2/$f" "$WORK/c3/checkpoints/step-2/$f" || fail "2 -> 3: consolidated $f differs from the saved state"
 done
+# `checkpoint export` reads a sharded checkpoint through the same consolidation: the same weights
+# file as from the consolidated one-rank copy (tests/cli/torch_bridge.sh checks the contents).
+run checkpoint export --checkpoint "$ck2" --tokenizer "$WORK/data/tokenizer.json" --out "$WORK/export-sharded"
+expect_rc 0 "checkpoint export of the sharded $ck2"
+run checkpoint export --checkpoint "$c2" --tokenizer "$WORK/data/tokenizer.json" --out "$WORK/export-one"
+expect_rc 0 "checkpoint export of the consolidated $c2"
+cmp "$WORK/export-sharded/model.safetensors" "$WORK/export-one/model.safetensors" ||
+  fail "export of the sharded checkpoint differs from the export of its consolidated copy"
 cp -r "$WORK/re23" "$WORK/re31"
 train_np 3 re23 0 --resume
 losses ref2 re23 1e-5
