@@ -137,11 +137,23 @@ constexpr const char* kBenchGenerateUsage =
     R"(usage: moda bench generate (--config FILE [--set model.K=V...] | --checkpoint DIR) [--device D]
                            [--batch 1,32] [--prompt-len 128] [--new-tokens 128] [--temperature 0]
                            [--top-k K] [--top-p P] [--seed S] [--json] [--no-verify]
-  Tokens/s of generation (prefill + one token per step through the KV + depth cache) per batch
-  size. --config builds the model with random weights (seed 1; bf16 on CUDA, f32 on the CPU).
-  Prompts are random ids; every row generates --new-tokens tokens. Table columns: prefill time,
-  time per decode step, decode tokens/s (batch x steps / decode time) and total tokens/s (all new
-  tokens / prefill + decode time). Greedy unless --temperature > 0.
+  Tokens/s of generation (prefill + one token per step through the KV + depth cache, the path of
+  `moda generate`) per batch size, on random prompt ids; every row generates --new-tokens tokens.
+  Table: prefill_ms, ms_per_step, decode_tok/s (batch x steps / decode time), total_tok/s (all new
+  tokens / prefill + decode time).
+  --config FILE       build the model from this config with random weights (seed 1; bf16 on CUDA)
+  --set model.K=V     override a config field; repeatable
+  --checkpoint DIR    or load a trained model (run folder or checkpoints/step-N)
+  --device D          auto (default: GPU if present), cpu, cuda, cuda:N
+  --batch LIST        comma-separated batch sizes (default 1,32)
+  --prompt-len N      prompt tokens per row (default 128)
+  --new-tokens N      new tokens per row, >= 2 (default 128)
+  --temperature T     0 = greedy (default); with T > 0 the sampler's softmax is timed too
+  --top-k K, --top-p P, --seed S   sampling as in `moda generate`
+  --json              {"model", "device", "dtype", "params", "runs": [{"batch", "prompt_len",
+                      "new_tokens", "prefill_s", "decode_s", "steps", "ms_per_step",
+                      "decode_tokens_per_s", "total_tokens_per_s"}]}
+  --no-verify         with --checkpoint: skip the SHA-256 check of its files
 )";
 
 }  // namespace
