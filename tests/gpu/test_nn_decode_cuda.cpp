@@ -93,15 +93,17 @@ TEST_CASE("decode cuda: incremental bf16 logits match the full forward, every va
         dec.narrow(1, t0, len).copy_(gpu.decode(ids_gpu.narrow(1, t0, len), cache));
         t0 += len;
       }
-      double worst_gpu = 0, worst_cpu = 0;
-      for (int64_t t = 0; t < T; ++t) {
+      // Against its own full forward position by position (the same bf16 weights and kernels, other
+      // shapes); against the f32 CPU model over all positions, the measure and limit of
+      // test_nn_model_cuda.cpp (CPU vs CUDA logits: rel. L2 0.9-1.2e-2 measured there).
+      double worst_gpu = 0;
+      for (int64_t t = 0; t < T; ++t)
         worst_gpu = std::max(worst_gpu, rel_l2(dec.narrow(1, t, 1), full_gpu.narrow(1, t, 1)));
-        worst_cpu = std::max(worst_cpu, rel_l2(dec.narrow(1, t, 1), full_cpu.narrow(1, t, 1)));
-      }
-      std::printf("%-18s %-9s decode vs full: cuda %.2e, cpu f32 %.2e (worst position)\n", variant_name(v),
-                  norm_name(n), worst_gpu, worst_cpu);
+      const double vs_cpu = rel_l2(dec, full_cpu), full_vs_cpu = rel_l2(full_gpu, full_cpu);
+      std::printf("%-18s %-9s decode vs full cuda: worst position %.2e; vs f32 cpu: decode %.2e, full %.2e\n",
+                  variant_name(v), norm_name(n), worst_gpu, vs_cpu, full_vs_cpu);
       CHECK(worst_gpu < 2e-2);
-      CHECK(worst_cpu < 2e-2);
+      CHECK(vs_cpu < 2e-2);
     }
 }
 
