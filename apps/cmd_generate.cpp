@@ -17,6 +17,7 @@
 #include "apps/checkpoint_model.h"
 #include "apps/command.h"
 #include "apps/exit_codes.h"
+#include "apps/utf8_stream.h"
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "distributed/trainer.h"
@@ -72,20 +73,6 @@ std::string find_tokenizer(const std::string& flag, const std::string& checkpoin
   }
   MODA_CHECK(false, "no tokenizer: give --tokenizer FILE (looked for ", looked, ")");
   return {};
-}
-
-// Bytes of `pending` that can be printed now: all but a trailing UTF-8 sequence that later bytes
-// may still complete (a byte-level BPE token can end inside a character). Invalid bytes are not
-// held back: no later byte can make them valid.
-size_t printable_prefix(const std::string& pending) {
-  const size_t n = pending.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    const unsigned char c = static_cast<unsigned char>(pending[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead byte
-    const size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-    return need > back ? n - back : n;  // an incomplete sequence waits; anything else goes out
-  }
-  return n;
 }
 
 struct Request {
@@ -157,7 +144,7 @@ int run_generate(const std::vector<std::string>& argv) {
   auto on_token = [&](size_t, int64_t id) {
     if (id == opt.end_token) return;
     pending += tok.decode(std::vector<uint32_t>{uint32_t(id)});
-    const size_t n = printable_prefix(pending);
+    const size_t n = utf8_printable_prefix(pending);
     std::fwrite(pending.data(), 1, n, stdout);
     std::fflush(stdout);
     pending.erase(0, n);

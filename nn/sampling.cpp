@@ -34,7 +34,6 @@ int64_t sample_token(std::span<const float> logits, const SamplingOptions& o, ui
   } else if (o.top_p < 1.0) {
     std::sort(ids.begin(), ids.end(), more_likely);
   }
-  const bool sorted = n < V || o.top_p < 1.0;
 
   // Probabilities in double, relative to the largest logit (softmax of logits / temperature).
   double top = -INFINITY;
@@ -44,7 +43,7 @@ int64_t sample_token(std::span<const float> logits, const SamplingOptions& o, ui
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) total += (p[i] = std::exp((double(logits[ids[i]]) - top) / o.temperature));
 
-  if (sorted && o.top_p < 1.0) {  // the smallest prefix whose probability reaches top_p (>= 1 token)
+  if (o.top_p < 1.0) {  // ids[0, n) are sorted: the smallest prefix whose probability reaches top_p (>= 1 token)
     double mass = 0.0;
     int64_t keep = 0;
     while (keep < n && mass < o.top_p * total) mass += p[keep++];
