@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/args.h"
+#include "apps/checkpoint_model.h"
 #include "apps/command.h"
 #include "apps/exit_codes.h"
 #include "core/atomic_file.h"
@@ -45,7 +46,7 @@ bool is_within(const fs::path& inner, const fs::path& outer) {
 
 // config.json: the model section with every default resolved (a reader needs no defaults of its
 // own), the tokenizer facts, and where the weights came from.
-nlohmann::json export_config(const LoadedCheckpoint& ck, const nn::ModelConfig& model, const data::Tokenizer& tok,
+nlohmann::json export_config(const CheckpointModel& ck, const nn::ModelConfig& model, const data::Tokenizer& tok,
                              const std::string& dtype) {
   const nlohmann::json& config = ck.state.at("config");
   const auto eot = tok.token_to_id(data::Tokenizer::kEndOfText);
@@ -85,19 +86,17 @@ static int run_export(const std::vector<std::string>& argv) {
   const bool out_empty = !out_exists || fs::is_empty(out, ec);
   MODA_CHECK(out_empty || force, "--out '", out, "' is a folder that is not empty; give --force to replace it");
 
-  // One way to read a checkpoint: load_checkpoint consolidates a sharded one in memory (the path
-  // `checkpoint consolidate` takes) and verifies every file's SHA-256.
-  LoadedCheckpoint ck = load_checkpoint(from, /*with_optimizer=*/false);
-  const nn::ModelConfig model_cfg = nn::model_config_from_json(ck.state.at("config").at("model"));
+  // The one way to read a trained model (apps/checkpoint_model.h): load_checkpoint consolidates a
+  // sharded checkpoint in memory (the path `checkpoint consolidate` takes) and verifies every
+  // file's SHA-256; loading into a model checks every name and shape against the config, and
+  // state_dict() then lists the tensors in the documented order (docs/model.md, "Parameters").
+  CheckpointModel ck = load_checkpoint_model(from, Device::cpu(), /*verify=*/true);
+  const nn::ModelConfig& model_cfg = ck.model->config();
   const data::Tokenizer tok = data::Tokenizer::load(tokenizer_path);
   MODA_CHECK(static_cast<int64_t>(tok.vocab_size()) <= model_cfg.vocab_size, "tokenizer '", tokenizer_path, "' has ",
              tok.vocab_size(), " ids but the model's vocabulary is ", model_cfg.vocab_size,
              ": it is not the tokenizer this model was trained with");
-
-  // Loading into a model checks every name and shape against the config, and state_dict() then
-  // lists the tensors in the documented order (docs/model.md, "Parameters").
-  nn::LanguageModel model(model_cfg, nn::ModelInit{0, Device::cpu(), DType::F32});
-  model.load_state_dict(ck.model.tensors);
+  const nn::LanguageModel& model = *ck.model;
   NamedTensors tensors;
   for (const auto& [name, t] : model.state_dict()) tensors.emplace_back(name, t.to(dtype));
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "apps/args.h"
+#include "apps/checkpoint_model.h"
 #include "apps/command.h"
 #include "apps/exit_codes.h"
 #include "autograd/graph.h"
@@ -60,20 +61,14 @@ static int run_eval(const std::vector<std::string>& argv) {
     list.insert(list.end(), files.begin(), files.end());
   }
 
-  LoadedCheckpoint ck = load_checkpoint(checkpoint, /*with_optimizer=*/false, /*verify=*/!args.has("no-verify"));
-  const nlohmann::json& config = ck.state.at("config");
-  nn::ModelConfig model_cfg = nn::model_config_from_json(config.at("model"));
-  const int64_t seq_len = seq_len_flag > 0 ? seq_len_flag : config.at("data").value("seq_len", int64_t(256));
-
   Device device = resolve_device(args.get_or("device", "auto"));
-  auto model = std::make_unique<nn::LanguageModel>(
-      model_cfg, nn::ModelInit{0, device, device.is_cuda() ? DType::BF16 : DType::F32});
-  model->load_state_dict(ck.model.tensors);
+  CheckpointModel ck = load_checkpoint_model(checkpoint, device, /*verify=*/!args.has("no-verify"));
+  const int64_t seq_len = seq_len_flag > 0 ? seq_len_flag : ck.config.at("data").value("seq_len", int64_t(256));
   if (args.has("dump-logits")) {
     const auto& [set, shards] = *sets.begin();
-    dump_first_batch_logits(*model, set, shards, seq_len, batch, device, args.get("dump-logits"));
+    dump_first_batch_logits(*ck.model, set, shards, seq_len, batch, device, args.get("dump-logits"));
   }
-  EvalReport report = evaluate(*model, sets, seq_len, batch, 0, device);
+  EvalReport report = evaluate(*ck.model, sets, seq_len, batch, 0, device);
   if (args.has("json")) {
     std::printf("%s\n", report.to_json().dump().c_str());
   } else {

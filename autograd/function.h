@@ -64,4 +64,5 @@ void accumulate_into(Tensor& acc, const Tensor& g);
 //                         const Tensor& depth_v, bool causal = true);   // depth_* [B,T,L,Hk,d] views
 //   Tensor moda_attention_into(q, k, v, depth_k, depth_v, bool causal, GradSinksFn sinks,
 //                              const std::vector<Tensor>& ordering = {});  // stream form: grads added into sinks
+//   Tensor moda_attention_decode(q, k, v, depth_k, depth_v, int64_t q_offset);  // cached decoding, no graph
 // Optimiser kernels (AdamW, grad norm / clipping) are not differentiable: nn/ calls kernels/ directly.

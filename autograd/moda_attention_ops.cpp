@@ -1,10 +1,12 @@
 #include "autograd/moda_attention_ops.h"
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
+#include "autograd/graph.h"
 #include "core/error.h"
 #include "kernels/cpu/moda_attention.h"
 #ifdef MODA_HAVE_CUDA
@@ -18,6 +20,7 @@ namespace {
 
 const char* kOp = "moda_attention";
 const char* kOpInto = "moda_attention_into";
+const char* kOpDecode = "moda_attention_decode";
 
 // Whether the kernels can address `t` through its strides: innermost dim contiguous and, on CUDA,
 // every stride a multiple of 8 elements with a 16-byte aligned start (rows move in 16-byte pieces).
@@ -57,19 +60,22 @@ struct GradTargets {
   bool accumulate = false;
 };
 
+// q_offset > 0 (cached decoding): q holds T tokens at positions [q_offset, q_offset + T) of the
+// q_offset + T keys in k, v; the depth tensors hold the T query tokens.
 Operands resolve(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dk, const Tensor& dv,
-                 bool causal) {
+                 bool causal, int64_t q_offset = 0) {
   for (const Tensor* t : {&q, &k, &v}) MODA_CHECK(t->defined(), op, ": q, k and v must be defined");
   MODA_CHECK(q.dim() == 4 && k.dim() == 4 && k.shape() == v.shape() && q.size(0) == k.size(0) &&
-                 q.size(1) == k.size(1) && q.size(3) == k.size(3),
-             op, ": expected q [B,T,Hq,d], k, v [B,T,Hk,d], got q ", q.describe(), ", k ", k.describe(), ", v ",
-             v.describe());
+                 q_offset + q.size(1) == k.size(1) && q.size(3) == k.size(3),
+             op, ": expected q [B,T,Hq,d], k, v [B,", q_offset > 0 ? std::to_string(q_offset) + "+T" : "T",
+             ",Hk,d], got q ", q.describe(), ", k ", k.describe(), ", v ", v.describe());
   const bool has_depth = dk.defined() || dv.defined();
   if (has_depth) {
     MODA_CHECK(dk.defined() && dv.defined() && dk.shape() == dv.shape() && dk.dim() == 5 && dk.size(0) == k.size(0) &&
-                   dk.size(1) == k.size(1) && dk.size(3) == k.size(2) && dk.size(4) == k.size(3),
-               op, ": expected depth_k, depth_v [B,T,L,Hk,d] matching k ", k.describe(), ", got ",
-               dk.defined() ? dk.describe() : "undefined", " and ", dv.defined() ? dv.describe() : "undefined");
+                   dk.size(1) == q.size(1) && dk.size(3) == k.size(2) && dk.size(4) == k.size(3),
+               op, ": expected depth_k, depth_v [B,T,L,Hk,d] matching q ", q.describe(), " and k ", k.describe(),
+               ", got ", dk.defined() ? dk.describe() : "undefined", " and ",
+               dv.defined() ? dv.describe() : "undefined");
   }
   for (const Tensor* t : {&k, &v, &dk, &dv}) {
     if (!t->defined()) continue;
@@ -86,6 +92,7 @@ Operands resolve(const char* op, const Tensor& q, const Tensor& k, const Tensor&
   r.shape.B = q.size(0), r.shape.T = q.size(1), r.shape.Hq = q.size(2), r.shape.Hk = k.size(2), r.shape.d = q.size(3);
   r.shape.L = has_depth ? dk.size(2) : 0;
   r.shape.causal = causal;
+  r.shape.q_offset = q_offset, r.shape.Tk = k.size(1);
   r.shape.validate(op);
   r.q = kernel_view(q), r.k = kernel_view(k), r.v = kernel_view(v);
   if (r.shape.L > 0) r.kd = kernel_view(dk), r.vd = kernel_view(dv);
@@ -206,6 +213,15 @@ Tensor moda_attention_into(const Tensor& q, const Tensor& k, const Tensor& v, co
     return grads;
   };
   return record_op(kOpInto, inputs, {o}, std::move(bw))[0];
+}
+
+Tensor moda_attention_decode(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
+                             const Tensor& depth_v, int64_t q_offset) {
+  MODA_CHECK(q_offset >= 0, kOpDecode, ": q_offset must be >= 0, got ", q_offset);
+  for (const Tensor* t : {&q, &k, &v, &depth_k, &depth_v})
+    MODA_CHECK(!t->defined() || !grad_mode_enabled() || !t->requires_grad(), kOpDecode,
+               ": inference only (no backward); run it under NoGradGuard or on tensors that do not require grad");
+  return forward(resolve(kOpDecode, q, k, v, depth_k, depth_v, /*causal=*/true, q_offset)).o;
 }
 
 }  // namespace moda::ops

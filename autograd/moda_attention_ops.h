@@ -50,4 +50,13 @@ Tensor moda_attention_into(const Tensor& q, const Tensor& k, const Tensor& v, co
                            const Tensor& depth_v, bool causal, GradSinksFn sinks,
                            const std::vector<Tensor>& ordering = {});
 
+// Cached decoding (forward only, records no graph): q [B,T,Hq,d] holds the tokens at positions
+// [q_offset, q_offset + T); k, v [B, q_offset + T, Hk, d] the sequence keys of every position so far
+// (usually a prefix of a cache slot, e.g. depth-stream slot views narrowed to the filled length);
+// depth_k, depth_v [B,T,L,Hk,d] the depth entries of the T query tokens. Row t attends causally to
+// keys 0..q_offset + t and to its own depth entries: with q_offset = 0 this is moda_attention's
+// forward. Inputs must not require grad while grad mode is on (use NoGradGuard).
+Tensor moda_attention_decode(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& depth_k,
+                             const Tensor& depth_v, int64_t q_offset);
+
 }  // namespace moda::ops

@@ -20,9 +20,9 @@ MoDAAttention::MoDAAttention(const ModelConfig& c, const LayerSlots& slots)
   }
 }
 
-Tensor MoDAAttention::prepare_key(const Tensor& k) const {
+Tensor MoDAAttention::prepare_key(const Tensor& k, int64_t position) const {
   Tensor kn = k_norm_ ? k_norm_->forward(k) : k;
-  return ops::rope(reshape(kn, {k.size(0), k.size(1), kv_heads_, head_dim_}), rope_theta_);
+  return ops::rope(reshape(kn, {k.size(0), k.size(1), kv_heads_, head_dim_}), rope_theta_, position);
 }
 
 Tensor MoDAAttention::prepare_value(const Tensor& v) const {
@@ -33,8 +33,8 @@ Tensor MoDAAttention::forward(const Tensor& x, StreamStep& step) const {
   const int64_t B = x.size(0), T = x.size(1);
   Tensor q = q_proj_.forward(x);
   if (q_norm_) q = q_norm_->forward(q);
-  q = ops::rope(reshape(q, {B, T, heads_, head_dim_}), rope_theta_);
-  step.write(slots_.seq_slot, prepare_key(k_proj_.forward(x)), prepare_value(v_proj_.forward(x)));
+  q = ops::rope(reshape(q, {B, T, heads_, head_dim_}), rope_theta_, step.position());
+  step.write(slots_.seq_slot, prepare_key(k_proj_.forward(x), step.position()), prepare_value(v_proj_.forward(x)));
   Tensor o = step.attend(q, slots_.seq_slot, slots_.num_depth, /*causal=*/true);
   return o_proj_.forward(reshape(o, {B, T, heads_ * head_dim_}));
 }
@@ -44,7 +44,7 @@ DepthKVProjection::DepthKVProjection(int64_t dim, int64_t kv_dim, bool bias)
       v_proj_(register_module<Linear>("v_proj", dim, kv_dim, bias)) {}
 
 void DepthKVProjection::write(const Tensor& x, const MoDAAttention& attn, StreamStep& step, int64_t slot) const {
-  step.write(slot, attn.prepare_key(k_proj_.forward(x)), attn.prepare_value(v_proj_.forward(x)));
+  step.write(slot, attn.prepare_key(k_proj_.forward(x), step.position()), attn.prepare_value(v_proj_.forward(x)));
 }
 
 }  // namespace moda::nn

@@ -20,7 +20,8 @@ class MoDAAttention : public Module {
   // Every key this layer writes into the stream (its sequence keys and its depth projections'
   // keys) goes through the same key norm and RoPE at its own token position, so that a depth key
   // scores against q like that token's sequence key would: k [B, T, Hk*d] -> [B, T, Hk, d].
-  Tensor prepare_key(const Tensor& k) const;
+  // `position` is the absolute position of token 0 (non-zero when decoding after a cached prefix).
+  Tensor prepare_key(const Tensor& k, int64_t position) const;
   Tensor prepare_value(const Tensor& v) const;  // [B, T, Hk*d] -> [B, T, Hk, d]
 
  private:

@@ -1,6 +1,9 @@
 #include "nn/depth_stream.h"
 
+#include <utility>
+
 #include "autograd/function.h"
+#include "autograd/graph.h"
 #include "autograd/moda_attention_ops.h"
 #include "core/error.h"
 
@@ -68,13 +71,35 @@ Tensor write_slot(const std::shared_ptr<DepthStream>& stream, int64_t slot, cons
 
 StreamStep::StreamStep(int64_t batch, int64_t tokens_, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
                        Device device)
-    : stream(std::make_shared<DepthStream>(batch, tokens_, slots, kv_heads, head_dim, dtype, device)), tokens(slots) {}
+    : stream(std::make_shared<DepthStream>(batch, tokens_, slots, kv_heads, head_dim, dtype, device)),
+      tokens(slots),
+      count(tokens_) {}
+
+StreamStep::StreamStep(std::shared_ptr<DepthStream> cache, int64_t first_, int64_t count_)
+    : stream(std::move(cache)), first(first_), count(count_) {
+  MODA_CHECK(stream, "StreamStep: no stream");
+  MODA_CHECK(first >= 0 && count >= 1 && first + count <= stream->tokens(), "StreamStep: positions [", first, ", ",
+             first + count, ") outside the stream's ", stream->tokens(), " tokens");
+  tokens.resize(size_t(stream->slots()));
+}
 
 void StreamStep::write(int64_t slot, const Tensor& k, const Tensor& v) {
   MODA_CHECK(slot >= 0 && slot < stream->slots(), "StreamStep::write: slot ", slot, " outside [0, ", stream->slots(),
              ")");
   MODA_CHECK(!tokens[slot].defined(), "StreamStep::write: slot ", slot, " written twice in one forward pass");
-  tokens[slot] = write_slot(stream, slot, k, v);
+  if (!cached()) {
+    tokens[slot] = write_slot(stream, slot, k, v);
+    return;
+  }
+  // Decoding records no graph: a plain copy into this pass's positions; the token only marks the
+  // slot as written.
+  MODA_CHECK(!grad_mode_enabled(), "StreamStep::write: cached decoding runs without gradients (NoGradGuard)");
+  Shape want{stream->batch(), count, stream->kv_heads(), stream->head_dim()};
+  MODA_CHECK(k.shape() == want && v.shape() == want, "StreamStep::write: k ", k.describe(), ", v ", v.describe(),
+             ", expected ", shape_str(want), " [B, T, Hk, d]");
+  stream->keys().narrow(1, first, count).select(2, slot).copy_(k);
+  stream->values().narrow(1, first, count).select(2, slot).copy_(v);
+  tokens[slot] = Tensor::empty({0}, stream->dtype(), stream->device());
 }
 
 Tensor StreamStep::attend(const Tensor& q, int64_t own_slot, int64_t num_depth, bool causal) const {
@@ -90,6 +115,14 @@ Tensor StreamStep::attend(const Tensor& q, int64_t own_slot, int64_t num_depth, 
   need(own_slot);
   // Views of the buffers, read in place: own slot as the sequence K,V, slots [0, num_depth) as depth.
   const Tensor &K = stream->keys(), &V = stream->values();
+  if (cached()) {
+    MODA_CHECK(causal, "StreamStep::attend: cached decoding is causal");
+    const int64_t end = first + count;  // keys of every position so far; depth of this pass's own
+    Tensor kd = num_depth > 0 ? K.narrow(1, first, count).narrow(2, 0, num_depth) : Tensor();
+    Tensor vd = num_depth > 0 ? V.narrow(1, first, count).narrow(2, 0, num_depth) : Tensor();
+    return ops::moda_attention_decode(q, K.narrow(1, 0, end).select(2, own_slot),
+                                      V.narrow(1, 0, end).select(2, own_slot), kd, vd, first);
+  }
   Tensor depth_k = num_depth > 0 ? K.narrow(2, 0, num_depth) : Tensor();
   Tensor depth_v = num_depth > 0 ? V.narrow(2, 0, num_depth) : Tensor();
   // The same views of the gradient buffers, taken when the backward runs (allocated on first use).

@@ -51,17 +51,33 @@ class DepthStream {
 Tensor write_slot(const std::shared_ptr<DepthStream>& stream, int64_t slot, const Tensor& k, const Tensor& v);
 
 // The per-forward bookkeeping of a model: the stream and the token of every slot written so far.
+//
+// Training covers the whole stream (first = 0, count = T). Cached decoding (nn/decode_cache.h)
+// keeps one stream of capacity T_max for the whole generation and runs each forward pass over the
+// positions [first, first + count) after the `first` tokens already cached: writes go to those
+// positions, queries sit there (RoPE at absolute positions, see position()), sequence keys are read
+// from positions [0, first + count) and depth keys at the query's own position, through
+// ops::moda_attention_decode (no graph: decoding runs under NoGradGuard).
 struct StreamStep {
   std::shared_ptr<DepthStream> stream;
   std::vector<Tensor> tokens;  // one per slot; undefined until written
+  int64_t first = 0;           // position of this pass's first token in the stream
+  int64_t count = 0;           // tokens of this pass
 
   StreamStep(int64_t batch, int64_t tokens, int64_t slots, int64_t kv_heads, int64_t head_dim, DType dtype,
              Device device);
+  // Cached decoding: positions [first, first + count) of `cache`, whose positions before `first`
+  // hold the K,V of the tokens already run.
+  StreamStep(std::shared_ptr<DepthStream> cache, int64_t first, int64_t count);
+
+  bool cached() const { return first > 0 || count < stream->tokens(); }
+  int64_t position() const { return first; }  // RoPE position of this pass's token 0
+
   void write(int64_t slot, const Tensor& k, const Tensor& v);
   // MoDA attention of q [B, T, Hq, d] over the sequence K,V in own_slot and the depth K,V in slots
   // [0, num_depth), read in place through ops::moda_attention_into (autograd/moda_attention_ops.h).
   // Every slot it reads must have been written. Returns o [B, T, Hq, d]; the backward returns dq
-  // and adds dK, dV of the slots read into the stream's gradient buffers.
+  // and adds dK, dV of the slots read into the stream's gradient buffers. Cached: forward only.
   Tensor attend(const Tensor& q, int64_t own_slot, int64_t num_depth, bool causal) const;
 };
 

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "core/error.h"
 
@@ -62,15 +63,13 @@ void LanguageModel::to(Device device, DType dtype) {
   for (auto& g : groups_) g.to(device, dtype);
 }
 
-LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& targets) const {
+void LanguageModel::check_ids(const Tensor& ids) const {
   MODA_CHECK(ids.dim() == 2 && (ids.dtype() == DType::I32 || ids.dtype() == DType::I64),
              "LanguageModel: ids must be i32/i64 [B, T], got ", ids.describe());
-  const int64_t B = ids.size(0), T = ids.size(1), V = config_.vocab_size;
-  MODA_CHECK(config_.max_seq_len == 0 || T <= config_.max_seq_len, "LanguageModel: sequence length ", T,
-             " exceeds model.max_seq_len = ", config_.max_seq_len);
   MODA_CHECK(ids.device() == device(), "LanguageModel: ids on ", ids.device().str(), ", model on ", device().str());
+}
 
-  StreamStep step(B, T, layout_.num_slots, config_.n_kv_heads, config_.head_dim, dtype(), device());
+Tensor LanguageModel::logits_over(const Tensor& ids, StreamStep& step, bool last_only) const {
   auto before = [this](size_t g) {
     if (hooks_.before_forward) hooks_.before_forward(g);
   };
@@ -87,10 +86,22 @@ LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& target
   }
   const size_t head = groups_.size() - 1;
   before(head);
+  if (last_only) x = x.narrow(1, x.size(1) - 1, 1).contiguous();  // decoding: the next token's logits only
   x = final_norm_->forward(x);
-  Output out;
-  out.logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embed_.weight());
+  Tensor logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embed_.weight());
   after(head);
+  return logits;
+}
+
+LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& targets) const {
+  check_ids(ids);
+  const int64_t B = ids.size(0), T = ids.size(1), V = config_.vocab_size;
+  MODA_CHECK(config_.max_seq_len == 0 || T <= config_.max_seq_len, "LanguageModel: sequence length ", T,
+             " exceeds model.max_seq_len = ", config_.max_seq_len);
+
+  StreamStep step(B, T, layout_.num_slots, config_.n_kv_heads, config_.head_dim, dtype(), device());
+  Output out;
+  out.logits = logits_over(ids, step, /*last_only=*/false);
   if (targets.defined()) {
     MODA_CHECK(targets.shape() == ids.shape(), "LanguageModel: targets ", targets.describe(), " do not match ids ",
                ids.describe());
@@ -99,6 +110,32 @@ LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& target
     out.loss = ops::cross_entropy(reshape(out.logits, {B * T, V}), targets.contiguous().view({B * T}));
   }
   return out;
+}
+
+DecodeCache LanguageModel::new_decode_cache(int64_t batch, int64_t capacity) const {
+  MODA_CHECK(batch >= 1 && capacity >= 1, "new_decode_cache: batch and capacity must be >= 1, got ", batch, " and ",
+             capacity);
+  MODA_CHECK(config_.max_seq_len == 0 || capacity <= config_.max_seq_len, "new_decode_cache: ", capacity,
+             " tokens exceed model.max_seq_len = ", config_.max_seq_len);
+  return DecodeCache(std::make_shared<DepthStream>(batch, capacity, layout_.num_slots, config_.n_kv_heads,
+                                                   config_.head_dim, dtype(), device()));
+}
+
+Tensor LanguageModel::decode(const Tensor& ids, DecodeCache& cache, bool last_only) const {
+  check_ids(ids);
+  const int64_t n = ids.size(1), first = cache.length();
+  MODA_CHECK(ids.size(0) == cache.batch(), "LanguageModel::decode: ids ", ids.describe(), " for a cache of batch ",
+             cache.batch());
+  MODA_CHECK(cache.stream()->device() == device() && cache.stream()->dtype() == dtype(),
+             "LanguageModel::decode: the cache holds ", dtype_name(cache.stream()->dtype()), " on ",
+             cache.stream()->device().str(), ", the model is ", dtype_name(dtype()), " on ", device().str());
+  MODA_CHECK(n >= 1 && first + n <= cache.capacity(), "LanguageModel::decode: ", n, " tokens after ", first,
+             " cached do not fit the cache's ", cache.capacity());
+  NoGradGuard no_grad;
+  StreamStep step(cache.stream(), first, n);
+  Tensor logits = logits_over(ids, step, last_only);
+  cache.advance(n);
+  return logits;
 }
 
 NamedTensors LanguageModel::state_dict() const {

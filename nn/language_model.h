@@ -22,6 +22,7 @@
 
 #include "core/safetensors.h"
 #include "nn/block.h"
+#include "nn/decode_cache.h"
 
 namespace moda::nn {
 
@@ -44,6 +45,15 @@ class LanguageModel : public Module {
   Output run(const Tensor& ids, const Tensor& targets = Tensor()) const;
   Tensor forward(const Tensor& ids, const Tensor& targets) const { return run(ids, targets).loss; }
   Tensor logits(const Tensor& ids) const { return run(ids).logits; }
+
+  // Incremental decoding (docs/generate.md). A cache for `batch` rows and up to `capacity` tokens
+  // (at most model.max_seq_len when that is set), in the model's dtype and on its device.
+  DecodeCache new_decode_cache(int64_t batch, int64_t capacity) const;
+  // Runs ids [B, n] at positions [cache.length(), cache.length() + n) against the tokens cached
+  // before them, appends their K,V and depth entries to the cache and returns the logits [B, n, V]
+  // (with last_only: [B, 1, V], the last position's only). Records no graph (NoGradGuard inside).
+  // A prefill of n tokens followed by single tokens gives the logits of one run() over all of them.
+  Tensor decode(const Tensor& ids, DecodeCache& cache, bool last_only = false) const;
 
   const ModelConfig& config() const { return config_; }
   const StreamLayout& layout() const { return layout_; }
@@ -73,6 +83,10 @@ class LanguageModel : public Module {
   void load_state_dict(const NamedTensors& tensors);
 
  private:
+  void check_ids(const Tensor& ids) const;
+  // Embedding, the blocks over `step`, final norm and head: logits [B, T, V] (last_only: [B, 1, V]).
+  Tensor logits_over(const Tensor& ids, StreamStep& step, bool last_only) const;
+
   ModelConfig config_;
   StreamLayout layout_;
   Embedding& embed_;

@@ -50,7 +50,7 @@ struct Operands {
   const T* vdrow(int64_t b, int64_t t, int64_t j, int64_t kh) const {
     return vd + b * dvs.batch + t * dvs.token + j * dvs.slot + kh * dvs.head;
   }
-  int64_t visible(int64_t t) const { return s.causal ? t + 1 : s.T; }
+  int64_t visible(int64_t t) const { return s.causal ? s.q_offset + t + 1 : s.keys(); }
 
   // Scaled scores of row (b, t, h): sequence keys first, then the L depth keys of token t.
   void scores(int64_t b, int64_t t, int64_t h, std::vector<double>& sc) const {
@@ -111,6 +111,7 @@ void moda_attention_backward(const ModaAttentionShape& s, const T* q, ModaStride
   const char* op = "moda_attention_backward (cpu)";
   check_args(s, q, k, v, depth_k, depth_v, op);
   MODA_CHECK(o && lse && dout && dq && dk && dv, op, ": o, lse, dout, dq, dk and dv must not be null");
+  MODA_CHECK(s.aligned(), op, ": the backward needs queries and keys at the same positions (q_offset 0, Tk = T)");
   MODA_CHECK(s.L == 0 || (d_depth_k && d_depth_v), op, ": depth gradients must not be null when L=", s.L);
   const Operands<T> ops{s, q, k, v, depth_k, depth_v, qs, ks, vs, dks, dvs};
   const int64_t d = s.d, G = s.group(), T_ = s.T, L = s.L;

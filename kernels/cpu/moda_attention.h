@@ -9,7 +9,8 @@
 //   dk_j, dv_j (sequence) and ddepth_k, ddepth_v (depth) summed over every query row that sees them.
 // accumulate_kv / accumulate_depth: add into dk, dv / d_depth_k, d_depth_v instead of overwriting
 // (the model's later layers add their depth gradients into one shared buffer). dq is overwritten.
-// Depth pointers may be null when L == 0.
+// Depth pointers may be null when L == 0. The forward also serves cached decoding (queries at
+// positions q_offset.. of Tk keys, ModaAttentionShape::q_offset); the backward requires aligned().
 #include "kernels/moda_attention_shape.h"
 
 namespace moda::cpu {

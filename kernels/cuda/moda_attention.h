@@ -6,6 +6,8 @@
 // Requirements (checked, moda::Error otherwise): d in {64, 128}; G = Hq / Hk <= 32; every pointer
 // 16-byte aligned and every stride a multiple of 8 elements (rows are moved in 16-byte pieces);
 // scale > 0. T, B, Hk and L (>= 0) are free. Depth pointers may be null when L == 0.
+// The forward also serves cached decoding (queries at positions q_offset.. of Tk keys,
+// ModaAttentionShape::q_offset; Tk < 2^31); the backward requires shape.aligned().
 #include <cuda_runtime_api.h>
 
 #include <cstddef>

@@ -599,6 +599,7 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
   using namespace moda_attn;
   const char* op = "moda_attention_backward (cuda)";
   check_shape(s, op);
+  MODA_CHECK(s.aligned(), op, ": the backward needs queries and keys at the same positions (q_offset 0, Tk = T)");
   const std::pair<const void*, const char*> ptrs[] = {{q, "q"},       {k, "k"},   {v, "v"},   {o, "o"},  {lse, "lse"},
                                                       {dout, "dout"}, {dq, "dq"}, {dk, "dk"}, {dv, "dv"}};
   for (const auto& [ptr, name] : ptrs) check_ptr(ptr, name, op);

@@ -29,6 +29,7 @@ struct FwdParams {
   int64_t kd_b, kd_t, kd_s, kd_h, vd_b, vd_t, vd_s, vd_h;
   int64_t o_b, o_t, o_h;
   int T, Hq, G, L, Tc, nblocks;
+  int Tk, q0;  // keys, and the position of query token 0 among them (cached decoding; else T, 0)
   bool causal;
   float sl2;  // softmax scale * log2(e): scores are kept in base-2 units
 };
@@ -134,7 +135,7 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
 
   // Work of this CTA: sequence tiles (last one first: it holds the diagonal) and, per warp, the
   // depth chunks of the tokens its rows belong to.
-  const int kend = p.causal ? t0 + Tv : T;
+  const int kend = p.causal ? p.q0 + t0 + Tv : p.Tk;
   const int nseq = (kend + BN - 1) / BN;
   const int ncl = (L + LC - 1) / LC;
   auto warp_tokens = [&](int w, int& lo) {
@@ -176,7 +177,7 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
       const uint32_t sk = sbase + C::OFF_K + st * C::KV_BYTES, sv = sbase + C::OFF_V + st * C::KV_BYTES;
       for (int i = tid; i < BN * NC; i += C::NT) {
         const int row = i / NC, c = i % NC, key = n0 + row;
-        const bool valid = key < T;
+        const bool valid = key < p.Tk;
         cp_async16(sk + swz<NC>(row, c), kbase + (valid ? int64_t(key) * p.k_t + c * 8 : 0), valid);
         cp_async16(sv + swz<NC>(row, c), vbase + (valid ? int64_t(key) * p.v_t + c * 8 : 0), valid);
       }
@@ -232,7 +233,7 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
       float s[MT][BN / 8][4];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) qk_product<D, BN / 8>(qa[mt], sbase + C::OFF_K + st * C::KV_BYTES, lane, s[mt]);
-      if (n0 + BN > T || (p.causal && n0 + BN - 1 > t0)) {
+      if (n0 + BN > p.Tk || (p.causal && n0 + BN - 1 > p.q0 + t0)) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -240,7 +241,7 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const int key = n0 + nt * 8 + 2 * (lane & 3) + (e & 1);
-              if (key >= T || (p.causal && key > t0 + rtok[mt][e >> 1])) s[mt][nt][e] = -INFINITY;
+              if (key >= p.Tk || (p.causal && key > p.q0 + t0 + rtok[mt][e >> 1])) s[mt][nt][e] = -INFINITY;
             }
       }
 #pragma unroll
@@ -334,6 +335,7 @@ void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStri
   p.vd_b = dvs.batch, p.vd_t = dvs.token, p.vd_s = dvs.slot, p.vd_h = dvs.head;
   p.o_b = os.batch, p.o_t = os.token, p.o_h = os.head;
   p.T = int(s.T), p.Hq = int(s.Hq), p.G = int(s.group()), p.L = int(s.L);
+  p.Tk = int(s.keys()), p.q0 = int(s.q_offset);
   p.causal = s.causal;
   p.sl2 = float(s.softmax_scale()) * kLog2e;
   if (s.d == 64)

@@ -110,6 +110,7 @@ inline void check_shape(const ModaAttentionShape& s, const char* op) {
   MODA_CHECK(s.group() <= 32, op, ": G = Hq / Hk must be <= 32, got ", s.group());
   MODA_CHECK(s.softmax_scale() > 0, op, ": scale must be > 0, got ", s.scale);
   MODA_CHECK(s.T < (int64_t(1) << 31) && s.B * s.Hq * s.T < (int64_t(1) << 40), op, ": T=", s.T, " too large");
+  MODA_CHECK(s.keys() < (int64_t(1) << 31), op, ": Tk=", s.keys(), " too large");
 }
 
 }  // namespace moda::cuda::moda_attn

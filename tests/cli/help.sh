@@ -3,7 +3,7 @@
 # exit status 0, no side effects. `moda --help` lists exactly these commands.
 source "$(dirname "$0")/lib.sh"
 
-commands=("bench attention" "bench ops" "checkpoint consolidate" "checkpoint export" "checkpoint info" "eval" "params" "sweep report" "sweep run" "sweep status" "tokenize decode" "tokenize encode" "tokenize train" "train")
+commands=("bench attention" "bench generate" "bench ops" "checkpoint consolidate" "checkpoint export" "checkpoint info" "eval" "generate" "params" "sweep report" "sweep run" "sweep status" "tokenize decode" "tokenize encode" "tokenize train" "train")
 
 run --help
 expect_rc 0 "moda --help"

@@ -60,7 +60,7 @@ TEST_CASE("regex: literals, escapes and classes", "[cpu][data][regex]") {
   CHECK(match("\\p{^N}+", "ab1") == 2);
 }
 
-TEST_CASE("regex: Unicode properties and \\s", "[cpu][data][regex]") {
+TEST_CASE("regex: Unicode properties and the whitespace class", "[cpu][data][regex]") {
   CHECK(match("\\p{L}+", "Ελληνικά1") == 16);  // Greek letters, 2 bytes each
   CHECK(match("\\p{N}+", "٣٤٥x") == 6);        // Arabic-Indic digits
   CHECK(match("\\p{N}+", "½Ⅻ①") == 8);         // No, Nl, No
