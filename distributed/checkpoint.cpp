@@ -63,13 +63,23 @@ static std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& ro
 }
 
 // Keeps `just_written` and the newest keep - 1 other step folders; never touches `latest`,
-// which already names `just_written`.
-static void prune(const fs::path& root, int keep, const fs::path& just_written) {
+// which already names `just_written`. With `deferred`, each folder to go is only renamed out of
+// the way (see commit_checkpoint_folder) and listed there.
+static void prune(const fs::path& root, int keep, const fs::path& just_written, std::vector<std::string>* deferred) {
   if (keep <= 0) return;
   auto steps = step_folders(root);
   std::erase_if(steps, [&](const auto& s) { return s.second.filename() == just_written.filename(); });
   const size_t others = static_cast<size_t>(keep - 1);
-  for (size_t i = 0; i + others < steps.size(); ++i) fs::remove_all(steps[i].second);
+  for (size_t i = 0; i + others < steps.size(); ++i) {
+    const fs::path& doomed = steps[i].second;
+    if (!deferred) {
+      fs::remove_all(doomed);
+      continue;
+    }
+    const fs::path aside = checkpoint_temp_folder(root.parent_path().string(), steps[i].first, ::getpid());
+    rename_atomically(doomed.string(), aside.string());
+    deferred->push_back(aside.string());
+  }
 }
 
 static void log_cleanup(const fs::path& root) {
@@ -96,7 +106,7 @@ std::string begin_checkpoint_folder(const std::string& run_dir, int64_t step, lo
 }
 
 std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, const std::string& tmp_dir,
-                                     const nlohmann::json& manifest, int keep) {
+                                     const nlohmann::json& manifest, int keep, std::vector<std::string>* pruned) {
   fs::path root = fs::path(run_dir) / "checkpoints", tmp(tmp_dir);
   fs::path final_dir = root / step_name(step);
   try {
@@ -115,7 +125,7 @@ std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, c
     throw;
   }
   write_file_atomically((root / "latest").string(), [&](std::ostream& out) { out << step_name(step) << "\n"; });
-  prune(root, keep, final_dir);
+  prune(root, keep, final_dir, pruned);
   return final_dir.string();
 }
 

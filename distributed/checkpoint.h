@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/safetensors.h"
 
@@ -80,8 +81,13 @@ std::string begin_checkpoint_folder(const std::string& run_dir, int64_t step, lo
 // renames tmp onto <run>/checkpoints/step-N (an older step-N is swapped out, then removed),
 // points `latest` at it and keeps the newest `keep` folders. On failure tmp is removed and the
 // previous checkpoints and `latest` are untouched. Returns the checkpoint folder.
+// Deleting the folders beyond `keep` takes seconds for big checkpoints; with `pruned` they are
+// only renamed to checkpoint_temp_folder(run_dir, their step, this pid) and listed in *pruned,
+// for the caller to delete off the training thread. If the process dies first, the next start
+// removes them as leftovers of an interrupted save.
 std::string commit_checkpoint_folder(const std::string& run_dir, int64_t step, const std::string& tmp,
-                                     const nlohmann::json& manifest, int keep);
+                                     const nlohmann::json& manifest, int keep,
+                                     std::vector<std::string>* pruned = nullptr);
 
 // save_checkpoint() in two halves for writes that overlap training (distributed/trainer.cpp):
 // writes the three files of `ckpt` into `tmp` (from begin_checkpoint_folder) and returns the

@@ -118,7 +118,7 @@ nlohmann::json write_sharded_save(const ShardedSave& save) {
 }
 
 std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, const ShardedSave& save,
-                                const nlohmann::json& mine, int keep) {
+                                const nlohmann::json& mine, int keep, std::vector<std::string>* pruned) {
   const int world = save.world;
   const std::string& tmp = save.tmp;
   Tensor records = Tensor::empty({kRecordValues * world}, DType::I64);
@@ -144,7 +144,7 @@ std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, 
       throw;
     }
     dir = commit_checkpoint_folder(run_dir, save.step, tmp,
-                                   sharded_manifest(save.step, world, save.groups, save.state, files), keep);
+                                   sharded_manifest(save.step, world, save.groups, save.state, files), keep, pruned);
   }
   comm.barrier();  // every rank returns with the checkpoint committed
   return dir;

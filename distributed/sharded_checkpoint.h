@@ -74,8 +74,9 @@ ShardedSave begin_sharded_save(Communicator& comm, const std::string& run_dir, i
                                const nn::LanguageModel& model, const ShardedOptimizer& optimizer,
                                const nlohmann::json& state, NamedTensors* host_copy = nullptr);
 nlohmann::json write_sharded_save(const ShardedSave& save);  // this rank's manifest entry
+// `pruned`: as commit_checkpoint_folder's (rank 0 prunes; the other ranks' list stays empty).
 std::string commit_sharded_save(Communicator& comm, const std::string& run_dir, const ShardedSave& save,
-                                const nlohmann::json& mine, int keep);
+                                const nlohmann::json& mine, int keep, std::vector<std::string>* pruned = nullptr);
 
 // The two halves of a save without the collectives (save_sharded_checkpoint calls them; tests
 // use them to write checkpoints of any world size in one process): one rank's file in folder

@@ -437,15 +437,25 @@ void Trainer::finish_checkpoint() {
   const int keep = static_cast<int>(cfg_.train.keep_checkpoints);
   const auto start = std::chrono::steady_clock::now();
   std::string dir;
+  std::vector<std::string> pruned;
   try {
     const nlohmann::json written = p.write->join();  // waits if the write is still running
-    dir = p.sharded ? commit_sharded_save(*comm_, opts_.run_dir, *p.sharded, written, keep)
-                    : commit_checkpoint_folder(opts_.run_dir, p.step, p.tmp, written, keep);
+    finish_pruning();                                // the previous commit's deletions
+    dir = p.sharded ? commit_sharded_save(*comm_, opts_.run_dir, *p.sharded, written, keep, &pruned)
+                    : commit_checkpoint_folder(opts_.run_dir, p.step, p.tmp, written, keep, &pruned);
   } catch (const std::exception& e) {  // disk full, read-only: say what survives (save_checkpoint's promise)
     throw checkpoint_not_saved(e, p.step, opts_.run_dir);
   }
   const bool async = cfg_.train.async_checkpoint;
   const double commit_s = seconds_since(start), write_s = p.write->seconds();
+  // Deleting the checkpoints beyond keep_checkpoints (seconds for big ones) overlaps training.
+  if (!pruned.empty())
+    pruning_ = std::make_unique<BackgroundWrite>(
+        [pruned] {
+          for (const std::string& dir : pruned) fs::remove_all(dir);
+          return nlohmann::json();
+        },
+        /*background=*/true);
   // What training waited for: the snapshot and the commit (which includes waiting for a write
   // that had not finished), plus, when synchronous, the write itself.
   const double stall_s = p.snapshot_s + commit_s + (async ? 0.0 : write_s);
@@ -480,6 +490,16 @@ std::string Trainer::last_good_checkpoint() {
   return checkpoint_or_none(opts_.run_dir);
 }
 
+void Trainer::finish_pruning() {
+  if (!pruning_) return;
+  try {
+    pruning_->join();
+  } catch (const std::exception& e) {  // the checkpoints are safe; only disk space is at stake
+    spdlog::warn("could not delete an old checkpoint: {} (delete it by hand)", e.what());
+  }
+  pruning_.reset();
+}
+
 void Trainer::abandon_checkpoint() {
   if (!pending_) return;
   PendingCheckpoint p = std::move(*pending_);
@@ -505,6 +525,7 @@ TrainSummary Trainer::fit() {
   if (opts_.stop_after > 0 && step_ >= opts_.stop_after) {  // resumed at or past --stop-after: nothing to train
     maybe_checkpoint(false, true);  // writes it at this world size when the checkpoint had another
     finish_checkpoint();
+    finish_pruning();
     summary_.steps = step_;
     return summary_;
   }
@@ -539,8 +560,10 @@ TrainSummary Trainer::fit() {
       }
     }
     finish_checkpoint();  // the final or stop checkpoint is complete before fit() returns
+    finish_pruning();     // and only keep_checkpoints of them are left
   } catch (...) {
     abandon_checkpoint();  // an error ends training: a pending write is discarded, `latest` unchanged
+    finish_pruning();
     throw;
   }
   summary_.steps = step_;

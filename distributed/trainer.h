@@ -76,6 +76,7 @@ class Trainer {
   void prepare_snapshot();             // allocates (pins) those buffers ahead of the first save
   void finish_checkpoint();            // waits for the pending write and commits it (collective when sharded)
   void abandon_checkpoint();           // error path: waits for the pending write and discards it
+  void finish_pruning();               // waits for the deletion of old checkpoints (started by a commit)
   std::string last_good_checkpoint();  // for error messages; one rank commits a pending write first
   bool eval_due(bool last) const;
   void track_memory();
@@ -110,9 +111,10 @@ class Trainer {
     std::unique_ptr<BackgroundWrite> write;  // returns the manifest (one rank) or this rank's record
   };
   std::optional<PendingCheckpoint> pending_;
-  std::shared_ptr<Checkpoint> snapshot_;  // one rank: the host copy (pinned), reused by every save
-  NamedTensors shard_snapshot_;           // sharded: this rank's host copy (pinned), reused likewise
-  bool checkpoint_written_ = false;       // every rank's pending write finished (any_rank_stopping)
+  std::shared_ptr<Checkpoint> snapshot_;      // one rank: the host copy (pinned), reused by every save
+  std::unique_ptr<BackgroundWrite> pruning_;  // deletes checkpoints beyond keep_checkpoints
+  NamedTensors shard_snapshot_;               // sharded: this rank's host copy (pinned), reused likewise
+  bool checkpoint_written_ = false;           // every rank's pending write finished (any_rank_stopping)
   double last_grad_norm_ = 0;
   double elapsed_seconds_ = 0;  // since fit() started, for the ETA
   TrainSummary summary_;

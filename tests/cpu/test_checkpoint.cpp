@@ -108,6 +108,29 @@ TEST_CASE("checkpoint: retention keeps the one just written and latest never dan
   CHECK(!fs::exists(root / "step-3"));  // keep = 1: only the one just written
 }
 
+TEST_CASE("checkpoint: a deferred prune renames old folders aside for the caller to delete",
+          "[cpu][reliability][checkpoint]") {
+  TempDir dir("deferred_prune");
+  const std::string run = dir.path.string();
+  const fs::path root = dir.path / "checkpoints";
+  save_checkpoint(run, 1, make_checkpoint(1), 1);
+  const std::string tmp = begin_checkpoint_folder(run, 2, ::getpid());
+  std::vector<std::string> pruned;
+  const std::string ck =
+      commit_checkpoint_folder(run, 2, tmp, write_checkpoint_files(tmp, 2, make_checkpoint(2)), 1, &pruned);
+  REQUIRE(pruned.size() == 1);
+  CHECK(pruned[0] == checkpoint_temp_folder(run, 1, ::getpid()));
+  CHECK(fs::exists(pruned[0]));          // renamed aside, not deleted: the caller deletes it
+  CHECK(!fs::exists(root / "step-1"));   // no longer a checkpoint
+  CHECK(*latest_checkpoint(run) == ck);  // this process is alive: its folder is left alone
+  CHECK(fs::exists(pruned[0]));
+  // The process that would have deleted it died: the next start removes it as a leftover.
+  const std::string orphan = checkpoint_temp_folder(run, 1, 999999999);
+  fs::rename(pruned[0], orphan);
+  CHECK(*latest_checkpoint(run) == ck);
+  CHECK(!fs::exists(orphan));
+}
+
 TEST_CASE("checkpoint: without latest the newest complete step folder is used, or the run is refused",
           "[cpu][reliability][checkpoint]") {
   TempDir dir("recover");
