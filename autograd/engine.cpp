@@ -16,6 +16,8 @@ static thread_local bool g_grad_mode = true;
 bool grad_mode_enabled() { return g_grad_mode; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_mode) { g_grad_mode = false; }
 NoGradGuard::~NoGradGuard() { g_grad_mode = previous_; }
+EnableGradGuard::EnableGradGuard() : previous_(g_grad_mode) { g_grad_mode = true; }
+EnableGradGuard::~EnableGradGuard() { g_grad_mode = previous_; }
 
 // ---------------------------------------------------------------------------------------------
 // pre-backward hooks

@@ -54,6 +54,19 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Turns recording back on inside a backward function (the engine runs them under NoGradGuard):
+// activation checkpointing (autograd/checkpoint.h) records its recomputation there.
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // Pre-backward hooks by storage: while one is set for `storage`, every node recorded with an input
 // stored there gets `hook` as its pre-backward hook. Sharded training sets one per parameter
 // group (distributed/parameter_sharding.h), so exactly the nodes that read a group's parameters

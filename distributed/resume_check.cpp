@@ -11,6 +11,7 @@ const std::vector<std::string>& resumable_fields() {
                                                   "train.checkpoint_every",
                                                   "train.keep_checkpoints",
                                                   "train.async_checkpoint",
+                                                  "train.activation_checkpointing",  // memory vs compute only
                                                   "train.log_every",
                                                   "train.collective_timeout_s",
                                                   "data.val",

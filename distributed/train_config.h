@@ -36,6 +36,9 @@ struct TrainerConfig {
   // Write checkpoints on a background thread from a host snapshot, so training goes on while the
   // files are written (the step stalls only for the copy); false: the whole save stalls the step.
   bool async_checkpoint = true;
+  // "none" | "block": keep only each block's input in the forward and recompute the block in
+  // backward (nn::LanguageModel::set_activation_checkpointing): less memory, one more forward.
+  std::string activation_checkpointing = "none";
   int64_t log_every = 10;
   uint64_t seed = 1234;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N

@@ -157,7 +157,9 @@ void Trainer::refresh_host_snapshot() {
 std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
   // Every rank draws the same initial weights from the seed (device-independent Philox).
   spdlog::info("device {}, compute dtype {}", device_.str(), dtype_name(dtype_));
-  return std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
+  auto model = std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
+  model->set_activation_checkpointing(cfg_.train.activation_checkpointing == "block");
+  return model;
 }
 
 bool Trainer::wants_sharding() const { return comm_->world_size() > 1 || cfg_.parallel.sharding == "full"; }

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "autograd/checkpoint.h"
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "core/error.h"
@@ -81,7 +82,7 @@ Tensor LanguageModel::logits_over(const Tensor& ids, StreamStep& step, bool last
   after(0);  // a tied head reads the embedding again; the hooks keep the first group (see header)
   for (size_t i = 0; i < blocks_.size(); ++i) {
     before(i + 1);
-    x = blocks_[i]->forward(x, step);
+    x = checkpoint_blocks_ ? checkpointed_block(i, x, step) : blocks_[i]->forward(x, step);
     after(i + 1);
   }
   const size_t head = groups_.size() - 1;
@@ -91,6 +92,31 @@ Tensor LanguageModel::logits_over(const Tensor& ids, StreamStep& step, bool last
   Tensor logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embed_.weight());
   after(head);
   return logits;
+}
+
+Tensor LanguageModel::checkpointed_block(size_t i, const Tensor& x, StreamStep& step) const {
+  // The forward writes the block's slots through the live `step` (later blocks read them); the
+  // recomputation in backward through a copy taken now, which holds the stream and the tokens of
+  // the slots written before this block, as the first run saw them. The tokens of the slots the
+  // recomputation writes are side roots: later blocks read those slots, so their gradients wait
+  // in the stream's buffers, and a slot read by no part of this block (its FFN and attention
+  // depth projections) is reached from nothing else.
+  auto before_block = std::make_shared<StreamStep>(step);
+  auto first_run = std::make_shared<bool>(true);
+  const Block* block = blocks_[i];
+  auto fn = [block, &step, before_block, first_run](const Tensor& in, std::vector<Tensor>& side_roots) {
+    if (*first_run) {
+      *first_run = false;
+      return block->forward(in, step);
+    }
+    StreamStep again = *before_block;
+    Tensor out = block->forward(in, again);
+    for (size_t s = 0; s < again.tokens.size(); ++s)
+      if (again.tokens[s].defined() && !before_block->tokens[s].defined() && again.tokens[s].requires_grad())
+        side_roots.push_back(again.tokens[s]);
+    return out;
+  };
+  return checkpoint(fn, x, {groups_[i + 1].flat});
 }
 
 LanguageModel::Output LanguageModel::run(const Tensor& ids, const Tensor& targets) const {

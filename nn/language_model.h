@@ -72,6 +72,12 @@ class LanguageModel : public Module {
   };
   void set_group_hooks(GroupHooks hooks) { hooks_ = std::move(hooks); }
 
+  // Activation checkpointing per block (train.activation_checkpointing: block): a block's forward
+  // keeps only its input, and its backward runs the block again first (autograd/checkpoint.h).
+  // Same gradients, one more forward per step, far less activation memory. Off by default.
+  void set_activation_checkpointing(bool on) { checkpoint_blocks_ = on; }
+  bool activation_checkpointing() const { return checkpoint_blocks_; }
+
   void zero_grad();                     // every group: flat grad zeroed, param grads = views
   void to(Device device, DType dtype);  // moves every group; drops gradients
   void init_weights(uint64_t seed);     // normal(0, init_std) weights, ones for norms, zero biases
@@ -86,6 +92,7 @@ class LanguageModel : public Module {
   void check_ids(const Tensor& ids) const;
   // Embedding, the blocks over `step`, final norm and head: logits [B, T, V] (last_only: [B, 1, V]).
   Tensor logits_over(const Tensor& ids, StreamStep& step, bool last_only) const;
+  Tensor checkpointed_block(size_t i, const Tensor& x, StreamStep& step) const;
 
   ModelConfig config_;
   StreamLayout layout_;
@@ -95,6 +102,7 @@ class LanguageModel : public Module {
   Linear* lm_head_ = nullptr;
   std::vector<ParamGroup> groups_;
   GroupHooks hooks_;
+  bool checkpoint_blocks_ = false;
 };
 
 // The factory the trainer uses: validates a copy of the config and builds the model.

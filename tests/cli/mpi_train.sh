@@ -4,7 +4,8 @@
 # padding of every flat group) log the same losses as one unsharded rank, to float rounding, for
 # both variants (sequence, depth_kv_ffn) with pre- and post-norm, with gradient accumulation (micro-batch 2 <
 # per-rank batch), with parameters freed after each block's forward (ZeRO-3, the default) or kept
-# until the backward (reshard_after_forward false), and through the sharded path at one rank; the
+# until the backward (reshard_after_forward false), with activation checkpointing per block, and
+# through the sharded path at one rank; the
 # final evaluation, dealt over the ranks, agrees too. The memory a rank spends on shards falls as
 # 1/N (N = 1, 2, 4). Ranks whose configs differ stop together with a message naming them.
 source "$(dirname "$0")/lib.sh"
@@ -32,6 +33,12 @@ train_np 2 kvffn_pre_np2_zero2 "${KVFFN[@]}" --set parallel.reshard_after_forwar
 compare_losses kvffn_pre_np1 kvffn_pre_np2_zero2
 train_np 1 kvffn_pre_np1_sharded "${KVFFN[@]}" --set parallel.sharding=full
 compare_losses kvffn_pre_np1 kvffn_pre_np1_sharded
+# Activation checkpointing per block: the recomputation in backward gathers the block's freed
+# parameters again (ZeRO-3) and accumulates the same gradients, one rank and three.
+train_np 3 kvffn_pre_np3_ckpt "${KVFFN[@]}" --set train.activation_checkpointing=block
+compare_losses kvffn_pre_np1 kvffn_pre_np3_ckpt
+train_np 1 kvffn_pre_np1_ckpt "${KVFFN[@]}" --set train.activation_checkpointing=block
+compare_losses kvffn_pre_np1 kvffn_pre_np1_ckpt
 for np in 1 3; do train_np "$np" "seq_post_np$np" --set model.variant=sequence --set model.norm=post; done
 compare_losses seq_post_np1 seq_post_np3
 for np in 1 2; do train_np "$np" "seq_pre_np$np" --set model.variant=sequence --set model.norm=pre; done

@@ -138,6 +138,10 @@ TEST_CASE("train config: errors name the field, the value and the rule", "[cpu][
   j = tiny_config(10);
   j["data"]["train"] = "/nonexistent/*.bin";
   REQUIRE_THROWS_WITH(train_config_from_json(j), Catch::Contains("data.train") && Catch::Contains("no file matches"));
+  j = tiny_config(10);
+  j["train"]["activation_checkpointing"] = "layer";
+  REQUIRE_THROWS_WITH(train_config_from_json(j), Catch::Contains("train.activation_checkpointing") &&
+                                                     Catch::Contains("layer") && Catch::Contains("\"block\""));
 }
 
 TEST_CASE("evaluate: losses are token-weighted within and across sets, against an independent count", "[cpu][train]") {
