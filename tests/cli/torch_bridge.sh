@@ -120,4 +120,18 @@ assert json.load(open(f"{sys.argv[1]}/config.json"))["dtype"] == "bf16"
 assert open(f"{sys.argv[1]}/tokenizer.json").read() == open(f"{sys.argv[2]}/tokenizer.json").read()
 MoDAModel.from_pretrained(sys.argv[1])  # loads (as f32)
 PY
-echo "ok: torch bridge, 12 variant x norm combinations"
+
+# The PyTorch training baseline (bench/torch_train_baseline.py, issue 15) builds the same model as
+# moda (its parameter count must equal `moda params`), trains on moda's shards and lowers the loss;
+# on the CPU it runs eagerly with the reference attention.
+for variant in sequence depth_kv_ffn_attn; do
+  "$TORCH_PY" "$SRC/bench/torch_train_baseline.py" --config "$cfg" "${TINY_SETS[@]}" --set model.variant=$variant \
+    --set optim.lr=0.03 --moda "$MODA" --device cpu --steps 8 --warmup 1 --json "$WORK/baseline.json" \
+    > "$WORK/out" 2> "$WORK/err" || { cat "$WORK/err"; fail "torch_train_baseline.py ($variant)"; }
+  "$TORCH_PY" - "$WORK/baseline.json" <<'PY' || fail "torch_train_baseline.py ($variant): $(cat "$WORK/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["tokens_per_s"] > 0 and r["loss_last"] < r["loss_first"], r
+PY
+done
+echo "ok: torch bridge, 12 variant x norm combinations; the training baseline runs"
