@@ -8,6 +8,9 @@
 #   torch     tests/cli/torch_bridge.sh under the host's torch 2.11 (issue 16: torch 2.x, GPU host)
 #   ckpt      activation checkpointing none vs block: tokens/s and peak memory, 125M and the 700M
 #             shape (issue 15)
+#   baseline  bench/torch_train_baseline.py (torch.compile, flash SDPA / FlexAttention) for the 125M
+#             config, sequence and depth_kv_ffn, then `moda train` on the same config (issue 15);
+#             needs runs/demo/data (carried)
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=/tmp/build-gpu
@@ -41,5 +44,15 @@ ckpt)
     done
   done
   ;;
-*) echo "usage: $0 tests|generate|torch|ckpt" >&2; exit 2 ;;
+baseline)
+  for v in sequence depth_kv_ffn; do
+    timeout 250 /opt/torch/.venv/bin/python3 bench/torch_train_baseline.py --config experiments/gpu-125m.json \
+      --moda $b/moda --set model.variant=$v --steps 30 --warmup 10 --json $OUT/torch-125m-$v.json 2>&1 | tail -2
+    rm -rf /tmp/mt
+    timeout 120 $b/moda train --config experiments/gpu-125m.json --set model.variant=$v --set train.steps=40 \
+      --set train.eval_every=0 --set train.checkpoint_every=0 --set "data.val={}" --run-dir /tmp/mt 2>&1 \
+      | grep -E "step +40/" | cut -c26-250
+  done
+  ;;
+*) echo "usage: $0 tests|generate|torch|ckpt|baseline" >&2; exit 2 ;;
 esac
