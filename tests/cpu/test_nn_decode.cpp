@@ -8,12 +8,14 @@
 #include "nn/generate.h"
 #include "nn/language_model.h"
 #include "tests/compare.h"
+#include "tests/test_models.h"
 #include "tests/test_support.h"
 
 using namespace moda;
 using namespace moda::nn;
 using moda::test::rel_l2;
 using moda::testing::error_of;
+using moda::testing::random_ids;
 
 namespace {
 
@@ -37,13 +39,6 @@ ModelConfig small(Variant v, NormPlacement n) {
   c.init_std = 0.3;  // peaked enough that attention weights differ visibly between positions
   c.validate();
   return c;
-}
-
-std::vector<int64_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::vector<int64_t> ids;
-  for (double x : Tensor::uniform({n}, seed, 0.0, double(vocab)).to_double_vector())
-    ids.push_back(std::min<int64_t>(vocab - 1, int64_t(x)));
-  return ids;
 }
 
 // Logits of ids [B, T] run as a prefill of `chunks[0]` tokens, then blocks of chunks[1], ...

@@ -11,39 +11,15 @@
 #include "nn/generate.h"
 #include "nn/language_model.h"
 #include "tests/compare.h"
+#include "tests/test_models.h"
 
 using namespace moda;
 using namespace moda::nn;
 using moda::test::rel_l2;
+using moda::testing::gpu_test_config;
+using moda::testing::random_ids;
 
-namespace {
-
-ModelConfig gpu_config(Variant v, NormPlacement n) {
-  ModelConfig c;
-  c.vocab_size = 97;
-  c.d_model = 128;
-  c.n_layers = 3;
-  c.n_heads = 2;  // head_dim 64: what the fused kernel supports
-  c.n_kv_heads = 1;
-  c.ffn_hidden = 176;
-  c.variant = v;
-  c.norm = n;
-  c.qk_norm = true;
-  c.bias = true;
-  c.depth_kv_bias = true;
-  c.init_std = 0.1;
-  c.validate();
-  return c;
-}
-
-std::vector<int64_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::vector<int64_t> ids;
-  for (double x : Tensor::uniform({n}, seed, 0.0, double(vocab)).to_double_vector())
-    ids.push_back(std::min<int64_t>(vocab - 1, int64_t(x)));
-  return ids;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("decode cuda: the forward kernel with a query offset matches the f64 CPU reference", "[gpu][moda]") {
   // 150 keys span three 64-key tiles; offsets on and next to tile edges; one query and many.
@@ -76,7 +52,7 @@ TEST_CASE("decode cuda: incremental bf16 logits match the full forward, every va
   const int64_t B = 2, T = 37;
   for (Variant v : {Variant::Sequence, Variant::DepthKV, Variant::DepthKVFFN, Variant::DepthKVFFNAttn})
     for (NormPlacement n : {NormPlacement::Pre, NormPlacement::Post, NormPlacement::Reordered}) {
-      ModelConfig c = gpu_config(v, n);
+      ModelConfig c = gpu_test_config(v, n);
       LanguageModel gpu(c, {3, Device::cuda(), DType::BF16});
       LanguageModel cpu(c, {3, Device::cpu(), DType::F32});
       cpu.load_state_dict(gpu.state_dict());  // the same (bf16) weights
@@ -108,7 +84,7 @@ TEST_CASE("decode cuda: incremental bf16 logits match the full forward, every va
 }
 
 TEST_CASE("decode cuda: greedy generation is deterministic, a seed reproduces a sample", "[gpu][nn]") {
-  ModelConfig c = gpu_config(Variant::DepthKVFFN, NormPlacement::Reordered);
+  ModelConfig c = gpu_test_config(Variant::DepthKVFFN, NormPlacement::Reordered);
   LanguageModel gpu(c, {5, Device::cuda(), DType::BF16});
   const std::vector<std::vector<int64_t>> prompts = {random_ids(9, c.vocab_size, 1), random_ids(4, c.vocab_size, 2)};
   GenerateOptions o;

@@ -12,36 +12,17 @@
 #include "core/stream.h"
 #include "nn/language_model.h"
 #include "tests/compare.h"
+#include "tests/test_models.h"
 
 using namespace moda;
 using moda::test::rel_l2;
+using moda::testing::gpu_test_config;
 using namespace moda::nn;
 
 namespace {
 
-ModelConfig gpu_config(Variant v, NormPlacement n) {
-  ModelConfig c;
-  c.vocab_size = 97;
-  c.d_model = 128;
-  c.n_layers = 3;
-  c.n_heads = 2;  // head_dim 64: what the fused kernel supports
-  c.n_kv_heads = 1;
-  c.ffn_hidden = 176;
-  c.variant = v;
-  c.norm = n;
-  c.qk_norm = true;
-  c.bias = true;
-  c.depth_kv_bias = true;
-  c.init_std = 0.1;
-  c.validate();
-  return c;
-}
-
 Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Tensor u = Tensor::uniform({B * T}, seed, 0.0, double(V));
-  std::vector<int64_t> ids;
-  for (double x : u.to_double_vector()) ids.push_back(std::min<int64_t>(V - 1, int64_t(x)));
-  return Tensor::from_ints(ids, {B, T});
+  return Tensor::from_ints(moda::testing::random_ids(B * T, V, seed), {B, T});
 }
 
 }  // namespace
@@ -50,7 +31,7 @@ TEST_CASE("nn cuda: bf16 CUDA model matches the f32 CPU model (logits, loss, gra
   const int64_t B = 2, T = 37;
   for (Variant v : {Variant::Sequence, Variant::DepthKV, Variant::DepthKVFFN, Variant::DepthKVFFNAttn})
     for (NormPlacement n : {NormPlacement::Pre, NormPlacement::Post, NormPlacement::Reordered}) {
-      ModelConfig c = gpu_config(v, n);
+      ModelConfig c = gpu_test_config(v, n);
       LanguageModel cpu(c, {3, Device::cpu(), DType::F32});
       LanguageModel gpu(c, {3, Device::cuda(), DType::BF16});
       INFO(variant_name(v) << " " << norm_name(n));
@@ -94,7 +75,7 @@ TEST_CASE("nn cuda: activation checkpointing gives the gradients of the plain mo
   const int64_t B = 2, T = 37;
   for (Variant v : {Variant::Sequence, Variant::DepthKVFFN, Variant::DepthKVFFNAttn})
     for (NormPlacement n : {NormPlacement::Pre, NormPlacement::Post}) {
-      ModelConfig c = gpu_config(v, n);
+      ModelConfig c = gpu_test_config(v, n);
       LanguageModel plain(c, {3, Device::cuda(), DType::BF16}), ckpt(c, {3, Device::cuda(), DType::BF16});
       ckpt.set_activation_checkpointing(true);
       INFO(variant_name(v) << " " << norm_name(n));
