@@ -93,8 +93,8 @@ def rope(x, theta):
     half = d // 2
     inv_freq = theta ** (-2.0 * torch.arange(half, dtype=torch.float64) / d)
     angle = torch.arange(x.shape[1], dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, d/2]
-    cos = angle.cos().to(x.dtype)[None, :, None, :]
-    sin = angle.sin().to(x.dtype)[None, :, None, :]
+    cos = angle.cos().to(x.device, x.dtype)[None, :, None, :]  # angles in f64 on the host, then moved
+    sin = angle.sin().to(x.device, x.dtype)[None, :, None, :]
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
@@ -109,7 +109,7 @@ def moda_attention(q, k, v, depth):
     k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
     scale = 1.0 / math.sqrt(d)
     seq_scores = torch.einsum("bthd,bshd->bhts", q, k) * scale
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
     seq_scores = seq_scores.masked_fill(~causal, float("-inf"))
     if not depth:
         return torch.einsum("bhts,bshd->bthd", torch.softmax(seq_scores, dim=-1), v)
