@@ -107,8 +107,6 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
       accumulation_(per_rank_accumulation(config, comm_->world_size())),
       device_(resolve_device(config.train.device, comm_->local_rank())),
       dtype_(device_.is_cuda() ? DType::BF16 : DType::F32),
-      model_(make_model()),
-      optimizer_(make_optimizer()),
       schedule_{cfg_.optim.lr, cfg_.optim.min_lr, cfg_.optim.warmup_steps, cfg_.train.steps},
       loader_(make_loader()),
       metrics_(required_run_dir(opts_)) {
@@ -120,6 +118,11 @@ Trainer::Trainer(const TrainConfig& config, const TrainOptions& options, std::un
   const Shape batch{cfg_.train.micro_batch, cfg_.data.seq_len};
   inputs_ = Tensor::empty(batch, DType::I32);
   targets_ = Tensor::empty(batch, DType::I32);
+  // The run folder is judged before the model is built: a refused folder (checkpoints without
+  // --resume) fails in a second, not after a 700M model was built and initialised.
+  resume_from_ = find_checkpoint_to_resume();
+  model_ = make_model();
+  optimizer_ = make_optimizer();
   shard_model();
   start_or_resume();
   // Pinning the snapshot's host memory takes seconds on a GPU host (about 6 s for the 700M
@@ -219,7 +222,7 @@ std::string Trainer::sharding_mode() const {
   return cfg_.parallel.reshard_after_forward ? "zero3" : "zero2";
 }
 
-void Trainer::start_or_resume() {
+std::optional<std::string> Trainer::find_checkpoint_to_resume() {
   // Rank 0 looks first: it alone removes the leftovers of interrupted saves.
   std::optional<std::string> latest;
   if (is_main_rank()) latest = latest_checkpoint(opts_.run_dir);
@@ -227,6 +230,11 @@ void Trainer::start_or_resume() {
   if (!is_main_rank()) latest = latest_checkpoint(opts_.run_dir);
   MODA_CHECK(opts_.resume || !latest, "run folder '", opts_.run_dir, "' already holds checkpoints (", *latest,
              "); pass --resume to continue it or choose another --run-dir");
+  return latest;
+}
+
+void Trainer::start_or_resume() {
+  const std::optional<std::string>& latest = resume_from_;
   if (device_.is_cuda()) cuda_allocator::reset_peak(device_.index);
   if (opts_.resume && latest) {  // either layout, saved at any world size (distributed/sharded_checkpoint.h)
     nlohmann::json saved;

@@ -65,6 +65,7 @@ class Trainer {
   bool wants_sharding() const;
   std::string sharding_mode() const;  // none | zero3 | zero2
   void shard_model();                 // a world of one keeps the model whole unless parallel.sharding is full
+  std::optional<std::string> find_checkpoint_to_resume();  // the run folder's latest, refused without --resume
   void start_or_resume();
 
   double train_step();  // one optimiser step over global_batch sequences; returns the mean loss
@@ -91,6 +92,7 @@ class Trainer {
   int64_t accumulation_ = 1;           // micro-batches per rank per step
   Device device_;
   DType dtype_;
+  std::optional<std::string> resume_from_;  // the checkpoint start_or_resume() loads, if any
   std::unique_ptr<nn::LanguageModel> model_;
   std::unique_ptr<nn::AdamW> optimizer_;         // one rank: plain AdamW
   std::unique_ptr<ShardedOptimizer> sharded_;    // sharded runs (N > 1 ranks or parallel.sharding full)

@@ -44,8 +44,10 @@ check_format() {
 run_sanitized_tests() {
   # No MODA_WERROR here: GCC 12 warns falsely (-Wmaybe-uninitialized in <regex>) under -fsanitize;
   # the build stage above is the warnings gate.
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODA_SANITIZE=address,undefined \
-    -DMODA_WERROR=OFF ${MODA_CMAKE_ARGS:-} > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
+  # -O1 -g1 (line tables only): half the compile time of RelWithDebInfo's -O2 -g on CI's 2 cores
+  # (22-28 s vs 8-13 s for one test file), and still file:line in every sanitizer stack trace.
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DMODA_SANITIZE=address,undefined -DMODA_WERROR=OFF ${MODA_CMAKE_ARGS:-} > build-asan.configure.log 2>&1 || { cat build-asan.configure.log; exit 1; }
   cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:print_stacktrace=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

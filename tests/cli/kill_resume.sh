@@ -102,6 +102,13 @@ if [ "$ranks" -gt 1 ]; then
   echo "one rank resumed the $ranks-rank step-$from and trained step $((from + 1))"
 fi
 
+# The same run folder without --resume is refused before the model is built (no "compute dtype"
+# line, which the model's construction logs): a mistake costs a second, not a model's build.
+run train --config "$cfg" "${SETS[@]}" --stop-after 1 --run-dir "$run_dir"
+expect_rc 1 "train into a run folder with checkpoints, without --resume"
+expect_in err "already holds checkpoints" "the refusal names the checkpoints"
+! grep -q "compute dtype" "$WORK/err" || fail "the refused run built its model first"
+
 # The last resume trains two more steps and stops cleanly; every step 1..N is logged exactly once.
 final=$(($(latest_step) + 2))
 RC=0
