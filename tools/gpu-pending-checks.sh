@@ -5,6 +5,8 @@
 #   tests     every gpu test (new: "decode cuda*" offset kernel and cached decoding vs the full
 #             forward, "nn cuda: activation checkpointing*"), then the CPU decode/generate tests
 #   generate  moda bench generate, 125M config, batch 1 and 32, prompt 128, 128 new tokens (issue 16)
+#   decode-profile  per-kernel GPU time of 16 decode steps at batch 32 (Nsight Compute): batch 32
+#             took 26.8 ms per step (8x batch 1) on 2026-12-02; is it the kernels or the host?
 #   torch     tests/cli/torch_bridge.sh under the host's torch 2.11 (issue 16: torch 2.x, GPU host)
 #   ckpt      activation checkpointing none vs block: tokens/s and peak memory, 125M and the 700M
 #             shape (issue 15)
@@ -25,8 +27,18 @@ generate)
   $b/moda bench generate --config experiments/gpu-125m.json --device cuda --batch 1,32 --prompt-len 128 \
     --new-tokens 128 --json | tee $OUT/generate-h200.json
   ;;
+decode-profile)
+  # The prefill and warm-up come first; skip them by launch count is fragile, so profile a short
+  # run whole and compare its kernel sum with the wall time printed by the bench.
+  ncu --clock-control none --metrics gpu__time_duration.sum --csv $b/moda bench generate \
+    --config experiments/gpu-125m.json --device cuda --batch 32 --prompt-len 128 --new-tokens 16 \
+    > $OUT/decode-ncu.csv 2> $OUT/decode-ncu.err
+  python3 tools/ncu_summary.py $OUT/decode-ncu.csv
+  $b/moda bench generate --config experiments/gpu-125m.json --device cuda --batch 32 --prompt-len 128 --new-tokens 16
+  ;;
 torch)
-  MODA_TORCH_PYTHON=/opt/torch/.venv/bin/python3 timeout 560 bash tests/cli/torch_bridge.sh $b/moda "$PWD" 2>&1 | tail -20
+  MODA_TORCH_PYTHON=/opt/torch/.venv/bin/python3 timeout 560 bash tests/cli/torch_bridge.sh $b/moda "$PWD" 2>&1 \
+    | tee $OUT/torch-bridge.log | tail -20  # 1.5-3.5 min on 2 cores here; the log survives a time-out
   ;;
 ckpt)
   M700=(--set model.vocab_size=100278 --set model.d_model=1024 --set model.n_layers=36 --set model.n_heads=16
@@ -54,5 +66,5 @@ baseline)
       | grep -E "step +40/" | cut -c26-250
   done
   ;;
-*) echo "usage: $0 tests|generate|torch|ckpt|baseline" >&2; exit 2 ;;
+*) echo "usage: $0 tests|generate|decode-profile|torch|ckpt|baseline" >&2; exit 2 ;;
 esac
