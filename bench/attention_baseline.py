@@ -2,8 +2,9 @@
 """MoDA attention benchmark, combined table.
 
 Runs `moda bench attention --json` (our fused kernels: with depth, and the same kernels at L = 0),
-then times PyTorch's scaled_dot_product_attention with the flash backend (no depth: the L = 0
-baseline) on the same shapes, forward and forward+backward, and prints ONE table with ratios.
+then times PyTorch's scaled_dot_product_attention with the flash backend and with the cuDNN
+backend (no depth: the L = 0 baselines) on the same shapes, forward and forward+backward, and
+prints ONE table with ratios. A backend this torch build or GPU refuses shows as "-".
 
 Timing: CUDA events around each call, median of --iters runs after --warmup runs, like the moda
 command. FLOPs: 4 * B * Hq * d * visible keys forward (causal: T(T+1)/2 per head, plus T*L with
@@ -14,6 +15,7 @@ Usage: python3 bench/attention_baseline.py --moda build-gpu/moda [--cases all|ta
 import argparse
 import datetime
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -37,8 +39,9 @@ def time_ms(fn, warmup, iters):
     return statistics.median(times)
 
 
-def flash_case(B, T, Hq, Hk, d, warmup, iters):
-    """Flash SDPA (causal, bf16) on q [B,T,Hq,d], k,v [B,T,Hk,d] viewed as [B,H,T,d]."""
+def sdpa_case(backend, B, T, Hq, Hk, d, warmup, iters):
+    """SDPA through one backend (causal, bf16) on q [B,T,Hq,d], k,v [B,T,Hk,d] viewed as [B,H,T,d].
+    Returns (fwd ms, fwd+bwd ms, GQA mode); (nan, nan, "refused") when the backend cannot run it."""
     dev = torch.device("cuda")
     q = torch.randn(B, T, Hq, d, device=dev, dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
     k = torch.randn(B, T, Hk, d, device=dev, dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
@@ -54,24 +57,37 @@ def flash_case(B, T, Hq, Hk, d, warmup, iters):
         # q.grad, k.grad, v.grad from the second call on, adding three elementwise kernels per call.
         return torch.autograd.grad(attn(q, k, v), (q, k, v), dout)
 
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
-        try:
-            attn_fwdbwd(q, k, v)
-        except RuntimeError:
-            # Flash refused grouped heads: repeat K, V outside the timed region instead.
-            mode = "repeat_kv"
-            G = Hq // Hk
-            k = k.detach().repeat_interleave(G, dim=1).requires_grad_()
-            v = v.detach().repeat_interleave(G, dim=1).requires_grad_()
+    try:
+        with sdpa_kernel([backend]):
+            try:
+                attn_fwdbwd(q, k, v)
+            except RuntimeError:
+                # The backend refused grouped heads: repeat K, V outside the timed region instead.
+                mode = "repeat_kv"
+                G = Hq // Hk
+                k = k.detach().repeat_interleave(G, dim=1).requires_grad_()
+                v = v.detach().repeat_interleave(G, dim=1).requires_grad_()
 
-            def attn(q, k, v):  # noqa: F811
-                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                def attn(q, k, v):  # noqa: F811
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-        fwd = time_ms(lambda: attn(q, k, v), warmup, iters)
-        fwdbwd = time_ms(lambda: attn_fwdbwd(q, k, v), warmup, iters)
+            fwd = time_ms(lambda: attn(q, k, v), warmup, iters)
+            fwdbwd = time_ms(lambda: attn_fwdbwd(q, k, v), warmup, iters)
+    except RuntimeError as e:
+        print(f"# {backend.name} refused B={B} T={T} Hq={Hq} Hk={Hk} d={d}: {str(e).splitlines()[0][:120]}",
+              file=sys.stderr)
+        fwd, fwdbwd, mode = math.nan, math.nan, "refused"
     del q, k, v, dout
     torch.cuda.empty_cache()
     return fwd, fwdbwd, mode
+
+
+def driver_version():
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=True).stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "unknown"
 
 
 def main():
@@ -90,17 +106,19 @@ def main():
     rows = json.loads(out[out.index("["):])
 
     for r in rows:
-        r["flash_fwd_ms"], r["flash_fwdbwd_ms"], r["flash_mode"] = flash_case(
-            r["B"], r["T"], r["Hq"], r["Hk"], r["d"], a.warmup, a.iters)
+        for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+            r[f"{name}_fwd_ms"], r[f"{name}_fwdbwd_ms"], r[f"{name}_mode"] = sdpa_case(
+                backend, r["B"], r["T"], r["Hq"], r["Hk"], r["d"], a.warmup, a.iters)
 
     gpu = rows[0]["gpu"] if rows else "?"
-    print(f"# MoDA attention vs torch flash SDPA — {gpu}, {datetime.date.today()}, torch {torch.__version__}, "
-          f"CUDA {torch.version.cuda}; causal bf16, median of {a.iters}; copy bandwidth "
+    print(f"# MoDA attention vs torch flash and cuDNN SDPA — {gpu}, {datetime.date.today()}, torch {torch.__version__}, "
+          f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, driver {driver_version()}; causal bf16, median of {a.iters}; copy bandwidth "
           f"{rows[0]['copy_GBps']:.0f} GB/s" if rows else "# no rows")
-    print("# ratios: L0/flash and MoDA/flash on fwd+bwd; extra = MoDA - L0 (fwd+bwd); floor = depth K,V "
+    print("# ratios: L0/flash, L0/cudnn and MoDA/flash on fwd+bwd; extra = MoDA - L0 (fwd+bwd); floor = depth K,V "
           "bytes (fwd read, bwd read + grads written) / copy bandwidth")
     hdr = ("| B | T | Hq | G | L | MoDA fwd ms | MoDA f+b ms | TFLOP/s | L0 fwd ms | L0 f+b ms | flash fwd ms | "
-           "flash f+b ms | L0/flash | MoDA/flash | extra ms | floor ms | extra/floor |")
+           "flash f+b ms | cudnn fwd ms | cudnn f+b ms | L0/flash | L0/cudnn | MoDA/flash | extra ms | floor ms | "
+           "extra/floor |")
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
@@ -108,14 +126,19 @@ def main():
         floor = r["depth_floor_fwdbwd_ms"]
         print(f"| {r['B']} | {r['T']} | {r['Hq']} | {r['G']} | {r['L']} | {r['fwd_ms']:.3f} | {r['fwdbwd_ms']:.3f} | "
               f"{r['fwdbwd_tflops']:.0f} | {r['l0_fwd_ms']:.3f} | {r['l0_fwdbwd_ms']:.3f} | {r['flash_fwd_ms']:.3f} | "
-              f"{r['flash_fwdbwd_ms']:.3f} | {r['l0_fwdbwd_ms'] / r['flash_fwdbwd_ms']:.3f} | "
+              f"{r['flash_fwdbwd_ms']:.3f} | {r['cudnn_fwd_ms']:.3f} | {r['cudnn_fwdbwd_ms']:.3f} | "
+              f"{r['l0_fwdbwd_ms'] / r['flash_fwdbwd_ms']:.3f} | {r['l0_fwdbwd_ms'] / r['cudnn_fwdbwd_ms']:.3f} | "
               f"{r['fwdbwd_ms'] / r['flash_fwdbwd_ms']:.3f} | {extra:.3f} | {floor:.3f} | "
               f"{extra / floor if floor > 0 else float('nan'):.2f} |")
-    modes = sorted({r["flash_mode"] for r in rows})
-    print(f"# flash GQA mode: {', '.join(modes)}")
+    for name in ("flash", "cudnn"):
+        print(f"# {name} GQA mode: {', '.join(sorted({r[name + '_mode'] for r in rows}))}")
     if a.json_out:
+        meta = {"date": str(datetime.date.today()), "gpu": gpu, "driver": driver_version(), "torch": torch.__version__,
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "iters": a.iters,
+                "warmup": a.warmup, "command": " ".join(sys.argv)}
         with open(a.json_out, "w") as f:
-            json.dump(rows, f, indent=1)
+            clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+            json.dump({**meta, "rows": clean}, f, indent=1)  # a refused backend's times are null
     return 0
 
 

@@ -7,6 +7,8 @@
 #   generate  moda bench generate, 125M config, batch 1 and 32, prompt 128, 128 new tokens (issue 16)
 #   decode-profile  per-kernel GPU time of 16 decode steps at batch 32 (Nsight Compute): batch 32
 #             took 26.8 ms per step (8x batch 1) on 2026-12-02; is it the kernels or the host?
+#   attention bench/attention_baseline.py: our kernels beside torch's flash AND cuDNN SDPA (issue 14's
+#             second baseline column), table + JSON with date/GPU/driver/versions
 #   torch     tests/cli/torch_bridge.sh under the host's torch 2.11 (issue 16: torch 2.x, GPU host)
 #   ckpt      activation checkpointing none vs block: tokens/s and peak memory, 125M and the 700M
 #             shape (issue 15)
@@ -35,6 +37,9 @@ decode-profile)
     > $OUT/decode-ncu.csv 2> $OUT/decode-ncu.err
   python3 tools/ncu_summary.py $OUT/decode-ncu.csv
   $b/moda bench generate --config experiments/gpu-125m.json --device cuda --batch 32 --prompt-len 128 --new-tokens 16
+  ;;
+attention)
+  /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --json-out $OUT/attention-h200.json
   ;;
 torch)
   MODA_TORCH_PYTHON=/opt/torch/.venv/bin/python3 timeout 560 bash tests/cli/torch_bridge.sh $b/moda "$PWD" 2>&1 \
@@ -66,5 +71,5 @@ baseline)
       | grep -E "step +40/" | cut -c26-250
   done
   ;;
-*) echo "usage: $0 tests|generate|decode-profile|torch|ckpt|baseline" >&2; exit 2 ;;
+*) echo "usage: $0 tests|generate|decode-profile|attention|torch|ckpt|baseline" >&2; exit 2 ;;
 esac
