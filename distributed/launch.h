@@ -7,6 +7,12 @@
 
 namespace moda {
 
+// True when this process was started by an MPI launcher (Open MPI, MPICH/Hydra, PMIx, Slurm PMI):
+// then `moda train` joins the launcher's world; otherwise it is a world of one and MPI stays
+// uninitialised (no singleton start-up cost, no MPI needed to run on one device). Also answered
+// without MPI, so that a build without it refuses such a start instead of training alone N times.
+bool launched_by_mpi();
+
 class World {
  public:
   World();  // joins the launcher's world, or makes a world of one

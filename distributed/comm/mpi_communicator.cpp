@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -51,12 +50,6 @@ void on_mpi_error(MPI_Comm*, int* code, ...) {
 }
 
 }  // namespace
-
-bool launched_by_mpi() {
-  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"})
-    if (std::getenv(var)) return true;
-  return false;
-}
 
 MpiSession::MpiSession() {
   int initialized = 0;

@@ -8,11 +8,6 @@
 
 namespace moda {
 
-// True when this process was started by an MPI launcher (Open MPI, MPICH/Hydra, PMIx, Slurm PMI):
-// then `moda train` joins the launcher's world; otherwise it is a world of one and MPI stays
-// uninitialised (no singleton start-up cost, no MPI needed to run on one device).
-bool launched_by_mpi();
-
 // Initialises MPI for the life of the object (MPI_THREAD_FUNNELED) and finalises it after.
 // Errors abort every rank rather than leave the others waiting in a collective.
 class MpiSession {
