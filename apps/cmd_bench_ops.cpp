@@ -519,6 +519,41 @@ std::vector<CaseFactory> gpu_cases(double scale) {
                 [=] { cuda::matmul(g, ptr<bf16>(a), ptr<bf16>(b), ptr<bf16>(c), nullptr, s); },
                 {a, b, c}};
   });
+  // The 125M model's training GEMMs at 64 sequences x 1024 tokens (--scale scales the tokens):
+  // d_model 768, SwiGLU hidden 3072 (gate and up fused: one [2 x 3072, 768] projection), vocab
+  // 50304. Linear layers compute y = x W^T. Compare MODA_GEMM_AUTOTUNE=0 (cuBLASLt's first pick)
+  // with the default (autotuned); the plan report printed after the table shows each choice.
+  const int64_t tokens = sz(65536, 64), dm = 768, ffn = 3072, vocab = 50304;
+  struct TrainGemm {
+    const char* op;
+    int64_t m, n, k;
+    bool ta, tb, f32_acc;  // f32_acc: bf16 inputs, f32 output, beta = 1 (weight gradient)
+  };
+  for (const TrainGemm t : {TrainGemm{"gemm 125M mlp up fwd (x W^T)", tokens, 2 * ffn, dm, false, true, false},
+                            TrainGemm{"gemm 125M mlp down fwd (x W^T)", tokens, dm, ffn, false, true, false},
+                            TrainGemm{"gemm 125M lm head fwd (x W^T)", tokens, vocab, dm, false, true, false},
+                            TrainGemm{"gemm 125M mlp down dx (dy W)", tokens, ffn, dm, false, false, false},
+                            TrainGemm{"gemm 125M mlp down dW += dy^T x", dm, ffn, tokens, true, false, true}}) {
+    f.push_back([=] {
+      auto a = dev<bf16>(t.m * t.k, 0.5), b = dev<bf16>(t.k * t.n, 0.5);
+      auto c = t.f32_acc ? dev<float>(t.m * t.n) : dev<bf16>(t.m * t.n);
+      GemmDesc g;
+      g.m = t.m, g.n = t.n, g.k = t.k, g.trans_a = t.ta, g.trans_b = t.tb, g.beta = t.f32_acc ? 1.f : 0.f;
+      const double c_bytes = t.f32_acc ? 8.0 * t.m * t.n : 2.0 * t.m * t.n;  // f32 C read and written
+      return Case{t.op,
+                  t.f32_acc ? "bf16->f32" : "bf16",
+                  shape_of({t.m, t.n, t.k}),
+                  2.0 * t.m * t.k + 2.0 * t.k * t.n + c_bytes,
+                  2.0 * t.m * t.n * t.k,
+                  [=] {
+                    if (t.f32_acc)
+                      cuda::matmul(g, ptr<bf16>(a), ptr<bf16>(b), ptr<float>(c), nullptr, s);
+                    else
+                      cuda::matmul(g, ptr<bf16>(a), ptr<bf16>(b), ptr<bf16>(c), nullptr, s);
+                  },
+                  {a, b, c}};
+    });
+  }
   return f;
 }
 #endif
@@ -584,6 +619,14 @@ int run(const std::vector<std::string>& argv) {
                 c.bytes / 1e6, ms, gbs, 100.0 * gbs / copy_gbs, tflops.c_str());
     std::fflush(stdout);
   }
+#ifdef MODA_HAVE_CUDA
+  if (device == "cuda") {  // which cuBLASLt algorithm each GEMM shape ended up with
+    const std::string plans = cuda::matmul_plan_report();
+    if (!plans.empty())
+      std::printf("\ncuBLASLt plans (MODA_GEMM_AUTOTUNE %s; chosen 0 = the heuristic's first pick):\n\n%s",
+                  cuda::matmul_autotune_enabled() ? "on" : "off", plans.c_str());
+  }
+#endif
   return 0;
 }
 
@@ -599,6 +642,8 @@ constexpr const char* kBenchOpsUsage =
   --warmup N          untimed runs first (default 3)
   --scale S           multiplies the sizes (default 1: >= 256 MB of traffic per op on a GPU)
   --ops NAME...       only the ops whose name contains one of the words
+  MODA_GEMM_AUTOTUNE=0 in the environment times cuBLASLt's first-pick algorithms instead of the
+  autotuned ones; the cuBLASLt plan report after the table shows which algorithm each GEMM used.
 )";
 
 MODA_COMMAND("bench ops", "time the memory-bound kernels against the device copy bandwidth", kBenchOpsUsage,

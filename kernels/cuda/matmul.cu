@@ -2,12 +2,21 @@
 // C = op(A) op(B) is issued as the column-major product C^T = op(B)^T op(A)^T: cuBLASLt's "A" is
 // our B and its "B" is our A, with m and n swapped. A row-major matrix with r rows, c columns and
 // row stride ld is the column-major matrix with c rows, r columns and leading dimension ld.
+// Autotuning (MODA_GEMM_AUTOTUNE, default on): a plan keeps up to 8 heuristic candidates; on its
+// first use outside graph capture each is timed on the caller's stream (events, 1 warm-up + 3
+// runs) and the fastest is kept. The heuristic's first pick is slow for some training shapes
+// (issue 15). With beta != 0 the timing runs write a scratch D, so C is never accumulated twice.
 #include <cuda_bf16.h>
 
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "core/cuda_check.h"
 #include "kernels/cuda/matmul.h"
@@ -38,12 +47,23 @@ uint32_t alignment(const void* p, int64_t stride_elems, size_t elem, int64_t bat
 
 using PlanKey = std::array<int64_t, 21>;
 
+constexpr int kMaxCandidates = 8;
+
+struct Candidate {
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+};
+
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  size_t workspace = 0;
-  bool bias_epilogue = false;  // false when a bias was asked for but no bias kernel exists: added after
+  std::vector<Candidate> candidates;        // heuristic order: [0] is its first pick
+  size_t chosen = 0;                        // index into candidates
+  bool tuned = false;                       // timing done (or given up on); false while never used outside capture
+  float first_us = -1.f, chosen_us = -1.f;  // per launch, from the timing (-1: not timed)
+  bool bias_epilogue = false;               // false when a bias was asked for but no bias kernel exists: added after
+  GemmDesc g;                               // resolved, of the first call; for matmul_plan_report
+  Kind kind = Kind::F32;
   ~Plan() {
     if (la) cublasLtMatrixLayoutDestroy(la);
     if (lb) cublasLtMatrixLayoutDestroy(lb);
@@ -139,15 +159,108 @@ bool build_plan(Plan& p, cublasLtHandle_t h, const GemmDesc& g, Kind kind, bool 
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align[0], sizeof(uint32_t));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align[2], sizeof(uint32_t));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align[2], sizeof(uint32_t));
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates] = {};
   int found = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(h, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1, &result, &found);
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(h, p.desc, p.la, p.lb, p.lc, p.lc, pref, kMaxCandidates, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
-  p.algo = result.algo;
-  p.workspace = result.workspaceSize;
+  if (st != CUBLAS_STATUS_SUCCESS) return false;
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) p.candidates.push_back({results[i].algo, results[i].workspaceSize});
+  if (p.candidates.empty()) return false;
   p.bias_epilogue = bias;
+  p.g = g;
+  p.kind = kind;
   return true;
+}
+
+// MODA_GEMM_AUTOTUNE=0 keeps the heuristic's first pick (bitwise reproducible run to run); any
+// other value or unset: autotune. Read once.
+bool autotune_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MODA_GEMM_AUTOTUNE");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+// Whether work issued on `stream` now would be captured into a graph (no timing, no allocation
+// then). A failing query (e.g. the legacy stream while another stream captures globally) counts
+// as capturing.
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    cudaGetLastError();
+    return true;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
+struct EventPair {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  EventPair() {
+    MODA_CUDA_CHECK(cudaEventCreate(&start), "matmul autotune");
+    MODA_CUDA_CHECK(cudaEventCreate(&stop), "matmul autotune");
+  }
+  ~EventPair() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+};
+
+// Times every candidate of `p` on `stream` (1 warm-up + 3 launches) and keeps the fastest in
+// p.chosen. For beta == 0 the runs write C in place (the caller's real run overwrites it after).
+// For beta != 0 they read C and write a scratch D of C's layout, so C is left as it was; no
+// scratch memory -> no tuning. Candidates whose launch fails are skipped. Synchronises `stream`.
+void tune(Plan& p, const GemmDesc& g, cublasLtHandle_t h, const void* a, const void* b, void* c, void* workspace,
+          cudaStream_t stream) {
+  p.tuned = true;
+  void* d = c;
+  struct Scratch {
+    void* ptr = nullptr;
+    ~Scratch() {
+      if (ptr) cudaFree(ptr);  // waits for the device; the timing has synchronised the stream anyway
+    }
+  } scratch;
+  // D spans C's layout (the last batch entry's last row ends at its n-th element); cudaMalloc's
+  // 256-byte alignment meets the C/D alignment the plan's algorithms were chosen for.
+  if (g.beta != 0.f) {
+    const size_t elems = size_t((g.batch - 1) * g.stride_c + (g.m - 1) * g.ldc + g.n);
+    if (cudaMalloc(&scratch.ptr, elems * out_size(p.kind)) != cudaSuccess) {
+      cudaGetLastError();  // out of memory: clear it and keep the heuristic's first pick
+      scratch.ptr = nullptr;
+      return;
+    }
+    d = scratch.ptr;
+  }
+  const float alpha = g.alpha, beta = g.beta;
+  auto launch = [&](const Candidate& cand) {
+    const cublasStatus_t st = cublasLtMatmul(h, p.desc, &alpha, b, p.la, a, p.lb, &beta, c, p.lc, d, p.lc, &cand.algo,
+                                             workspace, cand.workspace, stream);
+    if (st != CUBLAS_STATUS_SUCCESS) cudaGetLastError();  // a failed launch may leave an error behind
+    return st == CUBLAS_STATUS_SUCCESS;
+  };
+  constexpr int kRuns = 3;
+  EventPair ev;
+  float best = -1.f;
+  for (size_t i = 0; i < p.candidates.size(); ++i) {
+    if (!launch(p.candidates[i])) continue;  // warm-up
+    MODA_CUDA_CHECK(cudaEventRecord(ev.start, stream), "matmul autotune");
+    bool ok = true;
+    for (int r = 0; r < kRuns && ok; ++r) ok = launch(p.candidates[i]);
+    MODA_CUDA_CHECK(cudaEventRecord(ev.stop, stream), "matmul autotune");
+    MODA_CUDA_CHECK(cudaEventSynchronize(ev.stop), "matmul autotune");
+    if (!ok) continue;
+    float ms = 0;
+    MODA_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop), "matmul autotune");
+    const float us = 1000.f * ms / kRuns;
+    if (i == 0) p.first_us = us;
+    if (best < 0 || us < best) {
+      best = us;
+      p.chosen = i;
+    }
+  }
+  p.chosen_us = best;
 }
 
 Plan& plan_for(int device, const GemmDesc& g, Kind kind, bool bias, const uint32_t align[3]) {
@@ -228,9 +341,15 @@ void run(const GemmDesc& desc, Kind kind, const TIn* a, const TIn* b, TOut* c, c
   if (p.bias_epilogue)
     MODA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                       "matmul");
+  cublasLtHandle_t h = handle_for(device);
+  void* workspace = workspace_for(device, stream);
+  // Bias pointer set above, so the timing runs see the same descriptor as the real run.
+  if (!p.tuned && p.candidates.size() > 1 && autotune_enabled() && !capturing(stream))
+    tune(p, g, h, a, b, c, workspace, stream);
+  const Candidate& cand = p.candidates[p.chosen];
   const float alpha = g.alpha, beta = g.beta;
-  MODA_CUBLAS_CHECK(cublasLtMatmul(handle_for(device), p.desc, &alpha, b, p.la, a, p.lb, &beta, c, p.lc, c, p.lc,
-                                   &p.algo, workspace_for(device, stream), p.workspace, stream),
+  MODA_CUBLAS_CHECK(cublasLtMatmul(h, p.desc, &alpha, b, p.la, a, p.lb, &beta, c, p.lc, c, p.lc, &cand.algo, workspace,
+                                   cand.workspace, stream),
                     "matmul");
   if (bias && !p.bias_epilogue) launch_bias_scale<DOut>(dc, dbias, g, false, stream);
 }
@@ -289,5 +408,26 @@ void bias_backward(const bf16* dy, float* dbias, int64_t m, int64_t n, int64_t l
 }
 
 size_t matmul_plan_cache_size() { return state.plans.size(); }
+
+bool matmul_autotune_enabled() { return autotune_enabled(); }
+
+std::string matmul_plan_report() {
+  std::string out;
+  char line[512];
+  for (const auto& [key, p] : state.plans) {
+    const GemmDesc& g = p->g;
+    char times[96] = "not tuned";
+    if (p->tuned && p->chosen_us >= 0)
+      std::snprintf(times, sizeof times, "tuned_us=%.1f first_us=%.1f", p->chosen_us, p->first_us);
+    else if (p->tuned)
+      std::snprintf(times, sizeof times, "tuning skipped");
+    std::snprintf(line, sizeof line,
+                  "dev=%d %s m=%lld n=%lld k=%lld ta=%d tb=%d batch=%lld beta0=%d candidates=%zu chosen=%zu %s\n",
+                  int(key[0]), kind_name(p->kind), (long long)g.m, (long long)g.n, (long long)g.k, int(g.trans_a),
+                  int(g.trans_b), (long long)g.batch, int(g.beta == 0.f), p->candidates.size(), p->chosen, times);
+    out += line;
+  }
+  return out;
+}
 
 }  // namespace moda::cuda

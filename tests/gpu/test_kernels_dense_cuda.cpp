@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/bf16.h"
@@ -134,6 +136,51 @@ TEMPLATE_TEST_CASE("dense cuda: matmul matches the CPU for transposes, alpha/bet
   moda::cuda::matmul(d, A.p, B.p, C.p, nullptr, 0);
   MODA_CUDA_CHECK(cudaDeviceSynchronize(), "test");
   CHECK(moda::cuda::matmul_plan_cache_size() == plans);
+}
+
+TEST_CASE("dense cuda: autotuned matmul with beta = 1 adds A B once per call, and the plan report lists it",
+          "[gpu][ops]") {
+  // Weight-gradient form: bf16 inputs, fp32 C, beta = 1, A transposed, a shape cuBLASLt has several
+  // algorithms for. The first call times the candidates (unless MODA_GEMM_AUTOTUNE=0); those timing
+  // runs must not accumulate into C: after n calls C = C0 + n A^T B, not C0 + (n + extra) A^T B.
+  if (!moda::cuda::matmul_autotune_enabled()) WARN("MODA_GEMM_AUTOTUNE=0: the autotuning path is not exercised");
+  moda::GemmDesc d;
+  d.m = 384, d.n = 1024, d.k = 2048, d.trans_a = true, d.beta = 1.f;
+  auto a = randn<bf16>(d.k * d.m, 300), b = randn<bf16>(d.k * d.n, 301);
+  auto c0 = randn<float>(d.m * d.n, 302);
+  moda::GemmDesc p = d;
+  p.beta = 0.f;
+  std::vector<double> prod(d.m * d.n);
+  moda::cpu::matmul<double>(p, to_double(a).data(), to_double(b).data(), prod.data());
+  Dev<bf16> A(a), B(b);
+  Dev<float> C(c0);
+  for (int calls = 1; calls <= 2; ++calls) {
+    moda::cuda::matmul(d, A.p, B.p, C.p, nullptr, 0);
+    std::vector<double> ref(prod.size());
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = c0[i] + calls * prod[i];
+    INFO("after call " << calls);
+    CHECK(rel_l2(C.get(), ref) < 1e-3);
+  }
+  // beta = 0 at the same shape (its own plan, timed in place over a poisoned C): the real run after
+  // the timing leaves exactly A^T B.
+  Dev<float> C2(prod.size());
+  C2.poison();
+  moda::cuda::matmul(p, A.p, B.p, C2.p, nullptr, 0);
+  CHECK(rel_l2(C2.get(), prod) < 1e-3);
+
+  const std::string report = moda::cuda::matmul_plan_report();
+  INFO(report);
+  std::istringstream lines(report);
+  std::string line, found;
+  while (std::getline(lines, line))
+    if (found.empty() && line.find("bf16->f32 m=384 n=1024 k=2048 ta=1 tb=0 batch=1 beta0=0 ") != std::string::npos)
+      found = line;
+  REQUIRE(!found.empty());
+  const size_t at = found.find("candidates=");
+  REQUIRE(at != std::string::npos);
+  const int candidates = std::stoi(found.substr(at + std::string("candidates=").size()));
+  CHECK(candidates >= 1);
+  if (candidates > 1 && moda::cuda::matmul_autotune_enabled()) CHECK(found.find("tuned_us=") != std::string::npos);
 }
 
 TEST_CASE("dense cuda: matmul k = 0 scales C, fp32 stays fp32 (no TF32)", "[gpu][ops]") {
