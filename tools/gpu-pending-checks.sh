@@ -9,6 +9,8 @@
 #             took 26.8 ms per step (8x batch 1) on 2026-12-02; is it the kernels or the host?
 #   attention bench/attention_baseline.py: our kernels beside torch's flash AND cuDNN SDPA (issue 14's
 #             second baseline column), table + JSON with date/GPU/driver/versions
+#   gemm      the 125M training GEMMs with cuBLASLt's first pick (MODA_GEMM_AUTOTUNE=0) and autotuned,
+#             then `moda train` 40 steps of both variants each way (issue 15); needs runs/demo/data
 #   torch     tests/cli/torch_bridge.sh under the host's torch 2.11 (issue 16: torch 2.x, GPU host)
 #   ckpt      activation checkpointing none vs block: tokens/s and peak memory, 125M and the 700M
 #             shape (issue 15)
@@ -41,6 +43,20 @@ decode-profile)
 attention)
   /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --json-out $OUT/attention-h200.json
   ;;
+gemm)
+  for tune in 0 1; do
+    echo "== MODA_GEMM_AUTOTUNE=$tune"
+    MODA_GEMM_AUTOTUNE=$tune $b/moda bench ops --ops gemm --iters 20 2>&1 | tee $OUT/gemm-autotune-$tune.txt
+  done
+  for tune in 0 1; do
+    for v in sequence depth_kv_ffn; do
+      rm -rf /tmp/mt
+      MODA_GEMM_AUTOTUNE=$tune timeout 120 $b/moda train --config experiments/gpu-125m.json --set model.variant=$v \
+        --set train.steps=40 --set train.eval_every=0 --set train.checkpoint_every=0 --set "data.val={}" \
+        --run-dir /tmp/mt 2>&1 | grep -E "step +40/" | cut -c26-250 | sed "s/^/autotune=$tune $v /"
+    done
+  done
+  ;;
 torch)
   MODA_TORCH_PYTHON=/opt/torch/.venv/bin/python3 timeout 560 bash tests/cli/torch_bridge.sh $b/moda "$PWD" 2>&1 \
     | tee $OUT/torch-bridge.log | tail -20  # 1.5-3.5 min on 2 cores here; the log survives a time-out
@@ -71,5 +87,5 @@ baseline)
       | grep -E "step +40/" | cut -c26-250
   done
   ;;
-*) echo "usage: $0 tests|generate|decode-profile|attention|torch|ckpt|baseline" >&2; exit 2 ;;
+*) echo "usage: $0 tests|generate|decode-profile|attention|gemm|torch|ckpt|baseline" >&2; exit 2 ;;
 esac
