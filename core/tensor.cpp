@@ -455,22 +455,37 @@ void Tensor::fill_(double value) {
 #endif
 }
 
-std::vector<double> Tensor::to_double_vector() const {
-  Tensor host = to(Device::cpu()).contiguous();
-  std::vector<double> out(numel());
-  for (int64_t i = 0; i < numel(); ++i) out[i] = load_value(host.data_ptr(), dtype(), i);
+// Every element of `t`, on the host, converted to T with the dtype switch outside the loop: the
+// per-element switch through double this replaced cost ~15 ns an element, 24 ms of every
+// batch-32 generation step on the H200 (the step's logits, 32 x 50304, come to the host).
+// int64 values reach T without passing through double, so they keep all 64 bits.
+template <typename T>
+static std::vector<T> host_values(const Tensor& t) {
+  Tensor host = t.to(Device::cpu()).contiguous();
+  const int64_t n = host.numel();
+  std::vector<T> out(static_cast<size_t>(n));
+  auto convert = [&](const auto* src) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(src[i]);
+  };
+  const void* src = host.data_ptr();
+  switch (host.dtype()) {
+    case DType::F32: convert(static_cast<const float*>(src)); break;
+    case DType::F64: convert(static_cast<const double*>(src)); break;
+    case DType::I32: convert(static_cast<const int32_t*>(src)); break;
+    case DType::I64: convert(static_cast<const int64_t*>(src)); break;
+    case DType::U16: convert(static_cast<const uint16_t*>(src)); break;
+    case DType::BF16: {
+      const bf16* b = static_cast<const bf16*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(bf16_to_float(b[i]));
+      break;
+    }
+  }
   return out;
 }
 
-std::vector<float> Tensor::to_float_vector() const {
-  auto d = to_double_vector();
-  return std::vector<float>(d.begin(), d.end());
-}
-
-std::vector<int64_t> Tensor::to_int_vector() const {
-  auto d = to_double_vector();
-  return std::vector<int64_t>(d.begin(), d.end());
-}
+std::vector<double> Tensor::to_double_vector() const { return host_values<double>(*this); }
+std::vector<float> Tensor::to_float_vector() const { return host_values<float>(*this); }
+std::vector<int64_t> Tensor::to_int_vector() const { return host_values<int64_t>(*this); }
 
 double Tensor::item() const {
   MODA_CHECK(numel() == 1, "item: ", describe(), " has ", numel(), " elements, expected 1");

@@ -42,6 +42,21 @@ TEST_CASE("core: dtype conversions round-trip", "[cpu][core]") {
   REQUIRE(i.to(DType::I64).to_int_vector() == std::vector<int64_t>{1, 65535, 7});
 }
 
+TEST_CASE("core: host reads give every dtype's values exactly, views included", "[cpu][core]") {
+  Tensor b = Tensor::from_vector(std::vector<float>{1.5f, -2.25f, 3.0f, 0.5f, -0.0f, 65280.0f}, {2, 3}, DType::BF16);
+  REQUIRE(b.to_float_vector() == std::vector<float>{1.5f, -2.25f, 3.0f, 0.5f, -0.0f, 65280.0f});
+  REQUIRE(b.narrow(1, 1, 2).to_double_vector() == std::vector<double>{-2.25, 3.0, -0.0, 65280.0});
+  // int64 beyond 2^53 (where doubles skip odd numbers) comes back exact.
+  Tensor big = Tensor::empty({2}, DType::I64);
+  big.data<int64_t>()[0] = (int64_t(1) << 53) + 1;
+  big.data<int64_t>()[1] = -((int64_t(1) << 62) + 3);
+  REQUIRE(big.to_int_vector() == std::vector<int64_t>{(int64_t(1) << 53) + 1, -((int64_t(1) << 62) + 3)});
+  Tensor u = Tensor::from_ints({0, 65535}, {2}, DType::U16);
+  REQUIRE(u.to_float_vector() == std::vector<float>{0.0f, 65535.0f});
+  Tensor i = Tensor::from_ints({-7, 2147483647}, {2}, DType::I32);
+  REQUIRE(i.to_int_vector() == std::vector<int64_t>{-7, 2147483647});
+}
+
 TEST_CASE("core: counter-based RNG is deterministic and well distributed", "[cpu][core]") {
   Tensor a = Tensor::randn({10000}, 42);
   Tensor b = Tensor::randn({10000}, 42);
