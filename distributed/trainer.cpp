@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_config.h"
+#include "core/nvtx.h"
 #include "distributed/checkpoint.h"
 #if MODA_HAVE_NCCL
 #include "distributed/comm/nccl_communicator.h"
@@ -544,7 +545,10 @@ TrainSummary Trainer::fit() {
       ++step_;
       comm_->set_step(step_);  // named in a collective timeout or MPI error report
       const double lr = schedule_.at(step_);
-      summary_.last_loss = train_step();
+      {
+        NvtxRange range("step " + std::to_string(step_));  // `ncu --nvtx --nvtx-include "step 3/"`
+        summary_.last_loss = train_step();
+      }
       elapsed_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       const bool last = step_ == cfg_.train.steps;
       const bool stopping =

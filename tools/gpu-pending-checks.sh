@@ -11,6 +11,9 @@
 #             second baseline column), table + JSON with date/GPU/driver/versions
 #   gemm      the 125M training GEMMs with cuBLASLt's first pick (MODA_GEMM_AUTOTUNE=0) and autotuned,
 #             then `moda train` 40 steps of both variants each way (issue 15); needs runs/demo/data
+#   profile   per-kernel GPU time of one training step (Nsight Compute, NVTX "step 3"): 125M sequence and
+#             depth_kv_ffn, and the Table 6 48-layer post-norm shape (T 4096, 8 sequences) both
+#             ways (issue 15: where the time goes); needs runs/demo/data
 #   torch     tests/cli/torch_bridge.sh under the host's torch 2.11 (issue 16: torch 2.x, GPU host)
 #   ckpt      activation checkpointing none vs block: tokens/s and peak memory, 125M and the 700M
 #             shape (issue 15)
@@ -57,6 +60,16 @@ gemm)
     done
   done
   ;;
+profile)
+  T6=(--set model.d_model=384 --set model.n_layers=48 --set model.n_heads=6 --set model.n_kv_heads=2
+      --set model.ffn_hidden=1536 --set model.norm=post --set model.qk_norm=false --set model.bias=true
+      --set model.max_seq_len=4096 --set data.seq_len=4096 --set train.global_batch=8 --set train.micro_batch=8)
+  for v in sequence depth_kv_ffn; do
+    echo "== 125M $v"; MODA=$b/moda timeout 140 bash tools/gpu-profile-step.sh $v | tee $OUT/profile-125m-$v.txt | head -25
+    echo "== Table 6 48 layers post $v"
+    MODA=$b/moda EXTRA="${T6[*]}" timeout 140 bash tools/gpu-profile-step.sh $v | tee $OUT/profile-t6-48-$v.txt | head -25
+  done
+  ;;
 torch)
   MODA_TORCH_PYTHON=/opt/torch/.venv/bin/python3 timeout 560 bash tests/cli/torch_bridge.sh $b/moda "$PWD" 2>&1 \
     | tee $OUT/torch-bridge.log | tail -20  # 1.5-3.5 min on 2 cores here; the log survives a time-out
@@ -87,5 +100,5 @@ baseline)
       | grep -E "step +40/" | cut -c26-250
   done
   ;;
-*) echo "usage: $0 tests|generate|decode-profile|attention|gemm|torch|ckpt|baseline" >&2; exit 2 ;;
+*) echo "usage: $0 tests|generate|decode-profile|attention|gemm|profile|torch|ckpt|baseline" >&2; exit 2 ;;
 esac
