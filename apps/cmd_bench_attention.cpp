@@ -5,6 +5,9 @@
 // sequence K, V are slot L, the depth view is slots [0, L)), gradients into matching buffers.
 // Timing: CUDA events around each call, median of --iters runs after --warmup runs.
 // FLOPs: 4 * B * Hq * d * (visible keys incl. depth) forward, 2.5x that backward.
+// With cuDNN (kernels/cuda/cudnn_sdpa.h available) each case also times our cuDNN fused-attention
+// wrapper at L = 0 on the same operands ("cudnn fwd", "cudnn f+b", and "L0/cuDNN" = our L0 f+b over
+// cuDNN's); a graph cuDNN rejects prints n/a and puts the message into the JSON ("cudnn_error").
 // `--json` prints one JSON array (read by bench/attention_baseline.py, which adds PyTorch's flash
 // attention and prints the combined table).
 #include <nlohmann/json.hpp>
@@ -27,6 +30,7 @@
 #include <cuda_runtime_api.h>
 
 #include "core/cuda_check.h"
+#include "kernels/cuda/cudnn_sdpa.h"
 #include "kernels/cuda/moda_attention.h"
 #endif
 
@@ -108,7 +112,8 @@ double copy_bandwidth(int iters) {
   return 2.0 * double(bytes) / (ms * 1e-3);
 }
 
-nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int warmup, int iters, double bw) {
+nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int warmup, int iters, double bw,
+                        bool with_cudnn) {
   const int64_t S = c.L + 1, G = c.Hq / c.Hk;
   const size_t qbytes = size_t(c.B * c.T * c.Hq * c.d) * 2, sbytes = size_t(c.B * c.T * S * c.Hk * c.d) * 2;
   DevBuf q(qbytes, &pattern), dout(qbytes, &pattern), o(qbytes), dq(qbytes);
@@ -144,6 +149,27 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
   r["fwdbwd_ms"] = time_ms([&] { fwd_bwd(shape); }, warmup, iters);
   r["l0_fwd_ms"] = time_ms([&] { fwd(flat); }, warmup, iters);
   r["l0_fwdbwd_ms"] = time_ms([&] { fwd_bwd(flat); }, warmup, iters);
+  if (with_cudnn) {
+    // Our cuDNN wrapper at L = 0 on the same operands (sequence K, V = stream slot L).
+    cuda::CudnnSdpaParams p;
+    p.B = c.B, p.Tq = c.T, p.Tk = c.T, p.Hq = c.Hq, p.Hk = c.Hk, p.d = c.d, p.causal = true;
+    p.q = q.as<bf16>(), p.q_strides = qs, p.k = K + so, p.k_strides = seq, p.v = V + so, p.v_strides = seq;
+    p.o = o.as<bf16>(), p.o_strides = qs, p.stats = lse.as<float>();
+    p.dout = dout.as<bf16>(), p.dout_strides = qs, p.dq = dq.as<bf16>(), p.dq_strides = qs;
+    p.dk = dK + so, p.dk_strides = seq, p.dv = dV + so, p.dv_strides = seq;
+    try {
+      r["cudnn_fwd_ms"] = time_ms([&] { cuda::cudnn_sdpa_forward(p, nullptr); }, warmup, iters);
+      r["cudnn_fwdbwd_ms"] = time_ms(
+          [&] {
+            cuda::cudnn_sdpa_forward(p, nullptr);
+            cuda::cudnn_sdpa_backward(p, nullptr);
+          },
+          warmup, iters);
+      r["l0_over_cudnn"] = r["l0_fwdbwd_ms"].get<double>() / r["cudnn_fwdbwd_ms"].get<double>();
+    } catch (const Error& e) {
+      r["cudnn_error"] = e.what();
+    }
+  }
   MODA_CUDA_CHECK(cudaDeviceSynchronize(), kOp);
   r["fwd_tflops"] = fwd_flops(c) / (r["fwd_ms"].get<double>() * 1e-3) / 1e12;
   r["fwdbwd_tflops"] = 3.5 * fwd_flops(c) / (r["fwdbwd_ms"].get<double>() * 1e-3) / 1e12;
@@ -179,27 +205,36 @@ int run(const std::vector<std::string>& argv) {
   for (auto& x : pattern) x = float_to_bf16(nd(rng));
   const double bw = copy_bandwidth(iters);
   const bool json = args.has("json");
+  std::string cudnn_why;
+  const bool with_cudnn = cuda::cudnn_sdpa_available(&cudnn_why);
+  if (!json) std::printf("cuDNN wrapper columns: %s\n", with_cudnn ? cudnn_why.c_str() : ("off, " + cudnn_why).c_str());
   nlohmann::json all = nlohmann::json::array();
   const auto cases = all_cases();
   if (!json)
     std::printf(
         "%s, copy bandwidth %.0f GB/s; causal, bf16, median of %d\n%-7s %2s %6s %4s %3s %3s %4s | %9s %9s %7s | %9s "
-        "%9s | %9s\n",
+        "%9s | %9s | %9s %9s %8s\n",
         prop.name, bw / 1e9, iters, "group", "B", "T", "Hq", "G", "L", "d", "fwd ms", "fwd+bwd", "TFLOP/s", "L0 fwd",
-        "L0 f+b", "floor ms");
+        "L0 f+b", "floor ms", "cudnn fwd", "cudnn f+b", "L0/cuDNN");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     if ((which != "all" && c.group != which) || (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()))
       continue;
-    nlohmann::json r = run_case(c, pattern, warmup, iters, bw);
+    nlohmann::json r = run_case(c, pattern, warmup, iters, bw, with_cudnn);
     r["gpu"] = prop.name;
     r["copy_GBps"] = bw / 1e9;
-    if (!json)
-      std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f\n",
+    if (!json) {
+      char cudnn_cols[64] = "      n/a       n/a      n/a";
+      if (r.contains("cudnn_fwdbwd_ms"))
+        std::snprintf(cudnn_cols, sizeof cudnn_cols, "%9.3f %9.3f %8.3f", r["cudnn_fwd_ms"].get<double>(),
+                      r["cudnn_fwdbwd_ms"].get<double>(), r["l0_over_cudnn"].get<double>());
+      std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f | %s\n",
                   c.group.c_str(), (long long)c.B, (long long)c.T, (long long)c.Hq, (long long)(c.Hq / c.Hk),
                   (long long)c.L, (long long)c.d, r["fwd_ms"].get<double>(), r["fwdbwd_ms"].get<double>(),
                   r["fwdbwd_tflops"].get<double>(), r["l0_fwd_ms"].get<double>(), r["l0_fwdbwd_ms"].get<double>(),
-                  r["depth_floor_fwdbwd_ms"].get<double>());
+                  r["depth_floor_fwdbwd_ms"].get<double>(), cudnn_cols);
+      if (r.contains("cudnn_error")) std::printf("  cudnn: %s\n", r["cudnn_error"].get<std::string>().c_str());
+    }
     std::fflush(stdout);
     all.push_back(r);
   }
@@ -213,7 +248,8 @@ int run(const std::vector<std::string>& argv) {
 constexpr const char* kBenchAttentionUsage =
     R"(usage: moda bench attention [--cases all|table2|lm] [--only I...] [--iters N] [--warmup N] [--json]
   Times the fused MoDA attention kernels (forward, forward+backward, and L=0) on the paper's
-  shapes, causal, bf16 (docs/attention-kernels.md). Needs a CUDA device.
+  shapes, causal, bf16 (docs/attention-kernels.md). Needs a CUDA device. With cuDNN, also our
+  cuDNN fused-attention wrapper at L=0 (columns cudnn fwd, cudnn f+b, L0/cuDNN).
   --cases C           all (default), table2 or lm
   --only I...         only the cases with these indices (0-based, in the list order)
   --iters N           timed runs per case (default 10)
