@@ -7,7 +7,8 @@
 // FLOPs: 4 * B * Hq * d * (visible keys incl. depth) forward, 2.5x that backward.
 // With cuDNN (kernels/cuda/cudnn_sdpa.h available) each case also times our cuDNN fused-attention
 // wrapper at L = 0 on the same operands ("cudnn fwd", "cudnn f+b", and "L0/cuDNN" = our L0 f+b over
-// cuDNN's); a graph cuDNN rejects prints n/a and puts the message into the JSON ("cudnn_error").
+// cuDNN's); a graph cuDNN rejects prints n/a and puts the message into the JSON ("moda_cudnn_error").
+// Its JSON keys are moda_cudnn_*: bench/attention_baseline.py adds torch's cuDNN SDPA as cudnn_*.
 // `--json` prints one JSON array (read by bench/attention_baseline.py, which adds PyTorch's flash
 // attention and prints the combined table).
 #include <nlohmann/json.hpp>
@@ -158,16 +159,16 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
     p.dout = dout.as<bf16>(), p.dout_strides = qs, p.dq = dq.as<bf16>(), p.dq_strides = qs;
     p.dk = dK + so, p.dk_strides = seq, p.dv = dV + so, p.dv_strides = seq;
     try {
-      r["cudnn_fwd_ms"] = time_ms([&] { cuda::cudnn_sdpa_forward(p, nullptr); }, warmup, iters);
-      r["cudnn_fwdbwd_ms"] = time_ms(
+      r["moda_cudnn_fwd_ms"] = time_ms([&] { cuda::cudnn_sdpa_forward(p, nullptr); }, warmup, iters);
+      r["moda_cudnn_fwdbwd_ms"] = time_ms(
           [&] {
             cuda::cudnn_sdpa_forward(p, nullptr);
             cuda::cudnn_sdpa_backward(p, nullptr);
           },
           warmup, iters);
-      r["l0_over_cudnn"] = r["l0_fwdbwd_ms"].get<double>() / r["cudnn_fwdbwd_ms"].get<double>();
+      r["l0_over_moda_cudnn"] = r["l0_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
     } catch (const Error& e) {
-      r["cudnn_error"] = e.what();
+      r["moda_cudnn_error"] = e.what();
     }
   }
   MODA_CUDA_CHECK(cudaDeviceSynchronize(), kOp);
@@ -225,15 +226,16 @@ int run(const std::vector<std::string>& argv) {
     r["copy_GBps"] = bw / 1e9;
     if (!json) {
       char cudnn_cols[64] = "      n/a       n/a      n/a";
-      if (r.contains("cudnn_fwdbwd_ms"))
-        std::snprintf(cudnn_cols, sizeof cudnn_cols, "%9.3f %9.3f %8.3f", r["cudnn_fwd_ms"].get<double>(),
-                      r["cudnn_fwdbwd_ms"].get<double>(), r["l0_over_cudnn"].get<double>());
+      if (r.contains("moda_cudnn_fwdbwd_ms"))
+        std::snprintf(cudnn_cols, sizeof cudnn_cols, "%9.3f %9.3f %8.3f", r["moda_cudnn_fwd_ms"].get<double>(),
+                      r["moda_cudnn_fwdbwd_ms"].get<double>(), r["l0_over_moda_cudnn"].get<double>());
       std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f | %s\n",
                   c.group.c_str(), (long long)c.B, (long long)c.T, (long long)c.Hq, (long long)(c.Hq / c.Hk),
                   (long long)c.L, (long long)c.d, r["fwd_ms"].get<double>(), r["fwdbwd_ms"].get<double>(),
                   r["fwdbwd_tflops"].get<double>(), r["l0_fwd_ms"].get<double>(), r["l0_fwdbwd_ms"].get<double>(),
                   r["depth_floor_fwdbwd_ms"].get<double>(), cudnn_cols);
-      if (r.contains("cudnn_error")) std::printf("  cudnn: %s\n", r["cudnn_error"].get<std::string>().c_str());
+      if (r.contains("moda_cudnn_error"))
+        std::printf("  cudnn: %s\n", r["moda_cudnn_error"].get<std::string>().c_str());
     }
     std::fflush(stdout);
     all.push_back(r);
