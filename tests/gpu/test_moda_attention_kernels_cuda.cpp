@@ -12,50 +12,16 @@
 
 #include "core/bf16.h"
 #include "kernels/cuda/moda_attention.h"
+#include "tests/device_vec.h"
 #include "tests/moda_attention_cases.h"
 
 using namespace moda;
+using moda::test::cuda_ok;
+using moda::test::DeviceVec;
 using moda::test::ModaHost;
 using moda::test::rel_l2;
 
 namespace {
-
-void cuda_ok(cudaError_t e, const char* what) {
-  INFO(what << ": " << cudaGetErrorString(e));
-  REQUIRE(e == cudaSuccess);
-}
-
-// Device copy of a host vector of doubles, as bf16 (or fp32).
-template <typename E>
-struct DeviceVec {
-  E* ptr = nullptr;
-  size_t n = 0;
-  explicit DeviceVec(const std::vector<double>& host) : n(host.size()) {
-    std::vector<E> tmp(n);
-    for (size_t i = 0; i < n; ++i) {
-      if constexpr (std::is_same_v<E, bf16>)
-        tmp[i] = float_to_bf16(float(host[i]));
-      else
-        tmp[i] = E(host[i]);
-    }
-    cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(n, 1) * sizeof(E)), "cudaMalloc");
-    cuda_ok(cudaMemcpy(ptr, tmp.data(), n * sizeof(E), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-  }
-  ~DeviceVec() { cudaFree(ptr); }
-  DeviceVec(const DeviceVec&) = delete;
-  std::vector<double> host() const {
-    std::vector<E> tmp(n);
-    cuda_ok(cudaMemcpy(tmp.data(), ptr, n * sizeof(E), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-    std::vector<double> out(n);
-    for (size_t i = 0; i < n; ++i) {
-      if constexpr (std::is_same_v<E, bf16>)
-        out[i] = double(bf16_to_float(tmp[i]));
-      else
-        out[i] = double(tmp[i]);
-    }
-    return out;
-  }
-};
 
 double rms(const std::vector<double>& v) {
   double s = 0;
