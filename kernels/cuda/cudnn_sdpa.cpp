@@ -419,18 +419,31 @@ const Desc& causal_mask(GraphBuilder& g, const Desc& s, const Dims& sd, const Di
   return out;
 }
 
+// The caller's tensors both graphs read alike: Q, K (entering transposed, [B, Hk, D, Skv]), O,
+// the stats [B, Hq, Sq, 1] and the by-value scale.
+struct SharedInputs {
+  const Desc &Q, &KT, &O, &stats, &scale;
+};
+
+SharedInputs declare_shared_inputs(GraphBuilder& g, const CudnnSdpaParams& p) {
+  const int64_t b = p.B, h = p.Hq, hk = p.Hk, s = p.Tq, skv = p.Tk, d = p.d;
+  const auto bf = CUDNN_DATA_BFLOAT16;
+  const Desc& Q = g.tensor(kQ, bf, {b, h, s, d}, bhsd(p.q_strides), false, false, alignment_of(p.q));
+  const Desc& KT = g.tensor(kK, bf, {b, hk, d, skv}, bhds(p.k_strides), false, false, alignment_of(p.k));
+  const Desc& O = g.tensor(kO, bf, {b, h, s, d}, bhsd(p.o_strides), false, false, alignment_of(p.o));
+  const Desc& stats =
+      g.tensor(kStats, CUDNN_DATA_FLOAT, {b, h, s, 1}, {h * s, s, 1, 1}, false, false, alignment_of(p.stats));
+  return {Q, KT, O, stats, scalar(g, kScale)};
+}
+
 void build_forward(Plan& plan, const CudnnSdpaParams& p, cudnnHandle_t handle, const std::string& what) {
   plan.builder = std::make_unique<GraphBuilder>(what);
   GraphBuilder& g = *plan.builder;
   const int64_t b = p.B, h = p.Hq, hk = p.Hk, s = p.Tq, skv = p.Tk, d = p.d;
   const auto bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
-  const Desc& Q = g.tensor(kQ, bf, {b, h, s, d}, bhsd(p.q_strides), false, false, alignment_of(p.q));
-  const Desc& KT = g.tensor(kK, bf, {b, hk, d, skv}, bhds(p.k_strides), false, false, alignment_of(p.k));
+  const auto [Q, KT, O, stats, scale] = declare_shared_inputs(g, p);
   const Desc& V = g.tensor(kV, bf, {b, hk, skv, d}, bhsd(p.v_strides), false, false, alignment_of(p.v));
-  const Desc& O = g.tensor(kO, bf, {b, h, s, d}, bhsd(p.o_strides), false, false, alignment_of(p.o));
   const Dims rd = {b, h, s, 1}, rs = {h * s, s, 1, 1};
-  const Desc& stats = g.tensor(kStats, f32, rd, rs, false, false, alignment_of(p.stats));
-  const Desc& scale = scalar(g, kScale);
 
   const Dims sd = {b, h, s, skv}, ss = {h * s * skv, s * skv, skv, 1};
   const Desc& s0 = g.virt(f32, sd, ss);
@@ -461,14 +474,10 @@ void build_backward(Plan& plan, const CudnnSdpaParams& p, cudnnHandle_t handle, 
   GraphBuilder& g = *plan.builder;
   const int64_t b = p.B, h = p.Hq, hk = p.Hk, s = p.Tq, skv = p.Tk, d = p.d;
   const auto bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
-  const Desc& Q = g.tensor(kQ, bf, {b, h, s, d}, bhsd(p.q_strides), false, false, alignment_of(p.q));
-  const Desc& KT = g.tensor(kK, bf, {b, hk, d, skv}, bhds(p.k_strides), false, false, alignment_of(p.k));
+  const auto [Q, KT, O, stats, scale] = declare_shared_inputs(g, p);
   const Desc& VT = g.tensor(kV, bf, {b, hk, d, skv}, bhds(p.v_strides), false, false, alignment_of(p.v));
-  const Desc& O = g.tensor(kO, bf, {b, h, s, d}, bhsd(p.o_strides), false, false, alignment_of(p.o));
   const Desc& dO = g.tensor(kDO, bf, {b, h, s, d}, bhsd(p.dout_strides), false, false, alignment_of(p.dout));
   const Dims rd = {b, h, s, 1}, rs = {h * s, s, 1, 1};
-  const Desc& stats = g.tensor(kStats, f32, rd, rs, false, false, alignment_of(p.stats));
-  const Desc& scale = scalar(g, kScale);
   const Desc& dQ = g.tensor(kDQ, bf, {b, h, s, d}, bhsd(p.dq_strides), false, false, alignment_of(p.dq));
   const Desc& dK = g.tensor(kDK, bf, {b, hk, skv, d}, bhsd(p.dk_strides), false, false, alignment_of(p.dk));
   const Desc& dV = g.tensor(kDV, bf, {b, hk, skv, d}, bhsd(p.dv_strides), false, false, alignment_of(p.dv));

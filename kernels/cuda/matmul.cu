@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "core/stream.h"
 #include "kernels/cuda/matmul.h"
 
 namespace moda::cuda {
@@ -197,18 +198,6 @@ bool capturing(cudaStream_t stream) {
   return status != cudaStreamCaptureStatusNone;
 }
 
-struct EventPair {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  EventPair() {
-    MODA_CUDA_CHECK(cudaEventCreate(&start), "matmul autotune");
-    MODA_CUDA_CHECK(cudaEventCreate(&stop), "matmul autotune");
-  }
-  ~EventPair() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-};
-
 // Times every candidate of `p` on `stream` (1 warm-up + 3 launches) and keeps the fastest in
 // p.chosen. For beta == 0 the runs write C in place (the caller's real run overwrites it after).
 // For beta != 0 they read C and write a scratch D of C's layout, so C is left as it was; no
@@ -243,19 +232,17 @@ void tune(Plan& p, const GemmDesc& g, cublasLtHandle_t h, const void* a, const v
   };
   constexpr int kRuns = 3;
   constexpr float kSwitchRatio = 0.95f;
-  EventPair ev;
+  Event start, stop;
   float best = -1.f;
   for (size_t i = 0; i < p.candidates.size(); ++i) {
     if (!launch(p.candidates[i])) continue;  // warm-up
-    MODA_CUDA_CHECK(cudaEventRecord(ev.start, stream), "matmul autotune");
+    start.record(stream);
     bool ok = true;
     for (int r = 0; r < kRuns && ok; ++r) ok = launch(p.candidates[i]);
-    MODA_CUDA_CHECK(cudaEventRecord(ev.stop, stream), "matmul autotune");
-    MODA_CUDA_CHECK(cudaEventSynchronize(ev.stop), "matmul autotune");
+    stop.record(stream);
+    stop.synchronize();
     if (!ok) continue;
-    float ms = 0;
-    MODA_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop), "matmul autotune");
-    const float us = 1000.f * ms / kRuns;
+    const float us = 1000.f * stop.elapsed_ms_since(start) / kRuns;
     if (i == 0) p.first_us = us;
     if (best < 0 || us < best) {
       best = us;
