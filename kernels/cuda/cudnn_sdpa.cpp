@@ -504,15 +504,17 @@ void build_backward(Plan& plan, const CudnnSdpaParams& p, cudnnHandle_t handle, 
   // dV = P^T dO (summed over the G query heads of each KV head)
   const Dims td = {b, h, skv, s}, ts = {h * s * skv, s * skv, 1, skv};
   const Dims fd = {b, h, skv, d}, fs = {h * skv * d, skv * d, d, 1};
-  const Desc& pt = g.virt(bf, td, ts);
-  g.reshape(ex, pt);
-  if (h == hk) {
-    g.matmul(pt, dO, dV);
-  } else {
-    const Desc& dv_full = g.virt(bf, fd, fs);
-    g.matmul(pt, dO, dv_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_full, dV);
-  }
+  // x^T y into `out` [B, Hk, Skv, D]: x [B, Hq, Sq, Skv] viewed transposed in bf16; with GQA the
+  // Hq-head product is summed down to the Hk heads by a reduction (as the frontend lowers it).
+  auto transposed_product_over_groups = [&](const Desc& x, const Desc& y, const Desc& out) {
+    const Desc& xt = g.virt(bf, td, ts);
+    g.reshape(x, xt);
+    if (h == hk) return g.matmul(xt, y, out);
+    const Desc& full = g.virt(bf, fd, fs);
+    g.matmul(xt, y, full);
+    g.reduction(CUDNN_REDUCE_TENSOR_ADD, full, out);
+  };
+  transposed_product_over_groups(ex, dO, dV);
 
   // dS = (dO V^T - softmax_sum) * P * scale
   const Desc& dp = g.virt(f32, sd, ss);
@@ -525,15 +527,7 @@ void build_backward(Plan& plan, const CudnnSdpaParams& p, cudnnHandle_t handle, 
   g.pointwise(CUDNN_POINTWISE_MUL, dp2, &scale, nullptr, ds);
 
   // dK = dS^T Q (summed over the G query heads)
-  const Desc& dst = g.virt(bf, td, ts);
-  g.reshape(ds, dst);
-  if (h == hk) {
-    g.matmul(dst, Q, dK);
-  } else {
-    const Desc& dk_full = g.virt(bf, fd, fs);
-    g.matmul(dst, Q, dk_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_full, dK);
-  }
+  transposed_product_over_groups(ds, Q, dK);
 
   // dQ = dS K, through the fp32 accumulator
   const Desc& kr = g.virt(f32, {b, hk, skv, d}, bhsd(p.k_strides));
