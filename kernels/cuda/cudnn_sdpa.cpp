@@ -23,7 +23,7 @@
 //   P  = E / Z                                    bf16 virtual
 //   O  = matmul(P, V)                             bf16
 // Backward:
-//   Dsum = reduce ADD(dO * O)                     fp32 [B,Hq,Sq,1], non-virtual, in our workspace
+//   Dsum = reduce ADD(dO * O) * 1                 fp32 [B,Hq,Sq,1], non-virtual, in our workspace
 //   S  = matmul(Q, K^T) * scale - Stats; causal mask as above; E = EXP(S)   (= P)
 //   dV = matmul(reshape(E) [B,Hq,Skv,Sq] bf16, dO)  (GQA: bf16 [B,Hq,Skv,D] then reduce ADD to Hk)
 //   dS = (matmul(dO, V^T) - Dsum) * E * scale
@@ -38,7 +38,8 @@
 // one cuDNN handle per device and one growing workspace per (device, stream). Per call only the
 // variant pack (pointers) is created. Pointers and the two by-value scalars change freely.
 //
-// Not validated on a GPU yet (docs/attention-kernels.md): the pattern match is the engine's.
+// Validation (H200, 2026-12-03, cuDNN 9.14): the forward and dV matched the float64 reference; dQ and dK
+// did not until the "* 1" node above was added (that fix has not yet run on a GPU).
 #include "kernels/cuda/cudnn_sdpa.h"
 
 #include <cmath>
@@ -104,6 +105,7 @@ enum Uid : int64_t {
   kNegInf,
   kSoftmaxSum,
   kDQAccum,
+  kOne,
 };
 
 // One backend descriptor, destroyed with its owner.
@@ -484,10 +486,14 @@ void build_backward(Plan& plan, const CudnnSdpaParams& p, cudnnHandle_t handle, 
   const Desc& softmax_sum = g.tensor(kSoftmaxSum, f32, rd, rs, false);
   const Desc& dq_accum = g.tensor(kDQAccum, f32, {b, h, s, d}, {h * s * d, s * d, d, 1}, false);
 
-  // softmax_sum = rowsum(dO * O)
+  // softmax_sum = rowsum(dO * O) * 1. The frontend always ends this chain with a multiply by the
+  // inverse dropout scale (1 without dropout); the engine's pattern expects that node, and without
+  // it the fused kernel computed dV right but dQ and dK as if softmax_sum were 0 (H200, 2026-12-03).
   const Desc& doo = g.virt(f32, {b, h, s, d}, {h * s * d, s * d, h * d, 1});
   g.pointwise(CUDNN_POINTWISE_MUL, dO, &O, nullptr, doo);
-  g.reduction(CUDNN_REDUCE_TENSOR_ADD, doo, softmax_sum);
+  const Desc& dsum = g.virt(f32, rd, rs);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, doo, dsum);
+  g.pointwise(CUDNN_POINTWISE_MUL, dsum, &scalar(g, kOne), nullptr, softmax_sum);
 
   // P = exp(scale * Q K^T - stats), masked
   const Dims sd = {b, h, s, skv}, ss = {h * s * skv, s * skv, skv, 1};
@@ -618,8 +624,8 @@ void cudnn_sdpa_backward(const CudnnSdpaParams& p, cudaStream_t stream) {
   void* softmax_sum = ws + engine;
   void* dq_accum = ws + engine + sum_bytes;
   if (version() < 90600) MODA_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, acc_bytes, stream), what.c_str());
-  float scale = float(p.softmax_scale()), neg_inf = negative_inf();
-  std::vector<int64_t> uids = {kQ, kK, kV, kO, kDO, kStats, kScale, kDQ, kDK, kDV, kSoftmaxSum, kDQAccum};
+  float scale = float(p.softmax_scale()), neg_inf = negative_inf(), one = 1.0f;
+  std::vector<int64_t> uids = {kQ, kK, kV, kO, kDO, kStats, kScale, kDQ, kDK, kDV, kSoftmaxSum, kDQAccum, kOne};
   std::vector<void*> ptrs = {const_cast<bf16*>(p.q),
                              const_cast<bf16*>(p.k),
                              const_cast<bf16*>(p.v),
@@ -631,7 +637,8 @@ void cudnn_sdpa_backward(const CudnnSdpaParams& p, cudaStream_t stream) {
                              p.dk,
                              p.dv,
                              softmax_sum,
-                             dq_accum};
+                             dq_accum,
+                             &one};
   if (p.causal) uids.push_back(kNegInf), ptrs.push_back(&neg_inf);
   execute(plan, handle, uids, ptrs, plan.workspace > 0 ? ws : nullptr, what);
 }
