@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "kernels/cpu/moda_attention.h"
 #ifdef MODA_HAVE_CUDA
+#include "autograd/attention_l0.h"
 #include "core/stream.h"
 #include "kernels/cuda/moda_attention.h"
 #endif
@@ -101,7 +102,8 @@ Operands resolve(const char* op, const Tensor& q, const Tensor& k, const Tensor&
 
 struct Saved {
   Operands a;
-  Tensor o, lse;  // lse [B, Hq, T]: q's dtype on the CPU, f32 on CUDA
+  Tensor o, lse;       // lse [B, Hq, T]: q's dtype on the CPU, f32 on CUDA
+  bool cudnn = false;  // L = 0 on CUDA through cuDNN (autograd/attention_l0.h): its backward too
 };
 
 Saved forward(Operands a) {
@@ -109,6 +111,7 @@ Saved forward(Operands a) {
   const ModaAttentionShape& s = a.shape;
   Tensor o = Tensor::empty(a.q.shape(), a.q.dtype(), dev);
   Tensor lse = Tensor::empty({s.B, s.Hq, s.T}, dev.is_cpu() ? a.q.dtype() : DType::F32, dev);
+  bool cudnn = false;
   dispatch(
       kOp, a.q,
       [&](auto tag) {
@@ -118,11 +121,13 @@ Saved forward(Operands a) {
                                        lse.data<T>());
       },
       [&](auto) {  // bf16 only (resolve checked)
-        MODA_IF_CUDA(cuda::moda_attention_forward(
-            s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd),
-            btlhd(a.kd), ptr<bf16>(a.vd), btlhd(a.vd), o.data<bf16>(), bthd(o), lse.data<float>(), current_stream()));
+        MODA_IF_CUDA(if ((cudnn = l0::use_cudnn(s, a.q, a.k, a.v))) l0::cudnn_forward(s, a.q, a.k, a.v, o, lse);
+                     else cuda::moda_attention_forward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k),
+                                                       ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd), btlhd(a.kd),
+                                                       ptr<bf16>(a.vd), btlhd(a.vd), o.data<bf16>(), bthd(o),
+                                                       lse.data<float>(), current_stream()));
       });
-  return Saved{std::move(a), o, lse};
+  return Saved{std::move(a), o, lse, cudnn};
 }
 
 // The one backward of both forms: dq from dout, and dk, dv, d_depth into `g` (see GradTargets).
@@ -144,6 +149,7 @@ void backward(const Saved& sv, const Tensor& dout_in, const GradTargets& g) {
       },
       [&](auto) {  // bf16 only (resolve checked)
         MODA_IF_CUDA({
+          if (sv.cudnn) return l0::cudnn_backward(s, a.q, a.k, a.v, sv.o, sv.lse, dout, g.dq, g.dk, g.dv, g.accumulate);
           // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
           const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
           Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, a.q.device());

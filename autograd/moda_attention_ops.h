@@ -9,7 +9,8 @@
 // not 16-byte aligned) are copied first. Stream slots need no copy when Hk*d is a multiple of 8.
 // depth_k / depth_v may be undefined or have L = 0 (plain causal GQA attention).
 // Devices and dtypes: CPU f32 / f64 (float64 accumulation); CUDA bf16 (fp32 accumulation, fused
-// kernels; d in {64, 128}, Hq/Hk <= 32). The forward saves o and the per-row log-sum-exp.
+// kernels; d in {64, 128}, Hq/Hk <= 32). The forward saves o and the per-row log-sum-exp. On CUDA
+// an L = 0 call may run on cuDNN's fused attention instead (autograd/attention_l0.h).
 //
 // Two forms share one forward and one backward:
 //   moda_attention       the gradients of all five inputs are returned fresh through the graph.

@@ -12,6 +12,7 @@ const std::vector<std::string>& resumable_fields() {
                                                   "train.keep_checkpoints",
                                                   "train.async_checkpoint",
                                                   "train.activation_checkpointing",  // memory vs compute only
+                                                  "train.attention_l0",              // which kernels, same operator
                                                   "train.log_every",
                                                   "train.collective_timeout_s",
                                                   "data.val",

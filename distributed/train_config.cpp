@@ -90,12 +90,15 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   tc.keep_checkpoints = t.get("keep_checkpoints", tc.keep_checkpoints);
   tc.async_checkpoint = t.get("async_checkpoint", tc.async_checkpoint);
   tc.activation_checkpointing = t.get("activation_checkpointing", tc.activation_checkpointing);
+  tc.attention_l0 = t.get("attention_l0", tc.attention_l0);
   tc.log_every = t.get("log_every", tc.log_every);
   tc.seed = t.get("seed", tc.seed);
   tc.device = t.get("device", tc.device);
   tc.collective_timeout_s = t.get("collective_timeout_s", tc.collective_timeout_s);
   t.check(tc.activation_checkpointing == "none" || tc.activation_checkpointing == "block", "activation_checkpointing",
           tc.activation_checkpointing, "must be \"none\" or \"block\"");
+  t.check(tc.attention_l0 == "auto" || tc.attention_l0 == "moda" || tc.attention_l0 == "cudnn", "attention_l0",
+          tc.attention_l0, "must be \"auto\", \"moda\" or \"cudnn\"");
   t.check(tc.steps >= 1, "steps", tc.steps, "must be >= 1");
   t.check(tc.micro_batch >= 1, "micro_batch", tc.micro_batch, "must be >= 1");
   t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch", tc.global_batch,
@@ -146,6 +149,7 @@ nlohmann::json resolved_config(const nlohmann::json& doc, const TrainConfig& c) 
                 {"keep_checkpoints", tc.keep_checkpoints},
                 {"async_checkpoint", tc.async_checkpoint},
                 {"activation_checkpointing", tc.activation_checkpointing},
+                {"attention_l0", tc.attention_l0},
                 {"log_every", tc.log_every},
                 {"seed", tc.seed},
                 {"device", tc.device},

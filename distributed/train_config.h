@@ -39,6 +39,9 @@ struct TrainerConfig {
   // "none" | "block": keep only each block's input in the forward and recompute the block in
   // backward (nn::LanguageModel::set_activation_checkpointing): less memory, one more forward.
   std::string activation_checkpointing = "none";
+  // Which kernels run attention without depth keys on CUDA (autograd/attention_l0.h): "auto"
+  // (timed and checked per shape), "moda" (ours) or "cudnn" (cuDNN's fused SDPA).
+  std::string attention_l0 = "auto";
   int64_t log_every = 10;
   uint64_t seed = 1234;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N

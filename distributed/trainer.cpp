@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "autograd/attention_l0.h"
 #include "autograd/graph.h"
 #include "core/allocator.h"
 #include "core/atomic_file.h"
@@ -163,6 +164,7 @@ std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
   spdlog::info("device {}, compute dtype {}", device_.str(), dtype_name(dtype_));
   auto model = std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
   model->set_activation_checkpointing(cfg_.train.activation_checkpointing == "block");
+  ops::set_attention_l0(ops::parse_attention_l0(cfg_.train.attention_l0, "train.attention_l0"), device_);
   return model;
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "autograd/attention_l0.h"
 #include "core/error.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
@@ -142,6 +143,21 @@ TEST_CASE("train config: errors name the field, the value and the rule", "[cpu][
   j["train"]["activation_checkpointing"] = "layer";
   REQUIRE_THROWS_WITH(train_config_from_json(j), Catch::Contains("train.activation_checkpointing") &&
                                                      Catch::Contains("layer") && Catch::Contains("\"block\""));
+  j = tiny_config(10);
+  j["train"]["attention_l0"] = "flash";
+  REQUIRE_THROWS_WITH(train_config_from_json(j), Catch::Contains("train.attention_l0") && Catch::Contains("flash") &&
+                                                     Catch::Contains("\"cudnn\""));
+}
+
+TEST_CASE("train config: attention_l0 names parse both ways, and cudnn on the CPU is accepted", "[cpu][train]") {
+  for (const char* name : {"auto", "moda", "cudnn"})
+    CHECK(std::string(ops::attention_l0_name(ops::parse_attention_l0(name, "train.attention_l0"))) == name);
+  REQUIRE_THROWS_WITH(ops::parse_attention_l0("cuDNN", "train.attention_l0"),
+                      Catch::Contains("train.attention_l0") && Catch::Contains("cuDNN") && Catch::Contains("\"moda\""));
+  ops::set_attention_l0(ops::AttentionL0::Cudnn, Device::cpu());  // CPU runs never use it: no check
+  CHECK(ops::attention_l0() == ops::AttentionL0::Cudnn);
+  ops::set_attention_l0(ops::AttentionL0::Auto, Device::cpu());
+  CHECK(ops::attention_l0() == ops::AttentionL0::Auto);
 }
 
 TEST_CASE("evaluate: losses are token-weighted within and across sets, against an independent count", "[cpu][train]") {

@@ -1,0 +1,207 @@
+#include "autograd/attention_l0.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+
+#ifdef MODA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "core/cuda_check.h"
+#include "core/stream.h"
+#include "kernels/cuda/cudnn_sdpa.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/moda_attention.h"
+#endif
+
+namespace moda::ops {
+
+namespace {
+std::atomic<AttentionL0> g_mode{AttentionL0::Auto};
+}  // namespace
+
+AttentionL0 parse_attention_l0(const std::string& value, const std::string& field) {
+  if (value == "auto") return AttentionL0::Auto;
+  if (value == "moda") return AttentionL0::Moda;
+  if (value == "cudnn") return AttentionL0::Cudnn;
+  MODA_FAIL(field, ": \"", value, "\" is not a choice of L = 0 attention kernels; expected \"auto\", \"moda\" or ",
+            "\"cudnn\"");
+}
+
+const char* attention_l0_name(AttentionL0 mode) {
+  switch (mode) {
+    case AttentionL0::Auto: return "auto";
+    case AttentionL0::Moda: return "moda";
+    case AttentionL0::Cudnn: return "cudnn";
+  }
+  return "?";
+}
+
+void set_attention_l0(AttentionL0 mode, Device device) {
+#ifdef MODA_HAVE_CUDA
+  std::string why;
+  MODA_CHECK(mode != AttentionL0::Cudnn || !device.is_cuda() || cuda::cudnn_sdpa_available(&why),
+             "L = 0 attention \"cudnn\" was asked for, but cuDNN cannot run here: ", why);
+#else
+  (void)device;
+#endif
+  g_mode = mode;
+}
+
+AttentionL0 attention_l0() { return g_mode; }
+
+#ifdef MODA_HAVE_CUDA
+namespace l0 {
+
+namespace {
+
+ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
+
+cuda::CudnnSdpaParams params(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& o, const Tensor& lse) {
+  cuda::CudnnSdpaParams p;
+  p.B = s.B, p.Tq = s.T, p.Tk = s.keys(), p.Hq = s.Hq, p.Hk = s.Hk, p.d = s.d, p.scale = s.scale, p.causal = s.causal;
+  p.q = q.data<bf16>(), p.q_strides = bthd(q);
+  p.k = k.data<bf16>(), p.k_strides = bthd(k);
+  p.v = v.data<bf16>(), p.v_strides = bthd(v);
+  p.o = o.data<bf16>(), p.o_strides = bthd(o);
+  p.stats = lse.data<float>();
+  return p;
+}
+
+// What the cuDNN wrapper supports (kernels/cuda/cudnn_sdpa.h): everything else runs ours.
+bool cudnn_supports(const ModaAttentionShape& s) {
+  return s.L == 0 && s.aligned() && (s.d == 64 || s.d == 128) && s.Hq % s.Hk == 0;
+}
+
+// Ours, forward + backward, on the same operands (the reference the tuning compares cuDNN with).
+void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                  const Tensor& lse) {
+  cuda::moda_attention_forward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v), nullptr,
+                               {}, nullptr, {}, o.data<bf16>(), bthd(o), lse.data<float>(), current_stream());
+}
+
+void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                   const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  cuda::moda_attention_backward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v), nullptr,
+                                {}, nullptr, {}, o.data<bf16>(), bthd(o), lse.data<float>(), dout.data<bf16>(),
+                                bthd(dout), dq.data<bf16>(), bthd(dq), dk.data<bf16>(), bthd(dk), dv.data<bf16>(),
+                                bthd(dv), nullptr, {}, nullptr, {}, false, false, nullptr, current_stream());
+}
+
+double rel_l2(const Tensor& a, const Tensor& ref) {
+  const std::vector<float> x = a.to_float_vector(), y = ref.to_float_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size(); ++i) num += double(x[i] - y[i]) * (x[i] - y[i]), den += double(y[i]) * y[i];
+  return std::sqrt(num / (den > 0 ? den : 1.0));
+}
+
+// Times and checks both kernel pairs on the call's operands; true when cuDNN should be used.
+bool tune(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v) {
+  const Device dev = q.device();
+  struct Outs {
+    Tensor o, lse, dq, dk, dv;
+  };
+  auto outs = [&] {
+    auto like = [&](const Tensor& t) { return Tensor::empty(t.shape(), DType::BF16, dev); };
+    return Outs{like(q), Tensor::empty({s.B, s.Hq, s.T}, DType::F32, dev), like(q), like(k), like(v)};
+  };
+  Outs ours = outs(), cud = outs();
+  const Tensor& dout = q;  // any tensor of o's shape will do for comparing and timing
+  auto run_ours = [&] {
+    ours_forward(s, q, k, v, ours.o, ours.lse);
+    ours_backward(s, q, k, v, ours.o, ours.lse, dout, ours.dq, ours.dk, ours.dv);
+  };
+  auto run_cudnn = [&] {
+    cudnn_forward(s, q, k, v, cud.o, cud.lse);
+    cudnn_backward(s, q, k, v, cud.o, cud.lse, dout, cud.dq, cud.dk, cud.dv, false);
+  };
+  const std::string shape =
+      fmt::format("B={} T={} Hq={} Hk={} d={}{}", s.B, s.T, s.Hq, s.Hk, s.d, s.causal ? " causal" : "");
+  try {
+    run_ours(), run_cudnn();  // warm-up: cuDNN builds its plans here
+    synchronize_device();
+  } catch (const Error& e) {
+    spdlog::warn("attention L=0 {}: cuDNN failed ({}); using ours", shape, e.what());
+    return false;
+  }
+  double worst = 0;
+  for (auto [a, b] : {std::pair{&cud.o, &ours.o}, {&cud.dq, &ours.dq}, {&cud.dk, &ours.dk}, {&cud.dv, &ours.dv}})
+    worst = std::max(worst, rel_l2(*a, *b));
+  if (!(worst < 2e-2)) {
+    spdlog::warn("attention L=0 {}: cuDNN's outputs differ from ours (relative L2 {:.3g}); using ours", shape, worst);
+    return false;
+  }
+  auto time_ms = [&](auto&& run) {
+    Event start, stop;
+    start.record(current_stream());
+    for (int i = 0; i < 3; ++i) run();
+    stop.record(current_stream());
+    stop.synchronize();
+    return stop.elapsed_ms_since(start) / 3;
+  };
+  const double t_ours = time_ms(run_ours), t_cudnn = time_ms(run_cudnn);
+  const bool use = t_cudnn < 0.95 * t_ours;
+  spdlog::info("attention L=0 {}: forward+backward ours {:.3f} ms, cuDNN {:.3f} ms (agree to {:.1e}): using {}", shape,
+               t_ours, t_cudnn, worst, use ? "cuDNN" : "ours");
+  return use;
+}
+
+}  // namespace
+
+bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v) {
+  const AttentionL0 mode = g_mode;
+  if (mode == AttentionL0::Moda || !cudnn_supports(s)) return false;
+  if (mode == AttentionL0::Cudnn) return true;
+  static const bool available = cuda::cudnn_sdpa_available();
+  if (!available) return false;
+  // Tuning synchronises the device: not possible while a CUDA graph is being captured.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  MODA_CUDA_CHECK(cudaStreamIsCapturing(current_stream(), &capture), "attention L=0 choice");
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
+  static std::mutex mu;
+  static std::map<Key, bool> chosen;
+  const Key key{s.B, s.T, s.Hq, s.Hk, s.d, s.causal, q.device().index};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = chosen.find(key);
+  if (it != chosen.end()) return it->second;
+  if (capture != cudaStreamCaptureStatusNone) return false;
+  return chosen[key] = tune(s, q, k, v);
+}
+
+void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                   const Tensor& lse) {
+  cuda::cudnn_sdpa_forward(params(s, q, k, v, o, lse), current_stream());
+}
+
+void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                    const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                    bool accumulate) {
+  cuda::CudnnSdpaParams p = params(s, q, k, v, o, lse);
+  const Tensor gk = accumulate ? Tensor::empty(k.shape(), DType::BF16, k.device()) : dk;
+  const Tensor gv = accumulate ? Tensor::empty(v.shape(), DType::BF16, v.device()) : dv;
+  p.dout = dout.data<bf16>(), p.dout_strides = bthd(dout);
+  p.dq = dq.data<bf16>(), p.dq_strides = bthd(dq);
+  p.dk = gk.data<bf16>(), p.dk_strides = bthd(gk);
+  p.dv = gv.data<bf16>(), p.dv_strides = bthd(gv);
+  cuda::cudnn_sdpa_backward(p, current_stream());
+  if (!accumulate) return;
+  // target += fresh, through a contiguous copy when the target is a strided view (a stream slot).
+  for (auto [target, fresh] : {std::pair{&dk, &gk}, {&dv, &gv}}) {
+    Tensor sum = target->is_contiguous() ? *target : target->contiguous();
+    cuda::add(sum.data<bf16>(), sum.data<bf16>(), fresh->data<bf16>(), sum.numel(), current_stream());
+    if (!target->is_contiguous()) Tensor(*target).copy_(sum);  // a handle copy writes the same data
+  }
+}
+
+}  // namespace l0
+#endif
+
+}  // namespace moda::ops

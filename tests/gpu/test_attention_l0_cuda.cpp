@@ -1,0 +1,113 @@
+// Attention without depth keys (L = 0) on CUDA under each train.attention_l0 mode
+// (autograd/attention_l0.h): ours, cuDNN's fused SDPA, and auto (timed and checked per shape). In
+// every mode both forms of the op — fresh gradients, and the model's stream form that ADDS k, v
+// gradients into pre-filled sinks (cuDNN itself only overwrites) — must match the float64 CPU op.
+// The cuDNN modes are skipped in a build without cuDNN and fail where it was built in but cannot run.
+#include <catch2/catch.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autograd/attention_l0.h"
+#include "autograd/moda_attention_ops.h"
+#include "autograd/pointwise_ops.h"
+#include "kernels/cuda/cudnn_sdpa.h"
+#include "tests/compare.h"
+
+using namespace moda;
+using moda::test::rel_l2;
+
+namespace {
+
+// Restores the process-wide mode (other tests rely on the default) however the test ends.
+struct ModeGuard {
+  ops::AttentionL0 saved = ops::attention_l0();
+  ~ModeGuard() { ops::set_attention_l0(saved, Device::cpu()); }
+};
+
+void check_mode(ops::AttentionL0 mode, int64_t d) {
+  INFO("attention_l0 " << ops::attention_l0_name(mode) << ", d " << d);
+  ModeGuard guard;
+  ops::set_attention_l0(mode, Device::cuda());
+  const int64_t B = 2, T = 77, Hq = 8, Hk = 2, S = 3, own = 1;
+  Tensor kst = Tensor::randn({B, T, S, Hk, d}, 11, DType::BF16), vst = Tensor::randn({B, T, S, Hk, d}, 12, DType::BF16);
+  Tensor pre_k = Tensor::uniform({B, T, S, Hk, d}, 15, -0.1, 0.1, DType::BF16),
+         pre_v = Tensor::uniform({B, T, S, Hk, d}, 16, -0.1, 0.1, DType::BF16);
+  Tensor q = Tensor::randn({B, T, Hq, d}, 13, DType::BF16), w = Tensor::randn({B, T, Hq, d}, 14, DType::BF16);
+
+  // Reference: the plain form on the CPU in f64.
+  Tensor rq = q.to(DType::F64).set_requires_grad(true),
+         rk = kst.select(2, own).to(DType::F64).contiguous().set_requires_grad(true),
+         rv = vst.select(2, own).to(DType::F64).contiguous().set_requires_grad(true);
+  Tensor ro = ops::moda_attention(rq, rk, rv, {}, {});
+  ops::sum(ops::mul(ro, w.to(DType::F64))).backward();
+
+  // Plain form on CUDA: fresh gradients of q, k, v.
+  Tensor K = kst.to(Device::cuda()), V = vst.to(Device::cuda()), W = w.to(Device::cuda());
+  Tensor pq = q.to(Device::cuda()).set_requires_grad(true), pk = K.select(2, own).set_requires_grad(true),
+         pv = V.select(2, own).set_requires_grad(true);
+  Tensor po = ops::moda_attention(pq, pk, pv, {}, {});
+  ops::sum(ops::mul(po, W)).backward();
+  CHECK(rel_l2(po, ro) < 1e-2);
+  CHECK(rel_l2(pq.grad(), rq.grad()) < 1e-2);
+  CHECK(rel_l2(pk.grad(), rk.grad()) < 1e-2);
+  CHECK(rel_l2(pv.grad(), rv.grad()) < 1e-2);
+
+  // Stream form: k, v are slot views, their gradients ADDED into pre-filled sink slots.
+  Tensor dK = pre_k.to(Device::cuda()), dV = pre_v.to(Device::cuda());
+  Tensor sq = q.to(Device::cuda()).set_requires_grad(true);
+  Tensor so = ops::moda_attention_into(sq, K.select(2, own), V.select(2, own), {}, {}, true, [&] {
+    return ops::GradSinks{dK.select(2, own), dV.select(2, own), {}, {}};
+  });
+  ops::sum(ops::mul(so, W)).backward();
+  CHECK(rel_l2(so, ro) < 1e-2);
+  CHECK(rel_l2(sq.grad(), rq.grad()) < 1e-2);
+  for (auto [sink, prefill, ref] : {std::tuple{dK, pre_k, rk.grad()}, {dV, pre_v, rv.grad()}}) {
+    auto got = sink.select(2, own).to(Device::cpu()).to_double_vector(),
+         pre = prefill.select(2, own).to_double_vector();
+    for (size_t i = 0; i < got.size(); ++i) got[i] -= pre[i];  // what the backward added
+    CHECK(rel_l2(Tensor::from_vector(got, ref.shape(), DType::F64), ref) < 3e-2);
+    // Slots other than the one written keep their prefill bit for bit.
+    for (int64_t s : {0, 2})
+      CHECK(sink.select(2, s).to(Device::cpu()).to_double_vector() == prefill.select(2, s).to_double_vector());
+  }
+}
+
+bool cudnn_usable() {
+  std::string why;
+  const bool ok = cuda::cudnn_sdpa_available(&why);
+#ifdef MODA_HAVE_CUDNN
+  INFO("cuDNN built in but not usable: " << why);
+  REQUIRE(ok);  // built in and unusable must fail, not pass as a test that ran nothing
+#endif
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("attention l0 cuda: our kernels, both forms, match the f64 CPU op", "[gpu][moda][autograd]") {
+  for (int64_t d : {64, 128}) check_mode(ops::AttentionL0::Moda, d);
+}
+
+TEST_CASE("attention l0 cuda: cuDNN and auto, both forms, match the f64 CPU op", "[gpu][moda][autograd][cudnn]") {
+  if (!cudnn_usable()) {
+    std::cout << "MODA_GPU_TEST_SKIPPED: this build has no cuDNN\n";
+    return;
+  }
+  for (int64_t d : {64, 128}) {
+    check_mode(ops::AttentionL0::Cudnn, d);
+    check_mode(ops::AttentionL0::Auto, d);
+  }
+}
+
+TEST_CASE("attention l0 cuda: cudnn mode where cuDNN cannot run is refused at start", "[gpu][moda][autograd]") {
+  std::string why;
+  if (cuda::cudnn_sdpa_available(&why)) {
+    ModeGuard guard;
+    CHECK_NOTHROW(ops::set_attention_l0(ops::AttentionL0::Cudnn, Device::cuda()));
+  } else {
+    REQUIRE_THROWS_WITH(ops::set_attention_l0(ops::AttentionL0::Cudnn, Device::cuda()),
+                        Catch::Contains("cudnn") && Catch::Contains(why));
+  }
+}
