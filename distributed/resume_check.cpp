@@ -23,6 +23,21 @@ const std::vector<std::string>& resumable_fields() {
   return fields;
 }
 
+const std::vector<std::string>& outcome_neutral_fields() {
+  static const std::vector<std::string> fields = {"train.eval_every",
+                                                  "train.eval_max_batches",  // periodic evaluations only
+                                                  "train.checkpoint_every",
+                                                  "train.keep_checkpoints",
+                                                  "train.async_checkpoint",
+                                                  "train.activation_checkpointing",
+                                                  "train.attention_l0",
+                                                  "train.log_every",
+                                                  "train.collective_timeout_s",
+                                                  "train.device",
+                                                  "parallel"};
+  return fields;
+}
+
 namespace {
 
 void collect(const nlohmann::json& a, const nlohmann::json& b, const std::string& path, std::vector<std::string>& out) {
@@ -41,8 +56,8 @@ void collect(const nlohmann::json& a, const nlohmann::json& b, const std::string
   if (a != b) out.push_back(path);
 }
 
-bool is_resumable(const std::string& path) {
-  for (const auto& f : resumable_fields())
+bool covered(const std::string& path, const std::vector<std::string>& fields) {
+  for (const auto& f : fields)
     if (path == f || path.rfind(f + ".", 0) == 0) return true;
   return false;
 }
@@ -69,12 +84,19 @@ std::vector<std::string> differing_fields(const nlohmann::json& a, const nlohman
   return out;
 }
 
+std::vector<std::string> describe_differences(const nlohmann::json& a, const nlohmann::json& b,
+                                              const std::vector<std::string>& allowed, const std::string& name_a,
+                                              const std::string& name_b) {
+  std::vector<std::string> out;
+  for (const auto& path : differing_fields(a, b))
+    if (!covered(path, allowed))
+      out.push_back(path + ": " + name_a + " " + value_at(a, path) + ", " + name_b + " " + value_at(b, path));
+  return out;
+}
+
 void check_resume_config(const nlohmann::json& saved, const nlohmann::json& now, const std::string& checkpoint) {
   std::string refused;
-  for (const auto& path : differing_fields(saved, now)) {
-    if (is_resumable(path)) continue;
-    refused += "\n  " + path + ": checkpoint " + value_at(saved, path) + ", now " + value_at(now, path);
-  }
+  for (const auto& d : describe_differences(saved, now, resumable_fields(), "checkpoint", "now")) refused += "\n  " + d;
   MODA_CHECK(refused.empty(), "cannot resume from ", checkpoint,
              ": the config differs in fields that define the model, the data order or the optimiser state:", refused,
              "\nstart a new run folder, or change only fields that may differ on resume (docs/training.md)");

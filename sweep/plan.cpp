@@ -3,7 +3,8 @@
 namespace moda::sweep {
 
 PointStatus Plan::status(size_t i) const {
-  return inspect_point(run_dir(i), configs[i].config.train.steps, !configs[i].config.data.val.empty());
+  const TrainConfig& c = configs[i].config;
+  return inspect_point(run_dir(i), c.train.steps, !c.data.val.empty(), &c.resolved);
 }
 
 std::vector<PointStatus> Plan::statuses() const {

@@ -85,7 +85,9 @@ PointConfig resolve_point(const Manifest& m, const Point& p, DataFiles data) {
   for (const auto& [key, value] : p.values) pc.overrides.push_back(assignment(key, value));
   if (p.seed) pc.overrides.push_back(assignment("train.seed", *p.seed));
   try {
-    pc.config = validate(apply_overrides(m.base, pc.overrides), data);
+    const nlohmann::json doc = apply_overrides(m.base, pc.overrides);
+    pc.config = validate(doc, data);
+    pc.config.resolved["data"] = doc["data"];  // the real patterns, also where placeholders were validated
   } catch (const Error& e) {
     std::string sets;
     for (const auto& o : pc.overrides) sets += " --set " + o;

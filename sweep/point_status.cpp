@@ -1,6 +1,11 @@
 #include "sweep/point_status.h"
 
 #include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/json_config.h"
+#include "distributed/resume_check.h"
 
 namespace moda::sweep {
 
@@ -12,6 +17,7 @@ const char* state_name(PointState s) {
     case PointState::Failed: return "failed";
     case PointState::Running: return "running";
     case PointState::Done: return "done";
+    case PointState::Stale: return "stale";
   }
   return "?";
 }
@@ -19,6 +25,12 @@ const char* state_name(PointState s) {
 std::string PointStatus::describe() const {
   const std::string of = " of " + std::to_string(final_step);
   switch (state) {
+    case PointState::Stale: {
+      std::string s = "stale: trained with another config (";
+      for (size_t i = 0; i < stale_fields.size() && i < 3; ++i) s += (i ? "; " : "") + stale_fields[i];
+      if (stale_fields.size() > 3) s += "; and " + std::to_string(stale_fields.size() - 3) + " more";
+      return s + ")";
+    }
     case PointState::Done: return checkpoints_removed ? "done (checkpoints removed)" : "done";
     case PointState::NotStarted:
       return logged_step > 0 ? "not started (step " + std::to_string(logged_step) + of + " logged, no checkpoint)"
@@ -36,7 +48,22 @@ std::string PointStatus::describe() const {
   return "?";
 }
 
-PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool has_val_sets) {
+// The fields in which the run folder's config.json differs from `resolved` in a way that changes
+// the experiment; empty when the folder has no config.json yet.
+std::vector<std::string> stale_fields(const std::string& run_dir, const nlohmann::json& resolved) {
+  const std::string path = run_dir + "/config.json";
+  if (!std::filesystem::exists(path)) return {};
+  nlohmann::json saved;
+  try {
+    saved = read_json_file(path);
+  } catch (const Error& e) {
+    return {std::string("config.json unreadable: ") + e.what()};
+  }
+  return describe_differences(saved, resolved, outcome_neutral_fields(), "run", "manifest");
+}
+
+PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool has_val_sets,
+                          const nlohmann::json* expected_config) {
   PointStatus st;
   st.final_step = final_step;
   st.checkpoint_step = latest_checkpoint_step(run_dir);
@@ -62,6 +89,10 @@ PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool h
     st.state = PointState::Partial;
   else
     st.state = PointState::NotStarted;
+  if (expected_config && st.state != PointState::Running) {
+    st.stale_fields = stale_fields(run_dir, *expected_config);
+    if (!st.stale_fields.empty()) st.state = PointState::Stale;
+  }
   return st;
 }
 

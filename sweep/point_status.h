@@ -12,15 +12,20 @@
 //   not_started  no checkpoint (a run killed before its first checkpoint starts again)
 //   running      not done, and a live `moda train` on this host holds the folder's lock (another
 //                sweep or a hand-started run): `run` leaves it alone
+//   stale        the folder's config.json differs from the point's config in a field that changes
+//                the experiment (anything but distributed/resume_check.h's outcome-neutral fields):
+//                the manifest or its base was edited after this point trained. `run` neither
+//                skips it as done nor trains over it; the status names each field and both values
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include "sweep/run_folder.h"
 
 namespace moda::sweep {
 
-enum class PointState { NotStarted, Partial, NoFinalEval, Failed, Running, Done };
+enum class PointState { NotStarted, Partial, NoFinalEval, Failed, Running, Done, Stale };
 
 const char* state_name(PointState s);
 
@@ -32,10 +37,14 @@ struct PointStatus {
   long pid = 0;                      // the training process, when running
   bool checkpoints_removed = false;  // done, without the checkpoints
   std::vector<Attempt> attempts;
+  std::vector<std::string> stale_fields;  // "optim.lr: run 0.0003, manifest 0.001", when stale
   // "done", "partial (step 4 of 8)", "failed (exit 1, step 4 of 8)", ...
   std::string describe() const;
 };
 
-PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool has_val_sets);
+// `expected_config`: the point's resolved config (TrainConfig::resolved), compared with the folder's
+// config.json for the stale state; null skips that comparison.
+PointStatus inspect_point(const std::string& run_dir, int64_t final_step, bool has_val_sets,
+                          const nlohmann::json* expected_config = nullptr);
 
 }  // namespace moda::sweep

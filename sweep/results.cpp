@@ -75,7 +75,7 @@ PointResult collect_result(const Point& p, const PointConfig& c, const std::stri
   PointResult out;
   out.point = &p;
   out.run_dir = run_dir;
-  out.status = inspect_point(run_dir, c.config.train.steps, !c.config.data.val.empty());
+  out.status = inspect_point(run_dir, c.config.train.steps, !c.config.data.val.empty(), &c.config.resolved);
   out.params = c.params.total;
   std::vector<std::string> sets = val_sets;
   if (sets.empty())

@@ -202,6 +202,10 @@ int run_sweep(const Plan& plan, const RunOptions& opts) {
     } else if (statuses[i].state == PointState::Running) {
       ++failed;  // its own process will finish it; a second writer would be refused
       spdlog::warn("{}: {} (another sweep or moda train): left alone", tag, statuses[i].describe());
+    } else if (statuses[i].state == PointState::Stale) {
+      ++failed;  // training over it would mix two experiments in one folder
+      spdlog::error("{}: {} in {}; move the folder away to train the point again, or restore the manifest", tag,
+                    statuses[i].describe(), plan.run_dir(i));
     } else if (statuses[i].state == PointState::NoFinalEval) {
       ++failed;  // `train --resume` would have nothing left to do
       spdlog::error("{}: {} in {}; evaluate it with `moda eval`, or remove the folder to train it again", tag,

@@ -143,4 +143,20 @@ if "${MODA_PYTHON:-python3}" -c "import matplotlib" 2> /dev/null; then
 else
   grep -q "No plots: matplotlib is not installed" "$out/results.md" || fail "report: results.md does not say why there are no plots"
 fi
-echo "ok: sweep run (stop, resume, skip, failure), status, report"
+# --- the manifest edited after the points trained: stale, neither skipped as done nor trained over --
+python3 - "$manifest" "$WORK/edited.json" <<'PY'
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+m["base"] = os.path.join(os.path.dirname(sys.argv[1]), m["base"])
+m["set"]["optim.lr"] = 0.5
+json.dump(m, open(sys.argv[2], "w"))
+PY
+before=$(cat "$out"/runs/*/sweep_attempts.json | md5sum)
+run sweep status "$WORK/edited.json"
+[ "$(grep -c "stale: trained with another config (optim.lr: run 0.003, manifest 0.5)" "$WORK/out")" -eq 4 ] ||
+  { cat "$WORK/out" >&2; fail "status after editing the manifest: expected 4 stale points naming optim.lr"; }
+run sweep run "$WORK/edited.json"
+expect_rc 1 "run of the edited manifest"
+expect_in err "move the folder away" "run of the edited manifest"
+[ "$(cat "$out"/runs/*/sweep_attempts.json | md5sum)" = "$before" ] || fail "run of the edited manifest trained a point"
+echo "ok: sweep run (stop, resume, skip, failure, stale), status, report"

@@ -113,6 +113,41 @@ TEST_CASE("sweep point status: a finished point whose checkpoints were removed",
   CHECK(sw::inspect_point(dir, 12, true).state == sw::PointState::NotStarted);  // more steps asked for
 }
 
+TEST_CASE("sweep point status: a folder trained under another config is stale, naming the fields", "[sweep]") {
+  TempDir tmp("sweep_stale");
+  const std::string dir = tmp / "run";
+  fs::create_directories(dir);
+  checkpoint(dir, 8);
+  append_record(dir, train_record(8, 4.0, 256, 1000));
+  append_record(dir, eval_record(8, 3.0, 4.0));
+  const json manifest_config = {{"model", {{"n_layers", 4}, {"norm", "pre"}}},
+                                {"optim", {{"lr", 0.001}}},
+                                {"train", {{"steps", 8}, {"log_every", 10}, {"attention_l0", "auto"}}}};
+  json run_config = manifest_config;
+  std::ofstream(dir + "/config.json") << run_config.dump();
+  CHECK(sw::inspect_point(dir, 8, true, &manifest_config).state == sw::PointState::Done);
+  CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Done);  // no config given: not compared
+
+  // Fields that do not change the experiment may differ, or be absent from an older run's config.
+  run_config["train"]["log_every"] = 1;
+  run_config["train"].erase("attention_l0");
+  std::ofstream(dir + "/config.json", std::ios::trunc) << run_config.dump();
+  CHECK(sw::inspect_point(dir, 8, true, &manifest_config).state == sw::PointState::Done);
+
+  // The learning rate and the norm placement do: stale, each field named with both values.
+  run_config["optim"]["lr"] = 0.0003;
+  run_config["model"]["norm"] = "post";
+  std::ofstream(dir + "/config.json", std::ios::trunc) << run_config.dump();
+  const auto st = sw::inspect_point(dir, 8, true, &manifest_config);
+  CHECK(st.state == sw::PointState::Stale);
+  REQUIRE(st.stale_fields.size() == 2);
+  CHECK(st.describe() ==
+        "stale: trained with another config (model.norm: run \"post\", manifest \"pre\"; optim.lr: run 0.0003, "
+        "manifest 0.001)");
+  // A partial run under another config is stale too: resuming it would mix two experiments.
+  CHECK(sw::inspect_point(dir, 12, true, &manifest_config).state == sw::PointState::Stale);
+}
+
 TEST_CASE("sweep point status: running while a live process training into the folder holds its lock", "[sweep]") {
   TempDir tmp("sweep_running");
   const std::string dir = tmp / "run";
