@@ -1,4 +1,4 @@
-// moda sweep run MANIFEST [--launcher "mpirun -np 8"] [--parallel K] [--dry-run]
+// moda sweep run MANIFEST [--launcher "mpirun -np 8"] [--parallel K] [--only KEY=VALUE...] [--dry-run]
 #include <sstream>
 
 #include "apps/args.h"
@@ -19,7 +19,7 @@ static std::vector<std::string> split_words(const std::string& s) {
 static int run_sweep_run(const std::vector<std::string>& argv_in) {
   std::vector<std::string> argv = argv_in;
   const std::string path = take_manifest_argument(argv);
-  Args args(argv, {"launcher", "parallel"}, {"dry-run"});
+  Args args(argv, {"launcher", "parallel", "only"}, {"dry-run"});
   sweep::RunOptions opts;
   opts.launcher = split_words(args.get_or("launcher", ""));
   MODA_USAGE_CHECK(!args.has("launcher") || !opts.launcher.empty(), "option --launcher: empty command");
@@ -28,11 +28,12 @@ static int run_sweep_run(const std::vector<std::string>& argv_in) {
                    opts.parallel);
   opts.dry_run = args.has("dry-run");
   const auto data = opts.dry_run ? sweep::DataFiles::MayBeMissing : sweep::DataFiles::MustExist;
-  return sweep::run_sweep(sweep::make_plan(sweep::load_manifest(path), data), opts);
+  return sweep::run_sweep(sweep::restrict_points(sweep::make_plan(sweep::load_manifest(path), data), args.all("only")),
+                          opts);
 }
 
 constexpr const char* kSweepRunUsage =
-    R"(usage: moda sweep run MANIFEST [--launcher "mpirun -np 8"] [--parallel K] [--dry-run]
+    R"(usage: moda sweep run MANIFEST [--launcher "mpirun -np 8"] [--parallel K] [--only KEY=VALUE...] [--dry-run]
   Trains every point of a sweep manifest (docs/sweeps.md) into MANIFEST.output/runs/<run name>,
   each as a child `moda train --config BASE --set k=v ... --run-dir DIR [--resume]` whose output
   goes to DIR/train.log. Done points are skipped, interrupted ones resumed; a failed point is
@@ -41,6 +42,8 @@ constexpr const char* kSweepRunUsage =
   --launcher "WORDS"  put these words before the program (split on spaces, no quoting),
                       e.g. "mpirun -np 8"
   --parallel K        train K points at once (default 1)
+  --only KEY=VALUE... only the points whose axis KEY (or "seed") has VALUE, e.g.
+                      --only seed=2 model.n_layers=24; values of one key are alternatives
   --dry-run           list the points, parameters, tokens and training FLOPs; train nothing
                       (the data files need not exist)
 SIGINT/SIGTERM: each running point gets one SIGTERM (it checkpoints and exits), nothing new

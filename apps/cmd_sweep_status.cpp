@@ -12,8 +12,9 @@ namespace moda::app {
 static int run_sweep_status(const std::vector<std::string>& argv_in) {
   std::vector<std::string> argv = argv_in;
   const std::string path = take_manifest_argument(argv);
-  Args args(argv, {});
-  const sweep::Plan plan = sweep::make_plan(sweep::load_manifest(path), sweep::DataFiles::MayBeMissing);
+  Args args(argv, {"only"});
+  const sweep::Plan plan = sweep::restrict_points(
+      sweep::make_plan(sweep::load_manifest(path), sweep::DataFiles::MayBeMissing), args.all("only"));
   const auto statuses = plan.statuses();
   int done = 0;
   for (const auto& s : statuses) done += s.state == sweep::PointState::Done;
@@ -24,9 +25,10 @@ static int run_sweep_status(const std::vector<std::string>& argv_in) {
 }
 
 constexpr const char* kSweepStatusUsage =
-    R"(usage: moda sweep status MANIFEST
+    R"(usage: moda sweep status MANIFEST [--only KEY=VALUE...]
   Prints one row per point of the sweep: its axes, parameters, tokens, training FLOPs and state,
-  read from its run folder: done, partial (step k of n), failed (exit status), not started.
+  read from its run folder: done, partial (step k of n), failed (exit status), not started, stale.
+  --only KEY=VALUE...  only the points whose axis KEY (or "seed") has VALUE (as `sweep run`)
 )";
 
 MODA_COMMAND("sweep status", "the state of every point of a sweep manifest: MANIFEST", kSweepStatusUsage,

@@ -24,4 +24,11 @@ struct Plan {
 
 Plan make_plan(Manifest m, DataFiles data);
 
+// Keeps the points that match every `KEY=VALUE` filter (`moda sweep run --only`): KEY is an axis
+// key of the manifest or "seed", VALUE the axis value as it reads in a run name ("pre", 24).
+// Filters on one key are alternatives (seed=1, seed=2: either); on different keys all must hold.
+// A malformed filter, a KEY that is no axis or a VALUE no point has is an error naming the filter
+// and the choices.
+Plan restrict_points(Plan plan, const std::vector<std::string>& only);
+
 }  // namespace moda::sweep

@@ -3,10 +3,10 @@
 # must each finish inside one 10-minute command because the host keeps nothing between uses.
 #   call 1 (carry .deps):        source tools/gpu-host-env.sh; bash tools/gpu-host-build.sh /tmp/build-gpu moda
 #   call 2 (carry .corpus-debs): bash tools/gpu-sweep-sitting.sh corpus
-#   call 3.. (no carry):         bash tools/gpu-sweep-sitting.sh run MANIFEST SECONDS 'n_layers=24' 'seed=1'
+#   call 3.. (no carry):         bash tools/gpu-sweep-sitting.sh run MANIFEST SECONDS model.n_layers=24 seed=1
 # `corpus` builds runs/corpus (tools/make_corpus.sh, ~85 s on the host) and checks its SHA-256 against
-# docs/corpus.md's. `run` restricts MANIFEST to the points matching every KEY=VALUE (axis or "seed";
-# axis keys without the "model." prefix), copies the committed results of finished points
+# docs/corpus.md's. `run` restricts MANIFEST to the points matching every KEY=VALUE (`moda sweep run
+# --only`: an axis key or "seed"), copies the committed results of finished points
 # (experiments/results/NAME/runs) into the sweep's folder so they are skipped, trains the rest for
 # at most SECONDS, and writes the run folders without their checkpoints to $OUT/NAME-runs.tgz
 # (unpack into experiments/results/NAME/ and commit: `moda sweep status` counts them done).
@@ -23,27 +23,12 @@ corpus)
 run)
   manifest=$2 seconds=$3; shift 3
   mkdir -p runs; ln -sfn /tmp/corpus runs/corpus
-  sub=/tmp/sweep-sitting.json
-  python3 - "$manifest" "$sub" "$@" <<'PY'
-import json, os, sys
-src, dst, filters = sys.argv[1], sys.argv[2], sys.argv[3:]
-m = json.load(open(src))
-m["base"] = os.path.join(os.path.dirname(os.path.abspath(src)), m["base"]) if isinstance(m["base"], str) else m["base"]
-for f in filters:
-    key, value = f.split("=", 1)
-    if key == "seed":
-        m["seeds"] = [int(value)]
-        continue
-    full = key if key in m.get("grid", {}) else "model." + key
-    vals = m["grid"][full]
-    m["grid"][full] = [type(vals[0])(value)]
-json.dump(m, open(dst, "w"), indent=1)
-PY
+  only=(); [ $# -gt 0 ] && only=(--only "$@")
   name=$(python3 -c "import json,sys; print(json.load(open('$manifest'))['name'])")
   out_dir=$(python3 -c "import json,sys; print(json.load(open('$manifest'))['output'])")
   mkdir -p "$out_dir/runs"
   [ -d "experiments/results/$name/runs" ] && cp -r "experiments/results/$name/runs/." "$out_dir/runs/"
-  timeout "$seconds" $moda sweep run $sub > $OUT/sweep.log 2>&1 || echo "sweep ended with $? (124: time limit)"
+  timeout "$seconds" $moda sweep run "$manifest" "${only[@]}" > $OUT/sweep.log 2>&1 || echo "sweep ended with $? (124: time limit)"
   tail -25 $OUT/sweep.log
   (cd "$out_dir" && tar --exclude=checkpoints --exclude=.lock -czf "$OUT/$name-runs.tgz" runs)
   ;;

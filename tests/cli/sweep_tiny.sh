@@ -112,6 +112,21 @@ expect_rc 0 "run after the lock is gone (through a launcher)"
 grep -q "^=== moda sweep .*: env MODA_SWEEP_TEST=1 $MODA train --config " "$out/runs/sequence-s2/train.log" ||
   fail "launcher: train.log does not show 'env MODA_SWEEP_TEST=1 $MODA train ...'"
 
+# --- --only: a subset of the points, filters on one key are alternatives, errors name the choices --
+run sweep status "$manifest" --only model.variant=sequence seed=1 seed=2
+expect_rc 0 "status --only"
+expect_in out "2 of 2 points done" "status --only model.variant=sequence"
+grep -q "depth_kv_ffn-s" "$WORK/out" && fail "status --only model.variant=sequence lists a depth_kv_ffn point"
+run sweep run "$manifest" --only seed=2 model.variant=depth_kv_ffn
+expect_rc 0 "run --only (one done point)"
+[ "$(grep -c "done already: skipped" "$WORK/err")" -eq 1 ] || fail "run --only: expected exactly 1 point"
+run sweep run "$manifest" --only variant=sequence
+expect_rc 1 "run --only with a key that is no axis"
+expect_in err "'variant' is not an axis of sweep tiny-cpu (axes: model.variant, seed)" "run --only variant=..."
+run sweep status "$manifest" --only seed=3
+expect_rc 1 "status --only with a value no point has"
+expect_in err "no point has seed = 3 (values: 1, 2)" "status --only seed=3"
+
 # --- report ---------------------------------------------------------------------------------
 run sweep report "$manifest"
 expect_rc 0 "report"
