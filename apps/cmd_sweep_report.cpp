@@ -28,6 +28,7 @@ static int run_sweep_report(const std::vector<std::string>& argv_in) {
   for (size_t i = 0; i < plan.points.size(); ++i)
     in.points.push_back(sweep::collect_result(plan.points[i], plan.configs[i], plan.run_dir(i), in.val_sets));
   in.groups = sweep::group_over_seeds(in.points, m.report.metrics);
+  in.contrasts = sweep::contrasts(m, in.points, sweep::contrast_metrics(in.val_sets));
   std::filesystem::create_directories(m.output);
   auto write = [&](const std::string& name, const std::string& text) {
     write_file_atomically(m.output + "/" + name, [&](std::ostream& out) { out << text; });
@@ -51,7 +52,8 @@ constexpr const char* kSweepReportUsage =
   Writes into the sweep folder (MANIFEST.output): results.csv, results.json and results.md (one
   row per point: axes, params, tokens, final train loss, final validation loss and perplexity per
   set and their average, tokens/s, MFU, wall time; then the mean ± std over seeds of each
-  configuration) and, with python3 + matplotlib, loss_curves.png and val_ppl.png drawn by
+  configuration; with manifest.report.contrast, each value of that axis against its first,
+  paired by seed) and, with python3 + matplotlib, loss_curves.png and val_ppl.png drawn by
   tools/plot_sweep.py. Prints the paths written.
 )";
 

@@ -115,6 +115,7 @@ ReportSpec read_report(const nlohmann::json& section) {
   if (r.has("val_sets")) spec.val_sets = read_string_list(r.raw("val_sets"), "manifest.report.val_sets");
   spec.metrics = {"val_loss", "val_ppl", "train_loss"};
   if (r.has("metrics")) spec.metrics = read_string_list(r.raw("metrics"), "manifest.report.metrics");
+  spec.contrast = r.get("contrast", spec.contrast);
   const auto& known = report_metric_names();
   for (size_t i = 0; i < spec.metrics.size(); ++i) {
     std::string list;
@@ -184,6 +185,16 @@ Manifest manifest_from_json(const nlohmann::json& doc, const std::string& path) 
     m.report.metrics = {"val_loss", "val_ppl", "train_loss"};
   top.finish();
   check_keys_unique(m);
+  if (!m.report.contrast.empty()) {
+    std::string grid_keys;
+    bool found = false;
+    for (const auto& axis : m.grid) {
+      grid_keys += (grid_keys.empty() ? "" : ", ") + axis.key;
+      found = found || (axis.key == m.report.contrast && axis.values.size() >= 2);
+    }
+    MODA_CHECK(found, "manifest.report.contrast: '", m.report.contrast, "' is not a grid axis with two or more values ",
+               "(grid axes: ", grid_keys.empty() ? "none" : grid_keys, ")");
+  }
   return m;
 }
 

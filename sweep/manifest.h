@@ -27,6 +27,9 @@ struct ZipGroup {
 struct ReportSpec {
   std::vector<std::string> val_sets;  // empty: every set of the base config's data.val
   std::vector<std::string> metrics;   // the grouped table's columns (results.md), see report_metric_names()
+  // A grid axis whose values are compared with its first (the baseline), paired by seed, in the
+  // report's contrast table (sweep/contrasts.h); "" for none.
+  std::string contrast;
 };
 
 struct Manifest {

@@ -79,12 +79,12 @@ int digits_for(const std::string& metric) {
 
 }  // namespace
 
-std::string mean_pm_std(const Spread& s, int digits) {
+std::string mean_pm_std(const Spread& s, int digits, bool sign) {
   char buf[96];
   if (s.std)
-    std::snprintf(buf, sizeof buf, "%.*f ± %.*f", digits, s.mean, digits, *s.std);
+    std::snprintf(buf, sizeof buf, sign ? "%+.*f ± %.*f" : "%.*f ± %.*f", digits, s.mean, digits, *s.std);
   else
-    std::snprintf(buf, sizeof buf, "%.*f", digits, s.mean);
+    std::snprintf(buf, sizeof buf, sign ? "%+.*f" : "%.*f", digits, s.mean);
   return buf;
 }
 
@@ -136,10 +136,65 @@ nlohmann::json results_json(const ReportInput& in) {
       metrics[name] = {{"mean", s.mean}, {"std", opt(s.std)}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
     groups.push_back({{"axes", axes}, {"runs", runs}, {"metrics", metrics}});
   }
-  return {{"sweep", m.name},  {"manifest", m.path},      {"axes", m.axis_keys()},
-          {"seeds", m.seeds}, {"val_sets", in.val_sets}, {"group_metrics", m.report.metrics},
-          {"points", points}, {"groups", groups}};
+  nlohmann::json contrasts = nlohmann::json::array();
+  for (const auto& c : in.contrasts) {
+    nlohmann::json axes = nlohmann::json::object(), deltas = nlohmann::json::object();
+    for (const auto& [k, v] : c.axes) axes[k] = v;
+    for (const auto& [name, s] : c.deltas)
+      deltas[name] = {{"mean", s.mean}, {"std", opt(s.std)}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
+    contrasts.push_back({{"axes", axes},
+                         {"axis", m.report.contrast},
+                         {"value", c.value},
+                         {"baseline", c.baseline},
+                         {"pairs", c.pairs},
+                         {"deltas", deltas}});
+  }
+  return {{"sweep", m.name},       {"manifest", m.path},      {"axes", m.axis_keys()},
+          {"seeds", m.seeds},      {"val_sets", in.val_sets}, {"group_metrics", m.report.metrics},
+          {"points", points},      {"groups", groups},        {"contrast", m.report.contrast},
+          {"contrasts", contrasts}};
 }
+
+std::vector<std::string> contrast_metrics(const std::vector<std::string>& val_sets) {
+  std::vector<std::string> out = {"val_loss"};
+  for (const auto& s : val_sets) out.push_back("val_loss/" + s);
+  return out;
+}
+
+namespace {
+
+std::string contrast_markdown(const ReportInput& in) {
+  const Manifest& m = *in.manifest;
+  const std::string& axis = m.report.contrast;
+  const std::string baseline = in.contrasts.empty() ? "its first value" : in.contrasts.front().baseline;
+  std::string md = "\n## " + axis + " against " + baseline + ", paired by seed\n\n";
+  md += "Δ = the value's final validation loss minus the baseline's, per seed, then mean ± sample std over the ";
+  md += "seeds whose two runs are done (negative: better than " + baseline + "). Pairing takes out what a seed ";
+  md += "does to both runs; compare Δ with its spread and with the seed spread of the table above.\n\n";
+  std::vector<std::string> header;
+  for (const auto& k : m.axis_keys())
+    if (k != axis) header.push_back(k);
+  header.push_back(axis);
+  header.push_back("seeds paired");
+  for (const auto& name : contrast_metrics(in.val_sets)) header.push_back("Δ " + name);
+  md += md_row(header) + md_rule(header.size());
+  for (const auto& c : in.contrasts) {
+    std::vector<std::string> row;
+    for (const auto& [k, v] : c.axes) row.push_back(v);
+    row.push_back(c.value);
+    row.push_back(std::to_string(c.pairs));
+    for (const auto& name : contrast_metrics(in.val_sets)) {
+      std::string cell;
+      for (const auto& [n, s] : c.deltas)
+        if (n == name) cell = mean_pm_std(s, 4, true);
+      row.push_back(cell);
+    }
+    md += md_row(row);
+  }
+  return md;
+}
+
+}  // namespace
 
 std::string results_markdown(const ReportInput& in, const std::vector<std::string>& plots,
                              const std::string& plot_note) {
@@ -173,6 +228,7 @@ std::string results_markdown(const ReportInput& in, const std::vector<std::strin
     }
     md += md_row(row);
   }
+  if (!m.report.contrast.empty()) md += contrast_markdown(in);
   md += "\n## Plots\n\n";
   if (plots.empty()) md += plot_note + "\n";
   for (const auto& p : plots) md += "![" + p + "](" + p + ")\n\n";

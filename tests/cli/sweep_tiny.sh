@@ -32,6 +32,7 @@ bad_manifest "manifest.grid.model.nrom[0]" 'm["grid"]["model.nrom"] = ["pre"]'
 bad_manifest "unknown field 'nrom'" 'm["grid"]["model.nrom"] = ["pre"]'
 bad_manifest "manifest.grid.model.variant: the list of values is empty" 'm["grid"]["model.variant"] = []'
 bad_manifest "unknown field 'stepz'" 'm["set"]["train.stepz"] = 3'
+bad_manifest "manifest.report.contrast: 'model.norm' is not a grid axis" 'm["report"]["contrast"] = "model.norm"'
 run sweep run
 expect_rc 2 "sweep run without a manifest"
 
@@ -150,8 +151,17 @@ for g in j["groups"]:
     assert v["n"] == 2 and v["std"] is not None and v["min"] <= v["mean"] <= v["max"], g
     vals = [float(r["val_loss"]) for r in rows if r["model.variant"] == g["axes"]["model.variant"]]
     assert abs(v["mean"] - sum(vals) / 2) < 1e-4 and abs(v["std"] - abs(vals[0] - vals[1]) / math.sqrt(2)) < 1e-4
+# The contrast: depth_kv_ffn minus sequence, paired by seed, against the per-point values.
+(c,) = j["contrasts"]
+assert (c["axis"], c["value"], c["baseline"], c["pairs"]) == ("model.variant", "depth_kv_ffn", "sequence", 2), c
+by = {(r["model.variant"], r["seed"]): float(r["val_loss"]) for r in rows}
+d = [by[("depth_kv_ffn", s)] - by[("sequence", s)] for s in ("1", "2")]
+dv = c["deltas"]["val_loss"]
+assert dv["n"] == 2 and abs(dv["mean"] - sum(d) / 2) < 3e-4 and abs(dv["std"] - abs(d[0] - d[1]) / math.sqrt(2)) < 3e-4, (dv, d)  # CSV: 4 digits
+assert c["deltas"]["val_loss/licenses"]["n"] == 2, c
 md = open(f"{out}/results.md").read()
 assert "## Mean ± spread over seeds" in md and " ± " in md, md
+assert "## model.variant against sequence, paired by seed" in md, md
 PY
 if "${MODA_PYTHON:-python3}" -c "import matplotlib" 2> /dev/null; then
   for f in loss_curves.png val_ppl.png; do [ -s "$out/$f" ] || fail "report: $f missing though matplotlib is installed"; done
