@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "sweep/contrasts.h"
 #include "sweep/report_files.h"
 #include "sweep/results.h"
 
@@ -62,4 +63,38 @@ TEST_CASE("sweep groups: points that differ only in the seed, in order of appear
   CHECK(groups[1].metrics.at("train_loss").n == 1);
   CHECK(groups[1].metrics.at("train_loss").mean == 3.1);
   CHECK(groups[0].metrics.count("mfu") == 0);  // no member has it
+}
+
+TEST_CASE("sweep contrasts: each value minus the baseline, paired by seed, done points only", "[sweep]") {
+  sw::Manifest m;
+  m.grid = {sw::Axis{"model.variant", {"sequence", "depth_kv", "depth_kv_ffn"}}};
+  m.report.contrast = "model.variant";
+  const std::vector<sw::Point> points = {point("sequence", 1),     point("sequence", 2),    point("sequence", 3),
+                                         point("depth_kv", 1),     point("depth_kv", 2),    point("depth_kv", 3),
+                                         point("depth_kv_ffn", 1), point("depth_kv_ffn", 2)};
+  const std::vector<sw::PointResult> results = {result(points[0], 3.0, 0),
+                                                result(points[1], 3.4, 0),
+                                                result(points[2], 3.1, 0, sw::PointState::Partial),
+                                                result(points[3], 2.9, 0),
+                                                result(points[4], 3.2, 0),
+                                                result(points[5], 2.0, 0),  // seed 3: no baseline
+                                                result(points[6], 3.1, 0),
+                                                result(points[7], 9.9, 0, sw::PointState::Failed)};
+  const auto rows = sw::contrasts(m, results, {"val_loss"});
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].value == "depth_kv");
+  CHECK(rows[0].baseline == "sequence");
+  CHECK(rows[0].axes.empty());
+  CHECK(rows[0].pairs == 2);  // seeds 1 and 2; seed 3's baseline is partial
+  const sw::Spread& d = rows[0].deltas.at(0).second;
+  CHECK(d.n == 2);
+  CHECK(d.mean == Approx(-0.15));                          // (-0.1 + -0.2) / 2
+  CHECK(*d.std == Approx(std::sqrt(0.005)));               // sample std of -0.1, -0.2
+  CHECK(sw::mean_pm_std(d, 3, true) == "-0.150 ± 0.071");  // a difference carries its sign
+  CHECK(sw::mean_pm_std(sw::summarise({0.1}), 2, true) == "+0.10");
+  CHECK(rows[1].pairs == 1);  // depth_kv_ffn seed 2 failed
+  CHECK(rows[1].deltas.at(0).second.mean == Approx(0.1));
+  CHECK_FALSE(rows[1].deltas.at(0).second.std.has_value());
+  m.report.contrast.clear();
+  CHECK(sw::contrasts(m, results, {"val_loss"}).empty());
 }
