@@ -50,6 +50,12 @@ void check_with(const Manifest& m, std::vector<std::string> extra, const std::st
 
 }  // namespace
 
+nlohmann::json resolve_config_document(const nlohmann::json& doc) {
+  nlohmann::json resolved = validate(doc, DataFiles::MayBeMissing).resolved;
+  resolved["data"] = doc.at("data");  // the real patterns, not the placeholders validated
+  return resolved;
+}
+
 nlohmann::json apply_overrides(const nlohmann::json& base, const std::vector<std::string>& overrides) {
   nlohmann::json doc = base;
   for (const auto& o : overrides) apply_override(doc, o);
@@ -87,7 +93,7 @@ PointConfig resolve_point(const Manifest& m, const Point& p, DataFiles data) {
   try {
     const nlohmann::json doc = apply_overrides(m.base, pc.overrides);
     pc.config = validate(doc, data);
-    pc.config.resolved["data"] = doc["data"];  // the real patterns, also where placeholders were validated
+    pc.config.resolved = resolve_config_document(doc);
   } catch (const Error& e) {
     std::string sets;
     for (const auto& o : pc.overrides) sets += " --set " + o;

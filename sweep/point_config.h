@@ -38,6 +38,12 @@ PointConfig resolve_point(const Manifest& m, const Point& p, DataFiles data);
 // 'x'"), for a dry run to warn about.
 std::vector<std::string> missing_data_files(const nlohmann::json& config_doc);
 
+// A config document as this build resolves it (defaults filled in, `resolved` of
+// distributed/train_config.h), its data patterns kept as written and not required to match files.
+// Run folders written by an older build lack fields added since; resolving their config.json
+// fills those with today's defaults, so only real differences remain. Throws on an invalid document.
+nlohmann::json resolve_config_document(const nlohmann::json& doc);
+
 // The base config with `overrides` applied: the document `moda train` would read.
 nlohmann::json apply_overrides(const nlohmann::json& base, const std::vector<std::string>& overrides);
 

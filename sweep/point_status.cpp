@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/json_config.h"
 #include "distributed/resume_check.h"
+#include "sweep/point_config.h"
 
 namespace moda::sweep {
 
@@ -55,9 +56,9 @@ std::vector<std::string> stale_fields(const std::string& run_dir, const nlohmann
   if (!std::filesystem::exists(path)) return {};
   nlohmann::json saved;
   try {
-    saved = read_json_file(path);
+    saved = resolve_config_document(read_json_file(path));  // fields added since get today's defaults
   } catch (const Error& e) {
-    return {std::string("config.json unreadable: ") + e.what()};
+    return {std::string("config.json not readable as a config: ") + e.what()};
   }
   return describe_differences(saved, resolved, outcome_neutral_fields(), "run", "manifest");
 }

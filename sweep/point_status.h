@@ -12,8 +12,9 @@
 //   not_started  no checkpoint (a run killed before its first checkpoint starts again)
 //   running      not done, and a live `moda train` on this host holds the folder's lock (another
 //                sweep or a hand-started run): `run` leaves it alone
-//   stale        the folder's config.json differs from the point's config in a field that changes
-//                the experiment (anything but distributed/resume_check.h's outcome-neutral fields):
+//   stale        the folder's config.json, resolved with today's defaults, differs from the point's
+//                config in a field that changes the experiment (anything but
+//                distributed/resume_check.h's outcome-neutral fields):
 //                the manifest or its base was edited after this point trained. `run` neither
 //                skips it as done nor trains over it; the status names each field and both values
 #include <cstdint>

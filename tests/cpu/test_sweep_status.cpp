@@ -8,6 +8,8 @@
 #include <cmath>
 #include <fstream>
 
+#include "core/json_config.h"
+#include "sweep/point_config.h"
 #include "sweep/point_status.h"
 #include "sweep/results.h"
 #include "sweep/run_folder.h"
@@ -120,32 +122,40 @@ TEST_CASE("sweep point status: a folder trained under another config is stale, n
   checkpoint(dir, 8);
   append_record(dir, train_record(8, 4.0, 256, 1000));
   append_record(dir, eval_record(8, 3.0, 4.0));
-  const json manifest_config = {{"model", {{"n_layers", 4}, {"norm", "pre"}}},
-                                {"optim", {{"lr", 0.001}}},
-                                {"train", {{"steps", 8}, {"log_every", 10}, {"attention_l0", "auto"}}}};
+  // The manifest's side as the sweep resolves it; the run's config.json as the trainer wrote it.
+  const json doc = moda::read_json_file(std::string(MODA_SOURCE_DIR) + "/experiments/tiny-cpu.json");
+  const json manifest_config = sw::resolve_config_document(doc);
   json run_config = manifest_config;
-  std::ofstream(dir + "/config.json") << run_config.dump();
+  auto write_run_config = [&] { std::ofstream(dir + "/config.json", std::ios::trunc) << run_config.dump(); };
+  write_run_config();
   CHECK(sw::inspect_point(dir, 8, true, &manifest_config).state == sw::PointState::Done);
   CHECK(sw::inspect_point(dir, 8, true).state == sw::PointState::Done);  // no config given: not compared
 
-  // Fields that do not change the experiment may differ, or be absent from an older run's config.
+  // Fields that do not change the experiment may differ; a field an older build did not write is
+  // read with today's default, so it differs only when the manifest asks for another value.
   run_config["train"]["log_every"] = 1;
   run_config["train"].erase("attention_l0");
-  std::ofstream(dir + "/config.json", std::ios::trunc) << run_config.dump();
+  run_config["model"].erase("depth_proj_last_layer");
+  write_run_config();
   CHECK(sw::inspect_point(dir, 8, true, &manifest_config).state == sw::PointState::Done);
 
   // The learning rate and the norm placement do: stale, each field named with both values.
-  run_config["optim"]["lr"] = 0.0003;
-  run_config["model"]["norm"] = "post";
-  std::ofstream(dir + "/config.json", std::ios::trunc) << run_config.dump();
+  run_config["optim"]["lr"] = 0.5;
+  run_config["model"]["norm"] = "reordered";
+  write_run_config();
   const auto st = sw::inspect_point(dir, 8, true, &manifest_config);
   CHECK(st.state == sw::PointState::Stale);
   REQUIRE(st.stale_fields.size() == 2);
-  CHECK(st.describe() ==
-        "stale: trained with another config (model.norm: run \"post\", manifest \"pre\"; optim.lr: run 0.0003, "
-        "manifest 0.001)");
+  CHECK(st.describe() == "stale: trained with another config (model.norm: run \"reordered\", manifest " +
+                             manifest_config["model"]["norm"].dump() + "; optim.lr: run 0.5, manifest " +
+                             manifest_config["optim"]["lr"].dump() + ")");
   // A partial run under another config is stale too: resuming it would mix two experiments.
   CHECK(sw::inspect_point(dir, 12, true, &manifest_config).state == sw::PointState::Stale);
+  // A config.json this build cannot read as a config is stale, saying why.
+  std::ofstream(dir + "/config.json", std::ios::trunc) << R"({"model": {"n_layerz": 2}})";
+  const auto bad = sw::inspect_point(dir, 8, true, &manifest_config);
+  CHECK(bad.state == sw::PointState::Stale);
+  CHECK_THAT(bad.describe(), Catch::Contains("config.json not readable as a config"));
 }
 
 TEST_CASE("sweep point status: running while a live process training into the folder holds its lock", "[sweep]") {
