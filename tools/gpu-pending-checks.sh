@@ -54,6 +54,7 @@ l0)
     timeout 150 $b/moda train --config experiments/gpu-125m.json --set model.variant=sequence --set train.steps=40 \
       --set train.eval_every=0 --set train.checkpoint_every=0 --set "data.val={}" --set train.attention_l0=$mode \
       --run-dir /tmp/mt 2>&1 | grep -E "step +40/|attention L=0|error" | cut -c26-300 | sed "s/^/attention_l0=$mode /"
+    cp /tmp/mt/metrics.jsonl $OUT/l0-$mode.jsonl 2>/dev/null  # the raw records for bench/results/
   done
   ;;
 attention)
