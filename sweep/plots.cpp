@@ -15,7 +15,7 @@ namespace moda::sweep {
 constexpr int kNoMatplotlib = 3;
 
 const std::vector<std::string>& plot_files() {
-  static const std::vector<std::string> files = {"loss_curves.png", "val_ppl.png"};
+  static const std::vector<std::string> files = {"loss_curves.png", "val_ppl.png", "contrast.png"};
   return files;
 }
 

@@ -5,6 +5,9 @@ point's metrics.jsonl. Writes into OUTPUT:
                    one colour per point
   val_ppl.png      final validation perplexity per set (and their average), one marker per
                    configuration (the axes without the seed): mean over seeds, error bar = sample std
+  contrast.png     with report.contrast: each value of that axis minus its first value in final
+                   validation loss, per set and average, paired by seed (error bar = sample std
+                   of the per-seed differences); not drawn when no pair is done
 Usage: python3 tools/plot_sweep.py OUTPUT. Exit status 3 when matplotlib is missing (the report
 then keeps its tables and says so), 1 on any other failure.
 """
@@ -95,6 +98,40 @@ def val_ppl(plt, results, out):
     plt.close(fig)
 
 
+def contrast(plt, results, out):
+    rows = [c for c in results.get("contrasts", []) if c["deltas"]]
+    if not rows:
+        return False
+    sets = results["val_sets"]
+    names = [f"val_loss/{s}" for s in sets] + ["val_loss"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names)), 4))
+    width = 0.8 / len(rows)
+    for i, c in enumerate(rows):
+        xs, means, errs = [], [], []
+        for j, name in enumerate(names):
+            d = c["deltas"].get(name)
+            if d is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            means.append(d["mean"])
+            errs.append(d["std"] or 0.0)
+        others = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in c["axes"].items())
+        label = f"{c['value']}" + (f" ({others})" if others else "") + f", {c['pairs']} seed(s)"
+        ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=label)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(sets + ["average"])
+    ax.set_ylabel(f"Δ validation loss vs {rows[0]['baseline']}")
+    ax.set_title(f"sweep {results['sweep']}: {rows[0]['axis']} minus {rows[0]['baseline']}, paired by seed "
+                 "(error bar = sample std)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "contrast.png"), dpi=120)
+    plt.close(fig)
+    return True
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -112,7 +149,8 @@ def main():
         results = json.load(f)
     loss_curves(plt, results, out)
     val_ppl(plt, results, out)
-    print("plot_sweep: wrote loss_curves.png, val_ppl.png")
+    drew_contrast = contrast(plt, results, out)
+    print("plot_sweep: wrote loss_curves.png, val_ppl.png" + (", contrast.png" if drew_contrast else ""))
     return 0
 
 

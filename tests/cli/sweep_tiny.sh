@@ -164,7 +164,7 @@ assert "## Mean ± spread over seeds" in md and " ± " in md, md
 assert "## model.variant against sequence, paired by seed" in md, md
 PY
 if "${MODA_PYTHON:-python3}" -c "import matplotlib" 2> /dev/null; then
-  for f in loss_curves.png val_ppl.png; do [ -s "$out/$f" ] || fail "report: $f missing though matplotlib is installed"; done
+  for f in loss_curves.png val_ppl.png contrast.png; do [ -s "$out/$f" ] || fail "report: $f missing though matplotlib is installed"; done
 else
   grep -q "No plots: matplotlib is not installed" "$out/results.md" || fail "report: results.md does not say why there are no plots"
 fi
