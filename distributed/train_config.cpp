@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "autograd/attention_l0.h"
 #include "core/error.h"
 #include "core/json_config.h"
 #include "data/loader.h"
@@ -97,8 +98,7 @@ TrainerConfig read_trainer(const nlohmann::json& section, int64_t seq_len) {
   tc.collective_timeout_s = t.get("collective_timeout_s", tc.collective_timeout_s);
   t.check(tc.activation_checkpointing == "none" || tc.activation_checkpointing == "block", "activation_checkpointing",
           tc.activation_checkpointing, "must be \"none\" or \"block\"");
-  t.check(tc.attention_l0 == "auto" || tc.attention_l0 == "moda" || tc.attention_l0 == "cudnn", "attention_l0",
-          tc.attention_l0, "must be \"auto\", \"moda\" or \"cudnn\"");
+  ops::parse_attention_l0(tc.attention_l0, "train.attention_l0");  // the one list of the names
   t.check(tc.steps >= 1, "steps", tc.steps, "must be >= 1");
   t.check(tc.micro_batch >= 1, "micro_batch", tc.micro_batch, "must be >= 1");
   t.check(tc.global_batch >= tc.micro_batch && tc.global_batch % tc.micro_batch == 0, "global_batch", tc.global_batch,

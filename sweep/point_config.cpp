@@ -93,7 +93,7 @@ PointConfig resolve_point(const Manifest& m, const Point& p, DataFiles data) {
   try {
     const nlohmann::json doc = apply_overrides(m.base, pc.overrides);
     pc.config = validate(doc, data);
-    pc.config.resolved = resolve_config_document(doc);
+    pc.config.resolved["data"] = doc.at("data");  // the real patterns, also where placeholders were validated
   } catch (const Error& e) {
     std::string sets;
     for (const auto& o : pc.overrides) sets += " --set " + o;

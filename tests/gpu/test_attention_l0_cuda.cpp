@@ -14,6 +14,7 @@
 #include "autograd/pointwise_ops.h"
 #include "kernels/cuda/cudnn_sdpa.h"
 #include "tests/compare.h"
+#include "tests/skip_without_cudnn.h"
 
 using namespace moda;
 using moda::test::rel_l2;
@@ -74,16 +75,6 @@ void check_mode(ops::AttentionL0 mode, int64_t d) {
   }
 }
 
-bool cudnn_usable() {
-  std::string why;
-  const bool ok = cuda::cudnn_sdpa_available(&why);
-#ifdef MODA_HAVE_CUDNN
-  INFO("cuDNN built in but not usable: " << why);
-  REQUIRE(ok);  // built in and unusable must fail, not pass as a test that ran nothing
-#endif
-  return ok;
-}
-
 }  // namespace
 
 TEST_CASE("attention l0 cuda: our kernels, both forms, match the f64 CPU op", "[gpu][moda][autograd]") {
@@ -91,10 +82,7 @@ TEST_CASE("attention l0 cuda: our kernels, both forms, match the f64 CPU op", "[
 }
 
 TEST_CASE("attention l0 cuda: cuDNN and auto, both forms, match the f64 CPU op", "[gpu][moda][autograd][cudnn]") {
-  if (!cudnn_usable()) {
-    std::cout << "MODA_GPU_TEST_SKIPPED: this build has no cuDNN\n";
-    return;
-  }
+  if (moda::test::skip_without_cudnn()) return;
   for (int64_t d : {64, 128}) {
     check_mode(ops::AttentionL0::Cudnn, d);
     check_mode(ops::AttentionL0::Auto, d);

@@ -21,11 +21,13 @@
 #include "kernels/cuda/cudnn_sdpa.h"
 #include "tests/compare.h"
 #include "tests/device_vec.h"
+#include "tests/skip_without_cudnn.h"
 
 using namespace moda;
 using moda::test::cuda_ok;
 using moda::test::DeviceVec;
 using moda::test::rel_l2;
+using moda::test::skip_without_cudnn;
 
 namespace {
 
@@ -47,21 +49,6 @@ std::vector<double> gather(const std::vector<double>& buf, int64_t offset, ModaS
         for (int64_t x = 0; x < c.d; ++x)
           out.push_back(buf[size_t(offset + b * st.batch + t * st.token + h * st.head + x)]);
   return out;
-}
-
-// A build without cuDNN skips these tests (ctest shows them skipped, tests/CMakeLists.txt). A build
-// WITH cuDNN on a GPU that cannot use it fails: that must not pass as a test that ran nothing.
-bool skip_without_cudnn() {
-#ifdef MODA_HAVE_CUDNN
-  std::string why;
-  const bool usable = cuda::cudnn_sdpa_available(&why);
-  INFO("cuDNN SDPA not usable: " << why);
-  REQUIRE(usable);
-  return false;
-#else
-  std::cout << "MODA_GPU_TEST_SKIPPED: this build has no cuDNN\n";
-  return true;
-#endif
 }
 
 void check_case(const SdpaCase& c, uint32_t seed) {
