@@ -562,7 +562,10 @@ TrainSummary Trainer::fit() {
       // The checkpoint comes before the evaluation of the same step: a failing evaluation (a bad
       // set, an OOM) must not cost the training state, so a pending write is committed first.
       maybe_checkpoint(last, stopping);
-      if (!stopping && eval_due(last)) {
+      // A stop skips periodic evaluations, but not the final one: at the last step the run is
+      // ending anyway, and without that evaluation it would be left "final checkpoint without the
+      // final evaluation", which --resume cannot complete (a sweep stopped at that moment hit it).
+      if ((!stopping || last) && eval_due(last)) {
         finish_checkpoint();
         maybe_eval(last);
       }
