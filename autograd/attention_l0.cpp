@@ -63,6 +63,19 @@ namespace l0 {
 namespace {
 
 ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
+ModaStrides btlhd(const Tensor& t) {
+  return t.defined() ? ModaStrides{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} : ModaStrides{};
+}
+template <typename T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// The sequence keys' half of a shape (what cuDNN computes).
+ModaAttentionShape sequence_part(ModaAttentionShape s) {
+  s.L = 0;
+  return s;
+}
 
 cuda::CudnnSdpaParams params(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                              const Tensor& o, const Tensor& lse) {
@@ -78,22 +91,25 @@ cuda::CudnnSdpaParams params(const ModaAttentionShape& s, const Tensor& q, const
 
 // What the cuDNN wrapper supports (kernels/cuda/cudnn_sdpa.h): everything else runs ours.
 bool cudnn_supports(const ModaAttentionShape& s) {
-  return s.L == 0 && s.aligned() && (s.d == 64 || s.d == 128) && s.Hq % s.Hk == 0;
+  return s.aligned() && (s.d == 64 || s.d == 128) && s.Hq % s.Hk == 0;
 }
 
 // Ours, forward + backward, on the same operands (the reference the tuning compares cuDNN with).
-void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                  const Tensor& lse) {
-  cuda::moda_attention_forward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v), nullptr,
-                               {}, nullptr, {}, o.data<bf16>(), bthd(o), lse.data<float>(), current_stream());
+void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                  const Tensor& vd, const Tensor& o, const Tensor& lse) {
+  cuda::moda_attention_forward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v),
+                               ptr<bf16>(kd), btlhd(kd), ptr<bf16>(vd), btlhd(vd), o.data<bf16>(), bthd(o),
+                               lse.data<float>(), current_stream());
 }
 
-void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                   const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
-  cuda::moda_attention_backward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v), nullptr,
-                                {}, nullptr, {}, o.data<bf16>(), bthd(o), lse.data<float>(), dout.data<bf16>(),
-                                bthd(dout), dq.data<bf16>(), bthd(dq), dk.data<bf16>(), bthd(dk), dv.data<bf16>(),
-                                bthd(dv), nullptr, {}, nullptr, {}, false, false, nullptr, current_stream());
+void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                   const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                   const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd) {
+  cuda::moda_attention_backward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v),
+                                ptr<bf16>(kd), btlhd(kd), ptr<bf16>(vd), btlhd(vd), o.data<bf16>(), bthd(o),
+                                lse.data<float>(), dout.data<bf16>(), bthd(dout), dq.data<bf16>(), bthd(dq),
+                                dk.data<bf16>(), bthd(dk), dv.data<bf16>(), bthd(dv), ptr<bf16>(dkd), btlhd(dkd),
+                                ptr<bf16>(dvd), btlhd(dvd), false, false, nullptr, current_stream());
 }
 
 double rel_l2(const Tensor& a, const Tensor& ref) {
@@ -104,39 +120,46 @@ double rel_l2(const Tensor& a, const Tensor& ref) {
 }
 
 // Times and checks both kernel pairs on the call's operands; true when cuDNN should be used.
-bool tune(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v) {
+bool tune(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+          const Tensor& vd) {
   const Device dev = q.device();
   struct Outs {
-    Tensor o, lse, dq, dk, dv;
+    Tensor o, lse, dq, dk, dv, dkd, dvd;
   };
   auto outs = [&] {
-    auto like = [&](const Tensor& t) { return Tensor::empty(t.shape(), DType::BF16, dev); };
-    return Outs{like(q), Tensor::empty({s.B, s.Hq, s.T}, DType::F32, dev), like(q), like(k), like(v)};
+    auto like = [&](const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), DType::BF16, dev) : Tensor(); };
+    return Outs{like(q), Tensor::empty({s.B, s.Hq, s.T}, DType::F32, dev), like(q), like(k), like(v), like(kd),
+                like(vd)};
   };
   Outs ours = outs(), cud = outs();
   const Tensor& dout = q;  // any tensor of o's shape will do for comparing and timing
   auto run_ours = [&] {
-    ours_forward(s, q, k, v, ours.o, ours.lse);
-    ours_backward(s, q, k, v, ours.o, ours.lse, dout, ours.dq, ours.dk, ours.dv);
+    ours_forward(s, q, k, v, kd, vd, ours.o, ours.lse);
+    ours_backward(s, q, k, v, kd, vd, ours.o, ours.lse, dout, ours.dq, ours.dk, ours.dv, ours.dkd, ours.dvd);
   };
   auto run_cudnn = [&] {
-    cudnn_forward(s, q, k, v, cud.o, cud.lse);
-    cudnn_backward(s, q, k, v, cud.o, cud.lse, dout, cud.dq, cud.dk, cud.dv, false);
+    cudnn_forward(s, q, k, v, kd, vd, cud.o, cud.lse);
+    cudnn_backward(s, q, k, v, kd, vd, cud.o, cud.lse, dout, cud.dq, cud.dk, cud.dv, cud.dkd, cud.dvd, false);
   };
   const std::string shape =
-      fmt::format("B={} T={} Hq={} Hk={} d={}{}", s.B, s.T, s.Hq, s.Hk, s.d, s.causal ? " causal" : "");
+      fmt::format("L={} B={} T={} Hq={} Hk={} d={}{}", s.L, s.B, s.T, s.Hq, s.Hk, s.d, s.causal ? " causal" : "");
   try {
     run_ours(), run_cudnn();  // warm-up: cuDNN builds its plans here
     synchronize_device();
   } catch (const Error& e) {
-    spdlog::warn("attention L=0 {}: cuDNN failed ({}); using ours", shape, e.what());
+    spdlog::warn("attention {}: cuDNN failed ({}); using ours", shape, e.what());
     return false;
   }
   double worst = 0;
-  for (auto [a, b] : {std::pair{&cud.o, &ours.o}, {&cud.dq, &ours.dq}, {&cud.dk, &ours.dk}, {&cud.dv, &ours.dv}})
-    worst = std::max(worst, rel_l2(*a, *b));
+  for (auto [a, b] : {std::pair{&cud.o, &ours.o},
+                      {&cud.dq, &ours.dq},
+                      {&cud.dk, &ours.dk},
+                      {&cud.dv, &ours.dv},
+                      {&cud.dkd, &ours.dkd},
+                      {&cud.dvd, &ours.dvd}})
+    if (a->defined()) worst = std::max(worst, rel_l2(*a, *b));
   if (!(worst < 2e-2)) {
-    spdlog::warn("attention L=0 {}: cuDNN's outputs differ from ours (relative L2 {:.3g}); using ours", shape, worst);
+    spdlog::warn("attention {}: cuDNN's outputs differ from ours (relative L2 {:.3g}); using ours", shape, worst);
     return false;
   }
   auto time_ms = [&](auto&& run) {
@@ -149,14 +172,15 @@ bool tune(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const T
   };
   const double t_ours = time_ms(run_ours), t_cudnn = time_ms(run_cudnn);
   const bool use = t_cudnn < 0.95 * t_ours;
-  spdlog::info("attention L=0 {}: forward+backward ours {:.3f} ms, cuDNN {:.3f} ms (agree to {:.1e}): using {}", shape,
+  spdlog::info("attention {}: forward+backward ours {:.3f} ms, cuDNN {:.3f} ms (agree to {:.1e}): using {}", shape,
                t_ours, t_cudnn, worst, use ? "cuDNN" : "ours");
   return use;
 }
 
 }  // namespace
 
-bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v) {
+bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+               const Tensor& vd) {
   const AttentionL0 mode = g_mode;
   if (mode == AttentionL0::Moda || !cudnn_supports(s)) return false;
   if (mode == AttentionL0::Cudnn) return true;
@@ -165,26 +189,31 @@ bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, co
   // Tuning synchronises the device: not possible while a CUDA graph is being captured.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   MODA_CUDA_CHECK(cudaStreamIsCapturing(current_stream(), &capture), "attention L=0 choice");
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
   static std::mutex mu;
   static std::map<Key, bool> chosen;
-  const Key key{s.B, s.T, s.Hq, s.Hk, s.d, s.causal, q.device().index};
+  const Key key{s.L, s.B, s.T, s.Hq, s.Hk, s.d, s.causal, q.device().index};
   std::lock_guard<std::mutex> lock(mu);
   auto it = chosen.find(key);
   if (it != chosen.end()) return it->second;
   if (capture != cudaStreamCaptureStatusNone) return false;
-  return chosen[key] = tune(s, q, k, v);
+  return chosen[key] = tune(s, q, k, v, kd, vd);
 }
 
-void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                   const Tensor& lse) {
-  cuda::cudnn_sdpa_forward(params(s, q, k, v, o, lse), current_stream());
+void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                   const Tensor& vd, const Tensor& o, const Tensor& lse) {
+  cuda::cudnn_sdpa_forward(params(sequence_part(s), q, k, v, o, lse), current_stream());
+  if (s.L > 0)
+    cuda::moda_attention_forward_depth_merge(s, q.data<bf16>(), bthd(q), kd.data<bf16>(), btlhd(kd), vd.data<bf16>(),
+                                             btlhd(vd), o.data<bf16>(), bthd(o), lse.data<float>(), current_stream());
 }
 
-void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                    const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                    bool accumulate) {
-  cuda::CudnnSdpaParams p = params(s, q, k, v, o, lse);
+void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                    const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                    const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd, bool accumulate) {
+  // cuDNN on MoDA's o and lse gives exactly the sequence keys' part of the gradients (its P is
+  // exp(S - lse) and its rowsum(dO o) uses the full o); the depth part is then added by ours.
+  cuda::CudnnSdpaParams p = params(sequence_part(s), q, k, v, o, lse);
   const Tensor gk = accumulate ? Tensor::empty(k.shape(), DType::BF16, k.device()) : dk;
   const Tensor gv = accumulate ? Tensor::empty(v.shape(), DType::BF16, v.device()) : dv;
   p.dout = dout.data<bf16>(), p.dout_strides = bthd(dout);
@@ -192,13 +221,20 @@ void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& 
   p.dk = gk.data<bf16>(), p.dk_strides = bthd(gk);
   p.dv = gv.data<bf16>(), p.dv_strides = bthd(gv);
   cuda::cudnn_sdpa_backward(p, current_stream());
-  if (!accumulate) return;
   // target += fresh, through a contiguous copy when the target is a strided view (a stream slot).
   for (auto [target, fresh] : {std::pair{&dk, &gk}, {&dv, &gv}}) {
+    if (!accumulate) break;
     Tensor sum = target->is_contiguous() ? *target : target->contiguous();
     cuda::add(sum.data<bf16>(), sum.data<bf16>(), fresh->data<bf16>(), sum.numel(), current_stream());
     if (!target->is_contiguous()) Tensor(*target).copy_(sum);  // a handle copy writes the same data
   }
+  if (s.L == 0) return;
+  const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
+  Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, q.device());
+  cuda::moda_attention_backward_depth(s, q.data<bf16>(), bthd(q), kd.data<bf16>(), btlhd(kd), vd.data<bf16>(),
+                                      btlhd(vd), o.data<bf16>(), bthd(o), lse.data<float>(), dout.data<bf16>(),
+                                      bthd(dout), dq.data<bf16>(), bthd(dq), dkd.data<bf16>(), btlhd(dkd),
+                                      dvd.data<bf16>(), btlhd(dvd), accumulate, ws.data_ptr(), current_stream());
 }
 
 }  // namespace l0

@@ -1,19 +1,26 @@
 #pragma once
-// Which kernels compute MoDA attention without depth keys (L = 0) on CUDA: every layer of the
-// `sequence` variant and layer 0 of every MoDA model. Either ours (kernels/cuda/moda_attention.h)
-// or cuDNN's fused SDPA through our wrapper (kernels/cuda/cudnn_sdpa.h), which torch measured at
-// 0.6-0.7x flash's time on the H200 (docs/attention-kernels.md). The choice never changes the
-// operator, only which kernels evaluate it; autograd/moda_attention_ops.cpp asks here per call.
+// Which kernels compute the attention over the SEQUENCE keys on CUDA: ours
+// (kernels/cuda/moda_attention.h, one fused kernel for sequence + depth keys) or cuDNN's fused SDPA
+// through our wrapper (kernels/cuda/cudnn_sdpa.h; 0.57x our forward+backward time at the 125M
+// shape on the H200, docs/attention-kernels.md). Without depth keys (L = 0: every layer of the
+// `sequence` variant, layer 0 of every MoDA model) cuDNN computes the whole op. With depth keys
+// the op is split the way split-KV attention is: cuDNN's softmax over the sequence keys gives o
+// and lse, our depth kernel merges the token's L depth keys into that softmax in place; in the
+// backward cuDNN, run on the merged o and lse, gives exactly the sequence keys' gradients and
+// our depth kernel adds the rest. The choice never changes the operator, only which kernels
+// evaluate it; autograd/moda_attention_ops.cpp asks here per call.
 //
 // Modes (process-wide; the trainer sets it from `train.attention_l0`, docs/training.md):
-//   auto   the first forward of each shape (B, T, Hq, Hk, d, causal, device) runs both forward +
-//          backward pairs on the call's own q, k, v (dout = q), keeps cuDNN only when its o, dq,
-//          dk, dv agree with ours (relative L2 < 2e-2: two bf16 kernels) AND it is >= 5 % faster,
-//          caches the choice for the process and logs it once. A disagreement or a cuDNN error is
-//          logged and falls back to ours. Without cuDNN, auto is ours.
+//   auto   the first forward of each shape (L, B, T, Hq, Hk, d, causal, device) runs both forward
+//          + backward pairs on the call's own operands (dout = q), keeps cuDNN only when its o,
+//          dq, dk, dv (and depth gradients) agree with ours (relative L2 < 2e-2: two bf16
+//          kernels) AND it is >= 5 % faster, caches the choice for the process and logs it once.
+//          A disagreement or a cuDNN error is logged and falls back to ours. Without cuDNN, auto
+//          is ours.
 //   moda   ours everywhere.
 //   cudnn  cuDNN wherever it supports the call (bf16, d 64 or 128, queries aligned with keys),
 //          ours elsewhere (cached decoding); no timing, no check.
+// (The field keeps its first name, from when only L = 0 could use cuDNN.)
 #include <string>
 
 #include "core/tensor.h"
@@ -35,18 +42,22 @@ AttentionL0 attention_l0();
 #ifdef MODA_HAVE_CUDA
 namespace l0 {
 
-// Whether this L = 0 call runs on cuDNN. q, k, v: the kernel views of the op (bf16 CUDA).
-bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v);
+// Whether this call's sequence keys run on cuDNN. q, k, v, kd, vd: the kernel views of the op
+// (bf16 CUDA; kd, vd undefined when L == 0).
+bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+               const Tensor& vd);
 
-// cuDNN's forward into o [B,T,Hq,d] and lse [B,Hq,T] fp32 (the same quantity as our kernels').
-void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                   const Tensor& lse);
+// cuDNN's forward over the sequence keys into o [B,T,Hq,d] and lse [B,Hq,T] fp32 (the same
+// quantity as our kernels'), then, when L > 0, our depth merge into both (the full MoDA result).
+void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                   const Tensor& vd, const Tensor& o, const Tensor& lse);
 
-// cuDNN's backward: dq overwritten; dk, dv overwritten, or added to when `accumulate` (cuDNN
-// only overwrites, so then it writes scratch that is added into dk, dv).
-void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                    const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                    bool accumulate);
+// The backward of cudnn_forward: dq overwritten; dk, dv overwritten, or added to when
+// `accumulate` (cuDNN only overwrites, so then it writes scratch that is added into dk, dv);
+// when L > 0 our depth backward adds the depth keys' part of dq and writes (or adds into) dkd, dvd.
+void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                    const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                    const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd, bool accumulate);
 
 }  // namespace l0
 #endif

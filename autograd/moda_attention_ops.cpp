@@ -103,7 +103,7 @@ Operands resolve(const char* op, const Tensor& q, const Tensor& k, const Tensor&
 struct Saved {
   Operands a;
   Tensor o, lse;       // lse [B, Hq, T]: q's dtype on the CPU, f32 on CUDA
-  bool cudnn = false;  // L = 0 on CUDA through cuDNN (autograd/attention_l0.h): its backward too
+  bool cudnn = false;  // sequence keys on CUDA through cuDNN (autograd/attention_l0.h): its backward too
 };
 
 Saved forward(Operands a) {
@@ -121,7 +121,8 @@ Saved forward(Operands a) {
                                        lse.data<T>());
       },
       [&](auto) {  // bf16 only (resolve checked)
-        MODA_IF_CUDA(if ((cudnn = l0::use_cudnn(s, a.q, a.k, a.v))) l0::cudnn_forward(s, a.q, a.k, a.v, o, lse);
+        MODA_IF_CUDA(if ((cudnn = l0::use_cudnn(s, a.q, a.k, a.v, a.kd, a.vd)))
+                         l0::cudnn_forward(s, a.q, a.k, a.v, a.kd, a.vd, o, lse);
                      else cuda::moda_attention_forward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k),
                                                        ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd), btlhd(a.kd),
                                                        ptr<bf16>(a.vd), btlhd(a.vd), o.data<bf16>(), bthd(o),
@@ -149,7 +150,9 @@ void backward(const Saved& sv, const Tensor& dout_in, const GradTargets& g) {
       },
       [&](auto) {  // bf16 only (resolve checked)
         MODA_IF_CUDA({
-          if (sv.cudnn) return l0::cudnn_backward(s, a.q, a.k, a.v, sv.o, sv.lse, dout, g.dq, g.dk, g.dv, g.accumulate);
+          if (sv.cudnn)
+            return l0::cudnn_backward(s, a.q, a.k, a.v, a.kd, a.vd, sv.o, sv.lse, dout, g.dq, g.dk, g.dv, g.dkd, g.dvd,
+                                      g.accumulate);
           // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
           const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
           Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, a.q.device());

@@ -24,6 +24,15 @@ void moda_attention_forward(const ModaAttentionShape& shape, const bf16* q, Moda
                             ModaStrides depth_k_strides, const bf16* depth_v, ModaStrides depth_v_strides, bf16* o,
                             ModaStrides o_strides, float* lse, cudaStream_t stream);
 
+// The depth half of a split evaluation (the sequence half on cuDNN, autograd/attention_l0.h):
+// on entry o and lse hold the attention of q over the sequence keys alone (any kernel's, same
+// lse convention); on return they hold MoDA's, the L depth keys of each token merged into the
+// same softmax. Needs L > 0; k and v are not read.
+void moda_attention_forward_depth_merge(const ModaAttentionShape& shape, const bf16* q, ModaStrides q_strides,
+                                        const bf16* depth_k, ModaStrides depth_k_strides, const bf16* depth_v,
+                                        ModaStrides depth_v_strides, bf16* o, ModaStrides o_strides, float* lse,
+                                        cudaStream_t stream);
+
 // Scratch the backward pass needs: fp32 dq accumulator [B, T, Hq, d] and D = rowsum(do * o).
 size_t moda_attention_backward_workspace_bytes(const ModaAttentionShape& shape);
 
@@ -40,5 +49,16 @@ void moda_attention_backward(const ModaAttentionShape& shape, const bf16* q, Mod
                              ModaStrides dk_strides, bf16* dv, ModaStrides dv_strides, bf16* d_depth_k,
                              ModaStrides d_depth_k_strides, bf16* d_depth_v, ModaStrides d_depth_v_strides,
                              bool accumulate_kv, bool accumulate_depth, void* workspace, cudaStream_t stream);
+
+// The depth half of a split backward: from the full o and lse (MoDA's), the depth keys' part of
+// dq is ADDED to dq (which holds the sequence keys' part, e.g. cuDNN's backward run on the same o
+// and lse), and d_depth_k, d_depth_v are written or added to as above. k, v are not touched.
+void moda_attention_backward_depth(const ModaAttentionShape& shape, const bf16* q, ModaStrides q_strides,
+                                   const bf16* depth_k, ModaStrides depth_k_strides, const bf16* depth_v,
+                                   ModaStrides depth_v_strides, const bf16* o, ModaStrides o_strides, const float* lse,
+                                   const bf16* dout, ModaStrides dout_strides, bf16* dq, ModaStrides dq_strides,
+                                   bf16* d_depth_k, ModaStrides d_depth_k_strides, bf16* d_depth_v,
+                                   ModaStrides d_depth_v_strides, bool accumulate_depth, void* workspace,
+                                   cudaStream_t stream);
 
 }  // namespace moda::cuda

@@ -9,6 +9,9 @@
 //      walks the query tiles (G heads x tokens, causal ones only) accumulating dK, dV in
 //      registers (summed over the G heads); dq += dS K goes to the accumulator with atomics.
 //   4. convert: dq (bf16, strided) from the fp32 accumulator.
+// Depth only (moda_attention_backward_depth): the sequence keys' part came from elsewhere (cuDNN,
+// run on the full o and lse, which gives exactly that part: autograd/attention_l0.h). Then 3 is
+// skipped and 4 adds the depth part of dq to the dq already there.
 // Notation inside a CTA: S^T = K Q^T (keys as MMA rows, query rows as columns), so that P^T and
 // dS^T are already A fragments for dV = P^T dO and dK = dS^T Q.
 #include <type_traits>
@@ -37,6 +40,7 @@ struct BwdParams {
   int64_t dkd_b, dkd_t, dkd_s, dkd_h, dvd_b, dvd_t, dvd_s, dvd_h;
   int B, T, Hq, G, L;
   bool causal, acc_kv, acc_depth;
+  bool dq_add;  // convert adds into dq (depth only) instead of overwriting it
   float scale, sl2;
 };
 
@@ -540,8 +544,18 @@ __global__ void __launch_bounds__(256) moda_bwd_convert_kernel(const BwdParams p
   const int hq = int(row % p.Hq), t = int((row / p.Hq) % p.T), b = int(row / (int64_t(p.Hq) * p.T));
   const float4 x = *reinterpret_cast<const float4*>(p.dq_acc + row * D + c8 * 8);
   const float4 y = *reinterpret_cast<const float4*>(p.dq_acc + row * D + c8 * 8 + 4);
-  const uint4 out = {pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y), pack_bf16(y.z, y.w)};
-  *reinterpret_cast<uint4*>(p.dq + b * p.dq_b + int64_t(t) * p.dq_t + int64_t(hq) * p.dq_h + c8 * 8) = out;
+  uint4* dst = reinterpret_cast<uint4*>(p.dq + b * p.dq_b + int64_t(t) * p.dq_t + int64_t(hq) * p.dq_h + c8 * 8);
+  float f[8] = {x.x, x.y, x.z, x.w, y.x, y.y, y.z, y.w};
+  if (p.dq_add) {
+    const uint4 old = *dst;
+    const uint32_t w[4] = {old.x, old.y, old.z, old.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 o2 = unpack_bf16(w[i]);
+      f[2 * i] += o2.x, f[2 * i + 1] += o2.y;
+    }
+  }
+  *dst = {pack_bf16(f[0], f[1]), pack_bf16(f[2], f[3]), pack_bf16(f[4], f[5]), pack_bf16(f[6], f[7])};
 }
 
 template <typename K>
@@ -575,7 +589,7 @@ void launch_bwd(const BwdParams& p, int Hk, cudaStream_t stream) {
       launch_depth_for<D, 2>(p, Hk, stream, op);
     check_launch(op);
   }
-  launch_kv<D>(p, Hk, stream);
+  if (!p.dq_add) launch_kv<D>(p, Hk, stream);  // depth only: the sequence part is done
   moda_bwd_convert_kernel<D><<<unsigned((rows * (D / 8) + 255) / 256), 256, 0, stream>>>(p);
   check_launch(op);
 }
@@ -590,22 +604,28 @@ size_t moda_attention_backward_workspace_bytes(const ModaAttentionShape& s) {
   return moda_attn::align256(rows * size_t(s.d) * 4) + 2 * moda_attn::align256(rows * 4);
 }
 
-void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* k, ModaStrides ks,
-                             const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks, const bf16* depth_v,
-                             ModaStrides dvs, const bf16* o, ModaStrides os, const float* lse, const bf16* dout,
-                             ModaStrides dos, bf16* dq, ModaStrides dqs, bf16* dk, ModaStrides dks_out, bf16* dv,
-                             ModaStrides dvs_out, bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v, ModaStrides ddvs,
-                             bool accumulate_kv, bool accumulate_depth, void* workspace, cudaStream_t stream) {
-  using namespace moda_attn;
-  const char* op = "moda_attention_backward (cuda)";
+namespace moda_attn {
+namespace {
+
+// Checks the operands (the sequence keys and their gradients only when they are used) and runs
+// the kernels; `depth_only` adds the depth part of dq into dq and leaves k, v, dk, dv alone.
+void run_backward(const char* op, bool depth_only, const ModaAttentionShape& s, const bf16* q, ModaStrides qs,
+                  const bf16* k, ModaStrides ks, const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks,
+                  const bf16* depth_v, ModaStrides dvs, const bf16* o, ModaStrides os, const float* lse,
+                  const bf16* dout, ModaStrides dos, bf16* dq, ModaStrides dqs, bf16* dk, ModaStrides dks_out, bf16* dv,
+                  ModaStrides dvs_out, bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v, ModaStrides ddvs,
+                  bool accumulate_kv, bool accumulate_depth, void* workspace, cudaStream_t stream) {
   check_shape(s, op);
   MODA_CHECK(s.aligned(), op, ": the backward needs queries and keys at the same positions (q_offset 0, Tk = T)");
-  const std::pair<const void*, const char*> ptrs[] = {{q, "q"},       {k, "k"},   {v, "v"},   {o, "o"},  {lse, "lse"},
-                                                      {dout, "dout"}, {dq, "dq"}, {dk, "dk"}, {dv, "dv"}};
+  const std::pair<const void*, const char*> ptrs[] = {{q, "q"}, {o, "o"}, {lse, "lse"}, {dout, "dout"}, {dq, "dq"}};
   for (const auto& [ptr, name] : ptrs) check_ptr(ptr, name, op);
-  check_strides(qs, false, "q", op), check_strides(ks, false, "k", op), check_strides(vs, false, "v", op);
-  check_strides(os, false, "o", op), check_strides(dos, false, "dout", op), check_strides(dqs, false, "dq", op);
-  check_strides(dks_out, false, "dk", op), check_strides(dvs_out, false, "dv", op);
+  check_strides(qs, false, "q", op), check_strides(os, false, "o", op), check_strides(dos, false, "dout", op);
+  check_strides(dqs, false, "dq", op);
+  if (!depth_only) {
+    check_ptr(k, "k", op), check_ptr(v, "v", op), check_ptr(dk, "dk", op), check_ptr(dv, "dv", op);
+    check_strides(ks, false, "k", op), check_strides(vs, false, "v", op);
+    check_strides(dks_out, false, "dk", op), check_strides(dvs_out, false, "dv", op);
+  }
   if (s.L > 0) {
     check_ptr(depth_k, "depth_k", op), check_ptr(depth_v, "depth_v", op);
     check_ptr(d_depth_k, "d_depth_k", op), check_ptr(d_depth_v, "d_depth_v", op);
@@ -640,7 +660,7 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
   p.dkd_b = ddks.batch, p.dkd_t = ddks.token, p.dkd_s = ddks.slot, p.dkd_h = ddks.head;
   p.dvd_b = ddvs.batch, p.dvd_t = ddvs.token, p.dvd_s = ddvs.slot, p.dvd_h = ddvs.head;
   p.B = int(s.B), p.T = int(s.T), p.Hq = int(s.Hq), p.G = int(s.group()), p.L = int(s.L);
-  p.causal = s.causal, p.acc_kv = accumulate_kv, p.acc_depth = accumulate_depth;
+  p.causal = s.causal, p.acc_kv = accumulate_kv, p.acc_depth = accumulate_depth, p.dq_add = depth_only;
   p.scale = float(s.softmax_scale());
   p.sl2 = p.scale * kLog2e;
   if (s.d == 64)
@@ -648,6 +668,32 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
   else
     launch_bwd<128>(p, int(s.Hk), stream);
   if (!workspace) MODA_CUDA_CHECK(cudaFreeAsync(ws, stream), op);
+}
+
+}  // namespace
+}  // namespace moda_attn
+
+void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* k, ModaStrides ks,
+                             const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks, const bf16* depth_v,
+                             ModaStrides dvs, const bf16* o, ModaStrides os, const float* lse, const bf16* dout,
+                             ModaStrides dos, bf16* dq, ModaStrides dqs, bf16* dk, ModaStrides dks_out, bf16* dv,
+                             ModaStrides dvs_out, bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v, ModaStrides ddvs,
+                             bool accumulate_kv, bool accumulate_depth, void* workspace, cudaStream_t stream) {
+  moda_attn::run_backward("moda_attention_backward (cuda)", false, s, q, qs, k, ks, v, vs, depth_k, dks, depth_v, dvs,
+                          o, os, lse, dout, dos, dq, dqs, dk, dks_out, dv, dvs_out, d_depth_k, ddks, d_depth_v, ddvs,
+                          accumulate_kv, accumulate_depth, workspace, stream);
+}
+
+void moda_attention_backward_depth(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
+                                   ModaStrides dks, const bf16* depth_v, ModaStrides dvs, const bf16* o, ModaStrides os,
+                                   const float* lse, const bf16* dout, ModaStrides dos, bf16* dq, ModaStrides dqs,
+                                   bf16* d_depth_k, ModaStrides ddks, bf16* d_depth_v, ModaStrides ddvs,
+                                   bool accumulate_depth, void* workspace, cudaStream_t stream) {
+  const char* op = "moda_attention_backward_depth (cuda)";
+  MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
+  moda_attn::run_backward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, dout,
+                          dos, dq, dqs, nullptr, {}, nullptr, {}, d_depth_k, ddks, d_depth_v, ddvs, false,
+                          accumulate_depth, workspace, stream);
 }
 
 }  // namespace moda::cuda

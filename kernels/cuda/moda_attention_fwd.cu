@@ -11,6 +11,10 @@
 //     a private double buffer and multiplies them with the 16-row tile that holds that token's
 //     G rows (rows of other tokens masked). Loads of the next depth chunk overlap the current
 //     sequence tile, so the memory-bound depth traffic hides behind tensor-core work.
+// Depth merge (moda_attention_forward_depth_merge): o and lse already hold the attention over the
+// sequence keys alone (cuDNN's, autograd/attention_l0.h); the kernel skips the sequence tiles and
+// starts each row's online softmax from that partial result (running max = its lse, sum = 1,
+// accumulator = its o), so the depth chunks extend it to the full MoDA softmax in place.
 #include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
 #include "kernels/cuda/moda_attention_mma.cuh"
@@ -31,7 +35,8 @@ struct FwdParams {
   int T, Hq, G, L, Tc, nblocks;
   int Tk, q0;  // keys, and the position of query token 0 among them (cached decoding; else T, 0)
   bool causal;
-  float sl2;  // softmax scale * log2(e): scores are kept in base-2 units
+  bool seq_given;  // o, lse hold the sequence keys' partial result: merge the depth keys into it
+  float sl2;       // softmax scale * log2(e): scores are kept in base-2 units
 };
 
 template <int D, int NW, int MT, int BN, int LC>
@@ -136,7 +141,7 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
   // Work of this CTA: sequence tiles (last one first: it holds the diagonal) and, per warp, the
   // depth chunks of the tokens its rows belong to.
   const int kend = p.causal ? p.q0 + t0 + Tv : p.Tk;
-  const int nseq = (kend + BN - 1) / BN;
+  const int nseq = p.seq_given ? 0 : (kend + BN - 1) / BN;
   const int ncl = (L + LC - 1) / LC;
   auto warp_tokens = [&](int w, int& lo) {
     const int r0 = w * 16 * MT;
@@ -220,6 +225,28 @@ __global__ void __launch_bounds__(NW * 32) moda_fwd_kernel(const FwdParams p) {
     }
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) o_acc[mt][nt][0] = o_acc[mt][nt][1] = o_acc[mt][nt][2] = o_acc[mt][nt][3] = 0.f;
+  }
+  if (p.seq_given) {
+    // The state the sequence tiles would have left: max = lse (base 2), sum = 1 (held by one thread
+    // of the quad: the epilogue sums the quad's partial sums), accumulator = o. Each thread reads
+    // exactly the elements it writes in the epilogue.
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = (warp * MT + mt) * 16 + (lane >> 2) + 8 * h;
+        if (r >= rows_valid) continue;
+        const int tau = rtok[mt][h], t = t0 + tau, hq = kh * G + (r - tau * G);
+        m_r[mt][h] = p.lse[(int64_t(b) * p.Hq + hq) * T + t] * kLog2e;
+        l_r[mt][h] = (lane & 3) == 0 ? 1.f : 0.f;
+        const bf* orow = p.o + b * p.o_b + int64_t(t) * p.o_t + int64_t(hq) * p.o_h + 2 * (lane & 3);
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          const float2 x = unpack_bf16(*reinterpret_cast<const uint32_t*>(orow + nt * 8));
+          o_acc[mt][nt][2 * h] = x.x, o_acc[mt][nt][2 * h + 1] = x.y;
+        }
+      }
+    __syncthreads();  // every lse of this CTA is read before any is overwritten
   }
 
   for (int it = 0; it < n_iter; ++it) {
@@ -307,19 +334,17 @@ void launch_fwd(FwdParams p, int B, int Hk, cudaStream_t stream) {
   check_launch("moda_attention_forward");
 }
 
-}  // namespace
-}  // namespace moda_attn
-
-void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* k, ModaStrides ks,
-                            const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks, const bf16* depth_v,
-                            ModaStrides dvs, bf16* o, ModaStrides os, float* lse, cudaStream_t stream) {
-  using namespace moda_attn;
-  const char* op = "moda_attention_forward (cuda)";
+// Checks the operands (k, v only when the sequence keys are read) and launches the kernel.
+void run_forward(const char* op, bool seq_given, const ModaAttentionShape& s, const bf16* q, ModaStrides qs,
+                 const bf16* k, ModaStrides ks, const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks,
+                 const bf16* depth_v, ModaStrides dvs, bf16* o, ModaStrides os, float* lse, cudaStream_t stream) {
   check_shape(s, op);
-  check_ptr(q, "q", op), check_ptr(k, "k", op), check_ptr(v, "v", op), check_ptr(o, "o", op);
-  check_ptr(lse, "lse", op);
-  check_strides(qs, false, "q", op), check_strides(ks, false, "k", op), check_strides(vs, false, "v", op);
-  check_strides(os, false, "o", op);
+  check_ptr(q, "q", op), check_ptr(o, "o", op), check_ptr(lse, "lse", op);
+  check_strides(qs, false, "q", op), check_strides(os, false, "o", op);
+  if (!seq_given) {
+    check_ptr(k, "k", op), check_ptr(v, "v", op);
+    check_strides(ks, false, "k", op), check_strides(vs, false, "v", op);
+  }
   if (s.L > 0) {
     check_ptr(depth_k, "depth_k", op), check_ptr(depth_v, "depth_v", op);
     check_strides(dks, true, "depth_k", op), check_strides(dvs, true, "depth_v", op);
@@ -336,12 +361,30 @@ void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStri
   p.o_b = os.batch, p.o_t = os.token, p.o_h = os.head;
   p.T = int(s.T), p.Hq = int(s.Hq), p.G = int(s.group()), p.L = int(s.L);
   p.Tk = int(s.keys()), p.q0 = int(s.q_offset);
-  p.causal = s.causal;
+  p.causal = s.causal, p.seq_given = seq_given;
   p.sl2 = float(s.softmax_scale()) * kLog2e;
   if (s.d == 64)
     launch_fwd<64, 4, 2, 64, 16>(p, int(s.B), int(s.Hk), stream);
   else
     launch_fwd<128, 8, 1, 64, 16>(p, int(s.B), int(s.Hk), stream);
+}
+
+}  // namespace
+}  // namespace moda_attn
+
+void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* k, ModaStrides ks,
+                            const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks, const bf16* depth_v,
+                            ModaStrides dvs, bf16* o, ModaStrides os, float* lse, cudaStream_t stream) {
+  moda_attn::run_forward("moda_attention_forward (cuda)", false, s, q, qs, k, ks, v, vs, depth_k, dks, depth_v, dvs, o,
+                         os, lse, stream);
+}
+
+void moda_attention_forward_depth_merge(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
+                                        ModaStrides dks, const bf16* depth_v, ModaStrides dvs, bf16* o, ModaStrides os,
+                                        float* lse, cudaStream_t stream) {
+  const char* op = "moda_attention_forward_depth_merge (cuda)";
+  MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
+  moda_attn::run_forward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, stream);
 }
 
 }  // namespace moda::cuda
