@@ -9,6 +9,9 @@
 // wrapper at L = 0 on the same operands ("cudnn fwd", "cudnn f+b", and "L0/cuDNN" = our L0 f+b over
 // cuDNN's); a graph cuDNN rejects prints n/a and puts the message into the JSON ("moda_cudnn_error").
 // Its JSON keys are moda_cudnn_*: bench/attention_baseline.py adds torch's cuDNN SDPA as cudnn_*.
+// At L > 0 it also times the split MoDA path (autograd/attention_l0.h: cuDNN over the sequence keys,
+// our depth merge and depth backward): "split f+b", and "split/cuDNN" = that over cuDNN's L = 0
+// f+b, i.e. what the depth keys cost on top of the strongest baseline (JSON moda_split_fwdbwd_ms).
 // `--json` prints one JSON array (read by bench/attention_baseline.py, which adds PyTorch's flash
 // attention and prints the combined table).
 #include <nlohmann/json.hpp>
@@ -167,6 +170,20 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
           },
           warmup, iters);
       r["l0_over_moda_cudnn"] = r["l0_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
+      if (c.L > 0) {
+        r["moda_split_fwdbwd_ms"] = time_ms(
+            [&] {
+              cuda::cudnn_sdpa_forward(p, nullptr);
+              cuda::moda_attention_forward_depth_merge(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                                       lse.as<float>(), nullptr);
+              cuda::cudnn_sdpa_backward(p, nullptr);
+              cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                                  lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV,
+                                                  dep, false, ws.ptr, nullptr);
+            },
+            warmup, iters);
+        r["split_over_moda_cudnn"] = r["moda_split_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
+      }
     } catch (const Error& e) {
       r["moda_cudnn_error"] = e.what();
     }
@@ -214,9 +231,9 @@ int run(const std::vector<std::string>& argv) {
   if (!json)
     std::printf(
         "%s, copy bandwidth %.0f GB/s; causal, bf16, median of %d\n%-7s %2s %6s %4s %3s %3s %4s | %9s %9s %7s | %9s "
-        "%9s | %9s | %9s %9s %8s\n",
+        "%9s | %9s | %9s %9s %8s | %9s %11s\n",
         prop.name, bw / 1e9, iters, "group", "B", "T", "Hq", "G", "L", "d", "fwd ms", "fwd+bwd", "TFLOP/s", "L0 fwd",
-        "L0 f+b", "floor ms", "cudnn fwd", "cudnn f+b", "L0/cuDNN");
+        "L0 f+b", "floor ms", "cudnn fwd", "cudnn f+b", "L0/cuDNN", "split f+b", "split/cuDNN");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     if ((which != "all" && c.group != which) || (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()))
@@ -225,15 +242,18 @@ int run(const std::vector<std::string>& argv) {
     r["gpu"] = prop.name;
     r["copy_GBps"] = bw / 1e9;
     if (!json) {
-      char cudnn_cols[64] = "      n/a       n/a      n/a";
+      char cudnn_cols[64] = "      n/a       n/a      n/a", split_cols[64] = "      n/a         n/a";
       if (r.contains("moda_cudnn_fwdbwd_ms"))
         std::snprintf(cudnn_cols, sizeof cudnn_cols, "%9.3f %9.3f %8.3f", r["moda_cudnn_fwd_ms"].get<double>(),
                       r["moda_cudnn_fwdbwd_ms"].get<double>(), r["l0_over_moda_cudnn"].get<double>());
-      std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f | %s\n",
+      if (r.contains("moda_split_fwdbwd_ms"))
+        std::snprintf(split_cols, sizeof split_cols, "%9.3f %11.3f", r["moda_split_fwdbwd_ms"].get<double>(),
+                      r["split_over_moda_cudnn"].get<double>());
+      std::printf("%-7s %2lld %6lld %4lld %3lld %3lld %4lld | %9.3f %9.3f %7.1f | %9.3f %9.3f | %9.3f | %s | %s\n",
                   c.group.c_str(), (long long)c.B, (long long)c.T, (long long)c.Hq, (long long)(c.Hq / c.Hk),
                   (long long)c.L, (long long)c.d, r["fwd_ms"].get<double>(), r["fwdbwd_ms"].get<double>(),
                   r["fwdbwd_tflops"].get<double>(), r["l0_fwd_ms"].get<double>(), r["l0_fwdbwd_ms"].get<double>(),
-                  r["depth_floor_fwdbwd_ms"].get<double>(), cudnn_cols);
+                  r["depth_floor_fwdbwd_ms"].get<double>(), cudnn_cols, split_cols);
       if (r.contains("moda_cudnn_error"))
         std::printf("  cudnn: %s\n", r["moda_cudnn_error"].get<std::string>().c_str());
     }
@@ -251,7 +271,8 @@ constexpr const char* kBenchAttentionUsage =
     R"(usage: moda bench attention [--cases all|table2|lm] [--only I...] [--iters N] [--warmup N] [--json]
   Times the fused MoDA attention kernels (forward, forward+backward, and L=0) on the paper's
   shapes, causal, bf16 (docs/attention-kernels.md). Needs a CUDA device. With cuDNN, also our
-  cuDNN fused-attention wrapper at L=0 (columns cudnn fwd, cudnn f+b, L0/cuDNN).
+  cuDNN fused-attention wrapper at L=0 (columns cudnn fwd, cudnn f+b, L0/cuDNN) and, at L>0, the
+  split path: cuDNN over the sequence keys + our depth kernels (split f+b, split/cuDNN).
   --cases C           all (default), table2 or lm
   --only I...         only the cases with these indices (0-based, in the list order)
   --iters N           timed runs per case (default 10)
