@@ -115,21 +115,23 @@ def main():
           f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, driver {driver_version()}; causal bf16, median of {a.iters}; copy bandwidth "
           f"{rows[0]['copy_GBps']:.0f} GB/s" if rows else "# no rows")
     print("# ratios: L0/flash, L0/cudnn and MoDA/flash on fwd+bwd; extra = MoDA - L0 (fwd+bwd); floor = depth K,V "
-          "bytes (fwd read, bwd read + grads written) / copy bandwidth")
+          "bytes (fwd read, bwd read + grads written) / copy bandwidth; split = MoDA through our cuDNN wrapper for the "
+          "sequence keys + our depth kernels (train.attention_l0 cudnn/auto), split/flash over flash WITHOUT depth")
     hdr = ("| B | T | Hq | G | L | MoDA fwd ms | MoDA f+b ms | TFLOP/s | L0 fwd ms | L0 f+b ms | flash fwd ms | "
            "flash f+b ms | cudnn fwd ms | cudnn f+b ms | L0/flash | L0/cudnn | MoDA/flash | extra ms | floor ms | "
-           "extra/floor |")
+           "extra/floor | split f+b ms | split/flash |")
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
         extra = r["fwdbwd_ms"] - r["l0_fwdbwd_ms"]
         floor = r["depth_floor_fwdbwd_ms"]
+        split = r.get("moda_split_fwdbwd_ms") or float("nan")
         print(f"| {r['B']} | {r['T']} | {r['Hq']} | {r['G']} | {r['L']} | {r['fwd_ms']:.3f} | {r['fwdbwd_ms']:.3f} | "
               f"{r['fwdbwd_tflops']:.0f} | {r['l0_fwd_ms']:.3f} | {r['l0_fwdbwd_ms']:.3f} | {r['flash_fwd_ms']:.3f} | "
               f"{r['flash_fwdbwd_ms']:.3f} | {r['cudnn_fwd_ms']:.3f} | {r['cudnn_fwdbwd_ms']:.3f} | "
               f"{r['l0_fwdbwd_ms'] / r['flash_fwdbwd_ms']:.3f} | {r['l0_fwdbwd_ms'] / r['cudnn_fwdbwd_ms']:.3f} | "
               f"{r['fwdbwd_ms'] / r['flash_fwdbwd_ms']:.3f} | {extra:.3f} | {floor:.3f} | "
-              f"{extra / floor if floor > 0 else float('nan'):.2f} |")
+              f"{extra / floor if floor > 0 else float('nan'):.2f} | {split:.3f} | {split / r['flash_fwdbwd_ms']:.3f} |")
     for name in ("flash", "cudnn"):
         print(f"# {name} GQA mode: {', '.join(sorted({r[name + '_mode'] for r in rows}))}")
     if a.json_out:

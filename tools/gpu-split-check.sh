@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU sitting 2026-12-03 b: build, attention l0 tests (split cuDNN + depth), depth_kv_ffn training moda vs auto.
+# GPU-host check of the split cuDNN + depth attention path (issue 14/15; carry .deps and runs/demo/data):
+# build, the attention l0 tests, depth_kv_ffn 30 steps with attention_l0 moda vs auto, then the attention bench.
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=/tmp/build-gpu
@@ -12,3 +13,6 @@ for mode in moda auto; do
     --run-dir /tmp/mt 2>&1 | grep -E "step +30/|attention L=|error|rror" | cut -c26-300 | sed "s/^/$mode /"
   cp /tmp/mt/metrics.jsonl $OUT/split-dkf-$mode.jsonl 2>/dev/null
 done
+# The split path beside ours, torch flash and torch cuDNN: T 16384 and 65536 (G 8, L 64) and the LM shape.
+timeout 200 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --only 2 4 11 \
+  --json-out $OUT/attention-split-h200.json 2>&1 | tail -12
