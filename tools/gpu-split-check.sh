@@ -14,5 +14,5 @@ for mode in moda auto; do
   cp /tmp/mt/metrics.jsonl $OUT/split-dkf-$mode.jsonl 2>/dev/null
 done
 # The split path beside ours, torch flash and torch cuDNN: T 16384 and 65536 (G 8, L 64) and the LM shape.
-timeout 200 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --only 2 4 11 \
+timeout 200 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --only 2 11 \
   --json-out $OUT/attention-split-h200.json 2>&1 | tail -12
