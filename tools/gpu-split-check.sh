@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# GPU-host check of the split cuDNN + depth attention path (issue 14/15; carry .deps and runs/demo/data):
-# build, the attention l0 tests, depth_kv_ffn 30 steps with attention_l0 moda vs auto, then the attention bench.
+# GPU-host check of the split cuDNN + depth attention path (issues 14/15; carry .deps and
+# runs/demo/data). Parts, each inside one 10-minute command:
+#   tests   build moda_tests_gpu and run the attention l0 tests (split first: L 1, 5, 20, 70)
+#   all     build everything needed, the tests, depth_kv_ffn 30 steps with attention_l0 moda vs
+#           auto (tokens/s; auto logs its per-shape choice), then bench/attention_baseline.py at
+#           T 16384 (G 8, L 64) and the LM shape with the split columns
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=/tmp/build-gpu
-bash tools/gpu-host-build.sh $b moda moda_tests_gpu 2>&1 | tail -3
-timeout 150 $b/tests/moda_tests_gpu "attention l0*" 2>&1 | tail -30
+part=${1:-all}
+targets=(moda_tests_gpu); [ "$part" = all ] && targets+=(moda)
+bash tools/gpu-host-build.sh $b "${targets[@]}" 2>&1 | tail -3
+timeout 150 $b/tests/moda_tests_gpu "attention l0 cuda: split*" 2>&1 | tail -25
+timeout 100 $b/tests/moda_tests_gpu "attention l0*" 2>&1 | tail -4
+[ "$part" = tests ] && exit 0
 for mode in moda auto; do
   rm -rf /tmp/mt
   timeout 100 $b/moda train --config experiments/gpu-125m.json --set model.variant=depth_kv_ffn --set train.steps=30 \
@@ -13,6 +21,6 @@ for mode in moda auto; do
     --run-dir /tmp/mt 2>&1 | grep -E "step +30/|attention L=|error|rror" | cut -c26-300 | sed "s/^/$mode /"
   cp /tmp/mt/metrics.jsonl $OUT/split-dkf-$mode.jsonl 2>/dev/null
 done
-# The split path beside ours, torch flash and torch cuDNN: T 16384 and 65536 (G 8, L 64) and the LM shape.
+# The split path beside ours, torch flash and torch cuDNN: T 16384 (G 8, L 64) and the LM shape.
 timeout 200 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --only 2 11 \
   --json-out $OUT/attention-split-h200.json 2>&1 | tail -12
