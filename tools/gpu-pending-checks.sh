@@ -3,7 +3,7 @@
 # 10-minute command; run after `source tools/gpu-host-env.sh; bash tools/gpu-host-build.sh
 # /tmp/build-gpu` (carry .deps; part `tests` also needs runs/demo/data). Results go to $OUT.
 #   tests     every gpu test, then the CPU decode/generate tests (2026-12-03: 60 of 62 passed, the two
-#             cuDNN wrapper tests failed in dQ/dK; fixed since, not re-run)
+#             cuDNN wrapper tests failed in dQ/dK; fixed, and passing in the second sitting)
 #   l0        the cuDNN attention path (issue 14): the wrapper's tests, train.attention_l0 in every
 #             mode ("attention l0*"), then `moda train` 40 steps of the 125M `sequence` config with
 #             attention_l0 = moda, auto, cudnn (tokens/s; auto logs its per-shape choice)
