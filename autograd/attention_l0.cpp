@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "autograd/moda_attention_views.h"
 #include "core/error.h"
 
 #ifdef MODA_HAVE_CUDA
@@ -62,14 +63,7 @@ namespace l0 {
 
 namespace {
 
-ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
-ModaStrides btlhd(const Tensor& t) {
-  return t.defined() ? ModaStrides{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} : ModaStrides{};
-}
-template <typename T>
-T* ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
+using attention_views::bthd, attention_views::btlhd, attention_views::ptr;
 
 // The sequence keys' half of a shape (what cuDNN computes).
 ModaAttentionShape sequence_part(ModaAttentionShape s) {
@@ -223,7 +217,7 @@ void cudnn_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& 
   cuda::cudnn_sdpa_backward(p, current_stream());
   // target += fresh, through a contiguous copy when the target is a strided view (a stream slot).
   for (auto [target, fresh] : {std::pair{&dk, &gk}, {&dv, &gv}}) {
-    if (!accumulate) break;
+    if (!accumulate) break;  // cuDNN wrote dk, dv themselves
     Tensor sum = target->is_contiguous() ? *target : target->contiguous();
     cuda::add(sum.data<bf16>(), sum.data<bf16>(), fresh->data<bf16>(), sum.numel(), current_stream());
     if (!target->is_contiguous()) Tensor(*target).copy_(sum);  // a handle copy writes the same data

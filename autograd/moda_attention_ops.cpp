@@ -7,6 +7,7 @@
 #include "autograd/dispatch.h"
 #include "autograd/function.h"
 #include "autograd/graph.h"
+#include "autograd/moda_attention_views.h"
 #include "core/error.h"
 #include "kernels/cpu/moda_attention.h"
 #ifdef MODA_HAVE_CUDA
@@ -18,6 +19,8 @@
 namespace moda::ops {
 
 namespace {
+
+using attention_views::bthd, attention_views::btlhd, attention_views::ptr;
 
 const char* kOp = "moda_attention";
 const char* kOpInto = "moda_attention_into";
@@ -37,16 +40,6 @@ bool kernel_addressable(const Tensor& t) {
 // An input as the kernels read it: the tensor itself (no copy) when addressable, else a copy.
 // Detached (same data): the saved operands need no graph links.
 Tensor kernel_view(const Tensor& t) { return (kernel_addressable(t) ? t : t.contiguous()).detach(); }
-
-ModaStrides bthd(const Tensor& t) { return {t.stride(0), t.stride(1), 0, t.stride(2)}; }
-ModaStrides btlhd(const Tensor& t) {
-  return t.defined() ? ModaStrides{t.stride(0), t.stride(1), t.stride(2), t.stride(3)} : ModaStrides{};
-}
-
-template <typename T>
-T* ptr(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
 
 // Everything the kernels read, resolved once at the forward and saved for the backward.
 struct Operands {
