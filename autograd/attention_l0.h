@@ -12,7 +12,8 @@
 //
 // Modes (process-wide; the trainer sets it from `train.attention_l0`, docs/training.md):
 //   auto   the first forward of each shape (L, B, T, Hq, Hk, d, causal, device) runs both forward
-//          + backward pairs on the call's own operands (dout = q), keeps cuDNN only when its o,
+//          + backward pairs on the call's own operands (dout = q; the first sequences only, about
+//          16 K tokens, which keeps the tuning's temporaries small), keeps cuDNN only when its o,
 //          dq, dk, dv (and depth gradients) agree with ours (relative L2 < 2e-2: two bf16
 //          kernels) AND it is >= 5 % faster, caches the choice for the process and logs it once.
 //          A disagreement or a cuDNN error is logged and falls back to ours. Without cuDNN, auto

@@ -1,7 +1,15 @@
 # Source on the GPU host: unpacks Debian 12's header/library packages from .deps/ (carried, not
-# committed) into /tmp/deps once and sets PATH / LD_LIBRARY_PATH for building and running moda.
-if [ ! -d /tmp/deps/usr ]; then
+# committed) into /tmp/deps once, or the binaries of prebuilt.tar.xz into /tmp/prebuilt, and sets
+# PATH / LD_LIBRARY_PATH (and MODA_BUILD) for building and running moda.
+if [ ! -d /tmp/deps/usr ] && [ -d .deps ]; then
   for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
+fi
+# Binaries built elsewhere (tools/pack-prebuilt.sh): MODA_BUILD points the tools/gpu-*.sh scripts
+# at them instead of a build of their own.
+if [ -f prebuilt.tar.xz ]; then
+  [ -d /tmp/prebuilt ] || tar -C /tmp -xJf prebuilt.tar.xz
+  export MODA_BUILD=/tmp/prebuilt
+  export LD_LIBRARY_PATH=/tmp/prebuilt/lib:${LD_LIBRARY_PATH:-}
 fi
 export PATH=/usr/local/cuda/bin:/opt/torch/.venv/bin:$PATH
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}

@@ -3,6 +3,8 @@
 # must each finish inside one 10-minute command because the host keeps nothing between uses.
 #   call 1 (carry .deps):        source tools/gpu-host-env.sh; bash tools/gpu-host-build.sh /tmp/build-gpu moda
 #   call 2 (carry .corpus-debs): bash tools/gpu-sweep-sitting.sh corpus
+#   (or ONE call carrying .corpus-debs and prebuilt.tar.xz of `moda` alone, tools/pack-prebuilt.sh:
+#    `bash tools/gpu-sweep-sitting.sh corpus && bash tools/gpu-sweep-sitting.sh run ...`)
 #   call 3.. (no carry):         bash tools/gpu-sweep-sitting.sh run MANIFEST SECONDS model.n_layers=24 seed=1
 # `corpus` builds runs/corpus (tools/make_corpus.sh, ~85 s on the host) and checks its SHA-256 against
 # docs/corpus.md's. `run` restricts MANIFEST to the points matching every KEY=VALUE (`moda sweep run
@@ -12,7 +14,7 @@
 # (unpack into experiments/results/NAME/ and commit: `moda sweep status` counts them done).
 set -euo pipefail
 source tools/gpu-host-env.sh
-moda=/tmp/build-gpu/moda
+moda=${MODA_BUILD:-/tmp/build-gpu}/moda
 case "$1" in
 corpus)
   MODA=$moda bash tools/make_corpus.sh /tmp/corpus .corpus-debs > /tmp/corpus.log 2>&1 || { tail -20 /tmp/corpus.log; exit 1; }
