@@ -118,7 +118,7 @@ double rel_l2_consuming(const Tensor& a, const Tensor& ref) {
 
 // Sequences the tuning runs on: enough tokens to fill the GPU (the choice is a per-token cost
 // ratio), few enough that both pairs' temporaries (the depth gradients are B*T*L*Hk*d each) stay
-// small next to the step's activations: at B = 64 all of them raised the 125M run's peak by 11 GiB.
+// small next to the step's activations: at B = 64 they raised the 125M run's reserved peak by 11 GiB.
 constexpr int64_t kTuneTokens = 16384;
 int64_t tune_batch(const ModaAttentionShape& s) { return std::clamp<int64_t>(kTuneTokens / s.T, 1, s.B); }
 
