@@ -88,24 +88,6 @@ bool cudnn_supports(const ModaAttentionShape& s) {
   return s.aligned() && (s.d == 64 || s.d == 128) && s.Hq % s.Hk == 0;
 }
 
-// Ours, forward + backward, on the same operands (the reference the tuning compares cuDNN with).
-void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
-                  const Tensor& vd, const Tensor& o, const Tensor& lse) {
-  cuda::moda_attention_forward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v),
-                               ptr<bf16>(kd), btlhd(kd), ptr<bf16>(vd), btlhd(vd), o.data<bf16>(), bthd(o),
-                               lse.data<float>(), current_stream());
-}
-
-void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
-                   const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
-                   const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd) {
-  cuda::moda_attention_backward(s, q.data<bf16>(), bthd(q), k.data<bf16>(), bthd(k), v.data<bf16>(), bthd(v),
-                                ptr<bf16>(kd), btlhd(kd), ptr<bf16>(vd), btlhd(vd), o.data<bf16>(), bthd(o),
-                                lse.data<float>(), dout.data<bf16>(), bthd(dout), dq.data<bf16>(), bthd(dq),
-                                dk.data<bf16>(), bthd(dk), dv.data<bf16>(), bthd(dv), ptr<bf16>(dkd), btlhd(dkd),
-                                ptr<bf16>(dvd), btlhd(dvd), false, false, nullptr, current_stream());
-}
-
 // Relative L2 distance of two contiguous bf16 tensors, on the device (a host copy of the depth
 // gradients took ~1 s per shape at 48 layers); `a` is overwritten with a - ref.
 double rel_l2_consuming(const Tensor& a, const Tensor& ref) {
@@ -142,7 +124,7 @@ bool tune(const ModaAttentionShape& full, const Tensor& q_full, const Tensor& k_
   const Tensor& dout = q;  // any tensor of o's shape will do for comparing and timing
   auto run_ours = [&] {
     ours_forward(s, q, k, v, kd, vd, ours.o, ours.lse);
-    ours_backward(s, q, k, v, kd, vd, ours.o, ours.lse, dout, ours.dq, ours.dk, ours.dv, ours.dkd, ours.dvd);
+    ours_backward(s, q, k, v, kd, vd, ours.o, ours.lse, dout, ours.dq, ours.dk, ours.dv, ours.dkd, ours.dvd, false);
   };
   auto run_cudnn = [&] {
     cudnn_forward(s, q, k, v, kd, vd, cud.o, cud.lse);
@@ -185,6 +167,26 @@ bool tune(const ModaAttentionShape& full, const Tensor& q_full, const Tensor& k_
 }
 
 }  // namespace
+
+void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                  const Tensor& vd, const Tensor& o, const Tensor& lse) {
+  cuda::moda_attention_forward(s, ptr<bf16>(q), bthd(q), ptr<bf16>(k), bthd(k), ptr<bf16>(v), bthd(v), ptr<bf16>(kd),
+                               btlhd(kd), ptr<bf16>(vd), btlhd(vd), ptr<bf16>(o), bthd(o), ptr<float>(lse),
+                               current_stream());
+}
+
+void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                   const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                   const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd, bool accumulate) {
+  // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
+  const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
+  Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, q.device());
+  cuda::moda_attention_backward(s, ptr<bf16>(q), bthd(q), ptr<bf16>(k), bthd(k), ptr<bf16>(v), bthd(v), ptr<bf16>(kd),
+                                btlhd(kd), ptr<bf16>(vd), btlhd(vd), ptr<bf16>(o), bthd(o), ptr<float>(lse),
+                                ptr<bf16>(dout), bthd(dout), ptr<bf16>(dq), bthd(dq), ptr<bf16>(dk), bthd(dk),
+                                ptr<bf16>(dv), bthd(dv), ptr<bf16>(dkd), btlhd(dkd), ptr<bf16>(dvd), btlhd(dvd),
+                                accumulate, accumulate, ws.data_ptr(), current_stream());
+}
 
 bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
                const Tensor& vd) {

@@ -48,6 +48,14 @@ namespace l0 {
 bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
                const Tensor& vd);
 
+// Our fused kernels (kernels/cuda/moda_attention.h) over sequence and depth keys, with the same
+// arguments as the cuDNN pair below: the op's route when use_cudnn() says no.
+void ours_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                  const Tensor& vd, const Tensor& o, const Tensor& lse);
+void ours_backward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
+                   const Tensor& vd, const Tensor& o, const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                   const Tensor& dk, const Tensor& dv, const Tensor& dkd, const Tensor& dvd, bool accumulate);
+
 // cuDNN's forward over the sequence keys into o [B,T,Hq,d] and lse [B,Hq,T] fp32 (the same
 // quantity as our kernels'), then, when L > 0, our depth merge into both (the full MoDA result).
 void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,

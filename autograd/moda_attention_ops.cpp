@@ -11,9 +11,7 @@
 #include "core/error.h"
 #include "kernels/cpu/moda_attention.h"
 #ifdef MODA_HAVE_CUDA
-#include "autograd/attention_l0.h"
-#include "core/stream.h"
-#include "kernels/cuda/moda_attention.h"
+#include "autograd/attention_l0.h"  // which kernels: ours or cuDNN + our depth kernels
 #endif
 
 namespace moda::ops {
@@ -114,12 +112,10 @@ Saved forward(Operands a) {
                                        lse.data<T>());
       },
       [&](auto) {  // bf16 only (resolve checked)
-        MODA_IF_CUDA(if ((cudnn = l0::use_cudnn(s, a.q, a.k, a.v, a.kd, a.vd)))
-                         l0::cudnn_forward(s, a.q, a.k, a.v, a.kd, a.vd, o, lse);
-                     else cuda::moda_attention_forward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k),
-                                                       ptr<bf16>(a.v), bthd(a.v), ptr<bf16>(a.kd), btlhd(a.kd),
-                                                       ptr<bf16>(a.vd), btlhd(a.vd), o.data<bf16>(), bthd(o),
-                                                       lse.data<float>(), current_stream()));
+        MODA_IF_CUDA({
+          cudnn = l0::use_cudnn(s, a.q, a.k, a.v, a.kd, a.vd);
+          (cudnn ? l0::cudnn_forward : l0::ours_forward)(s, a.q, a.k, a.v, a.kd, a.vd, o, lse);
+        });
       });
   return Saved{std::move(a), o, lse, cudnn};
 }
@@ -142,20 +138,8 @@ void backward(const Saved& sv, const Tensor& dout_in, const GradTargets& g) {
                                         ptr<T>(g.dvd), btlhd(g.dvd), g.accumulate, g.accumulate);
       },
       [&](auto) {  // bf16 only (resolve checked)
-        MODA_IF_CUDA({
-          if (sv.cudnn)
-            return l0::cudnn_backward(s, a.q, a.k, a.v, a.kd, a.vd, sv.o, sv.lse, dout, g.dq, g.dk, g.dv, g.dkd, g.dvd,
-                                      g.accumulate);
-          // Scratch from the caching allocator (16-byte aligned), released when `ws` goes out of scope.
-          const int64_t ws_bytes = int64_t(cuda::moda_attention_backward_workspace_bytes(s));
-          Tensor ws = Tensor::empty({(ws_bytes + 3) / 4}, DType::F32, a.q.device());
-          cuda::moda_attention_backward(s, ptr<bf16>(a.q), bthd(a.q), ptr<bf16>(a.k), bthd(a.k), ptr<bf16>(a.v),
-                                        bthd(a.v), ptr<bf16>(a.kd), btlhd(a.kd), ptr<bf16>(a.vd), btlhd(a.vd),
-                                        ptr<bf16>(sv.o), bthd(sv.o), ptr<float>(sv.lse), ptr<bf16>(dout), bthd(dout),
-                                        ptr<bf16>(g.dq), bthd(g.dq), ptr<bf16>(g.dk), bthd(g.dk), ptr<bf16>(g.dv),
-                                        bthd(g.dv), ptr<bf16>(g.dkd), btlhd(g.dkd), ptr<bf16>(g.dvd), btlhd(g.dvd),
-                                        g.accumulate, g.accumulate, ws.data_ptr(), current_stream());
-        });
+        MODA_IF_CUDA((sv.cudnn ? l0::cudnn_backward : l0::ours_backward)(
+            s, a.q, a.k, a.v, a.kd, a.vd, sv.o, sv.lse, dout, g.dq, g.dk, g.dv, g.dkd, g.dvd, g.accumulate));
       });
 }
 
