@@ -2,8 +2,8 @@
 # GPU-host checks of work built without GPU time (2026-12-02/03 sessions), in parts that each fit one
 # 10-minute command; run after `source tools/gpu-host-env.sh; bash tools/gpu-host-build.sh
 # /tmp/build-gpu` (carry .deps; part `tests` also needs runs/demo/data). Results go to $OUT.
-#   tests     every gpu test, then the CPU decode/generate tests (2026-12-03: 60 of 62 passed, the two
-#             cuDNN wrapper tests failed in dQ/dK; fixed, and passing in the second sitting)
+#   tests     every gpu test, then the CPU decode/generate tests (2026-12-03: all 66 gpu test cases
+#             pass, prebuilt binaries)
 #   l0        the cuDNN attention path (issue 14): the wrapper's tests, train.attention_l0 in every
 #             mode ("attention l0*"), then `moda train` 40 steps of the 125M `sequence` config with
 #             attention_l0 = moda, auto, cudnn (tokens/s; auto logs its per-shape choice)
@@ -22,7 +22,9 @@
 #             shape (issue 15)
 #   baseline  bench/torch_train_baseline.py (torch.compile, flash SDPA / FlexAttention) for the 125M
 #             config, sequence and depth_kv_ffn, then `moda train` on the same config (issue 15);
-#             needs runs/demo/data (carried)
+#             needs runs/demo/data (carried); ~310 s
+#   shapes    `moda train` 20 steps of both variants at the paper's shapes: Table 6 (48 layers, width
+#             384, post-norm, T 4096) and the Table 3 700M model (issue 15's ratios and MFU); ~250 s
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=${MODA_BUILD:-/tmp/build-gpu}  # prebuilt.tar.xz (tools/pack-prebuilt.sh) needs no build
@@ -106,13 +108,33 @@ ckpt)
   ;;
 baseline)
   for v in sequence depth_kv_ffn; do
-    timeout 250 /opt/torch/.venv/bin/python3 bench/torch_train_baseline.py --config experiments/gpu-125m.json \
+    timeout 170 /opt/torch/.venv/bin/python3 bench/torch_train_baseline.py --config experiments/gpu-125m.json \
       --moda $b/moda --set model.variant=$v --steps 30 --warmup 10 --json $OUT/torch-125m-$v.json 2>&1 | tail -2
     rm -rf /tmp/mt
-    timeout 120 $b/moda train --config experiments/gpu-125m.json --set model.variant=$v --set train.steps=40 \
+    timeout 100 $b/moda train --config experiments/gpu-125m.json --set model.variant=$v --set train.steps=40 \
       --set train.eval_every=0 --set train.checkpoint_every=0 --set "data.val={}" --run-dir /tmp/mt 2>&1 \
       | grep -E "step +40/" | cut -c26-250
+    cp /tmp/mt/metrics.jsonl $OUT/moda-125m-$v.jsonl 2>/dev/null
   done
   ;;
-*) echo "usage: $0 tests|l0|generate|decode-profile|attention|gemm|profile|torch|ckpt|baseline" >&2; exit 2 ;;
+shapes)
+  T6=(--set model.d_model=384 --set model.n_layers=48 --set model.n_heads=6 --set model.n_kv_heads=2
+      --set model.ffn_hidden=1536 --set model.norm=post --set model.qk_norm=false --set model.bias=true
+      --set model.max_seq_len=4096 --set data.seq_len=4096 --set train.global_batch=8 --set train.micro_batch=8)
+  M700=(--set model.vocab_size=100278 --set model.d_model=1024 --set model.n_layers=36 --set model.n_heads=16
+        --set model.n_kv_heads=8 --set model.head_dim=64 --set model.ffn_hidden=4096 --set model.norm=reordered
+        --set model.max_seq_len=4096 --set data.seq_len=4096 --set train.global_batch=8 --set train.micro_batch=8)
+  for shape in T6 M700; do
+    for v in sequence depth_kv_ffn; do
+      rm -rf /tmp/mt
+      [ $shape = T6 ] && extra=("${T6[@]}") || extra=("${M700[@]}")
+      timeout 75 $b/moda train --config experiments/gpu-125m.json "${extra[@]}" --set model.variant=$v \
+        --set train.steps=20 --set train.log_every=10 --set train.eval_every=0 --set train.checkpoint_every=0 \
+        --set "data.val={}" --run-dir /tmp/mt > $OUT/$shape-$v.log 2>&1
+      grep -E "step +20/|rror" $OUT/$shape-$v.log | cut -c26-250 | sed "s/^/$shape $v /"
+      cp /tmp/mt/metrics.jsonl $OUT/$shape-$v.jsonl 2>/dev/null
+    done
+  done
+  ;;
+*) echo "usage: $0 tests|l0|generate|decode-profile|attention|gemm|profile|torch|ckpt|baseline|shapes" >&2; exit 2 ;;
 esac
