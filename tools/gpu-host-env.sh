@@ -4,12 +4,14 @@
 if [ ! -d /tmp/deps/usr ] && [ -d .deps ]; then
   for f in .deps/*.deb; do dpkg -x "$f" /tmp/deps; done
 fi
-# Binaries built elsewhere (tools/pack-prebuilt.sh): MODA_BUILD points the tools/gpu-*.sh scripts
-# at them instead of a build of their own.
-if [ -f prebuilt.tar.xz ]; then
-  [ -d /tmp/prebuilt ] || tar -C /tmp -xJf prebuilt.tar.xz
-  export MODA_BUILD=/tmp/prebuilt
-  export LD_LIBRARY_PATH=/tmp/prebuilt/lib:${LD_LIBRARY_PATH:-}
-fi
+# Binaries built elsewhere (tools/pack-prebuilt.sh): each prebuilt*.tar.xz unpacks to /tmp/NAME;
+# MODA_BUILD points the tools/gpu-*.sh scripts at /tmp/prebuilt instead of a build of their own.
+for tarball in prebuilt*.tar.xz; do
+  [ -f "$tarball" ] || continue
+  dir=/tmp/$(basename "$tarball" .tar.xz)
+  [ -d "$dir" ] || tar -C /tmp -xJf "$tarball"
+  export LD_LIBRARY_PATH=$dir/lib:${LD_LIBRARY_PATH:-}
+done
+if [ -d /tmp/prebuilt ] && [ -f prebuilt.tar.xz ]; then export MODA_BUILD=/tmp/prebuilt; fi
 export PATH=/usr/local/cuda/bin:/opt/torch/.venv/bin:$PATH
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}

@@ -4,12 +4,15 @@
 # programs and the Debian 12 libraries they link that the host (Ubuntu 24.04) lacks, so neither
 # a build nor .deps is needed there. Carry prebuilt.tar.xz; tools/gpu-host-env.sh unpacks it into
 # /tmp/prebuilt and sets MODA_BUILD to it, and the tools/gpu-*.sh scripts then skip their build.
-# Usage: bash tools/pack-prebuilt.sh BUILD_DIR [programs, default: moda tests/moda_tests_gpu]
-#   (~12 MB with both; `moda` alone, ~8 MB, fits beside .corpus-debs in one carry)
+# Usage: [NAME=prebuilt-main] bash tools/pack-prebuilt.sh BUILD_DIR [programs, default: moda tests/moda_tests_gpu]
+#   (~10 MB with both; `moda` alone, ~7 MB, fits beside .corpus-debs in one carry). NAME (default
+#   prebuilt) names the tarball and the folder it unpacks to, /tmp/NAME: a second build (say main
+#   beside a branch) can travel in the same call for an A/B in one sitting.
 set -euo pipefail
 build=$1; shift
 programs=("$@"); [ ${#programs[@]} -eq 0 ] && programs=(moda tests/moda_tests_gpu)
-stage=$(mktemp -d)/prebuilt
+name=${NAME:-prebuilt}
+stage=$(mktemp -d)/$name
 mkdir -p "$stage/lib" "$stage/tests"
 for p in "${programs[@]}"; do cp "$build/$p" "$stage/$p"; strip "$stage/$p"; done
 # Libraries from Debian's packages, resolved by the first program; CUDA's, MPI's and glibc's come
@@ -18,6 +21,6 @@ ldd "$build/${programs[0]}" | awk '/=> \// {print $3}' \
   | grep -E 'libopenblas|libspdlog|libfmt|libgfortran|libquadmath' | while read -r lib; do
   cp -L "$lib" "$stage/lib/"
 done
-tar -C "$(dirname "$stage")" -cJf prebuilt.tar.xz prebuilt
-echo "prebuilt.tar.xz: $(du -h prebuilt.tar.xz | cut -f1) ($(ls "$stage/lib" | tr '\n' ' '))"
+tar -C "$(dirname "$stage")" -cJf "$name.tar.xz" "$name"
+echo "$name.tar.xz: $(du -h "$name.tar.xz" | cut -f1) ($(ls "$stage/lib" | tr '\n' ' '))"
 rm -rf "$(dirname "$stage")"
