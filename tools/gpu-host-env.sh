@@ -11,6 +11,8 @@ for tarball in prebuilt*.tar.xz; do
   dir=/tmp/$(basename "$tarball" .tar.xz)
   [ -d "$dir" ] || tar -C /tmp -xJf "$tarball"
   export LD_LIBRARY_PATH=$dir/lib:${LD_LIBRARY_PATH:-}
+  src=$(cat "$dir/source_dir" 2>/dev/null || true)  # where its tests look for fixtures
+  if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
 done
 if [ -d /tmp/prebuilt ] && [ -f prebuilt.tar.xz ]; then export MODA_BUILD=/tmp/prebuilt; fi
 export PATH=/usr/local/cuda/bin:/opt/torch/.venv/bin:$PATH

@@ -21,6 +21,9 @@ ldd "$build/${programs[0]}" | awk '/=> \// {print $3}' \
   | grep -E 'libopenblas|libspdlog|libfmt|libgfortran|libquadmath' | while read -r lib; do
   cp -L "$lib" "$stage/lib/"
 done
+# The test programs find their fixtures under the source folder compiled into them; the host's
+# copy of the tree lives elsewhere, so tools/gpu-host-env.sh links this path to it.
+grep -m1 '^CMAKE_HOME_DIRECTORY' "$build/CMakeCache.txt" | cut -d= -f2 > "$stage/source_dir"
 tar -C "$(dirname "$stage")" -cJf "$name.tar.xz" "$name"
 echo "$name.tar.xz: $(du -h "$name.tar.xz" | cut -f1) ($(ls "$stage/lib" | tr '\n' ' '))"
 rm -rf "$(dirname "$stage")"
