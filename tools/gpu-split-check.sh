@@ -4,7 +4,9 @@
 #   tests   build moda_tests_gpu and run the attention l0 tests (split first: L 1, 5, 20, 70)
 #   all     build everything needed, the tests, depth_kv_ffn 30 steps with attention_l0 moda vs
 #           auto (tokens/s; auto logs its per-shape choice), then bench/attention_baseline.py at
-#           T 16384 (G 8, L 64) and the LM shape with the split columns
+#           T 16384 (G 8, L 64) and the LM shape with the split columns; when a second build was
+#           carried as prebuilt-main.tar.xz (tools/pack-prebuilt.sh), the bench runs with it too,
+#           in the same sitting (an A/B of a branch against main)
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=${MODA_BUILD:-/tmp/build-gpu}
@@ -24,3 +26,8 @@ done
 # The split path beside ours, torch flash and torch cuDNN: T 16384 (G 8, L 64) and the LM shape.
 timeout 200 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda $b/moda --only 2 11 \
   --json-out $OUT/attention-split-h200.json 2>&1 | tail -12
+if [ -x /tmp/prebuilt-main/moda ]; then
+  echo "== the same with /tmp/prebuilt-main/moda"
+  timeout 120 /opt/torch/.venv/bin/python3 bench/attention_baseline.py --moda /tmp/prebuilt-main/moda --only 2 11 \
+    --json-out $OUT/attention-split-main-h200.json 2>&1 | tail -6
+fi
