@@ -164,6 +164,10 @@ std::unique_ptr<nn::LanguageModel> Trainer::make_model() const {
   spdlog::info("device {}, compute dtype {}", device_.str(), dtype_name(dtype_));
   auto model = std::make_unique<nn::LanguageModel>(cfg_.model, nn::ModelInit{cfg_.train.seed, device_, dtype_});
   model->set_activation_checkpointing(cfg_.train.activation_checkpointing == "block");
+  // Micro-batches add into the full gradient: in fp32, not in the bf16 compute dtype, whose 8-bit
+  // mantissa loses the small terms of a long sum (docs/distributed.md, "Reduce").
+  if (accumulation_ > 1 && dtype_ == DType::BF16)
+    for (auto& group : model->param_groups()) group.grad_dtype = DType::F32;
   ops::set_attention_l0(ops::parse_attention_l0(cfg_.train.attention_l0, "train.attention_l0"), device_);
   return model;
 }

@@ -94,9 +94,9 @@ void ParamGroup::to(Device device, DType dtype) {
 
 void ParamGroup::zero_grad() {
   MODA_CHECK(flat.defined(), "ParamGroup::zero_grad: group ", name, " is not bound");
-  if (!grad.defined() || grad.device() != flat.device() || grad.dtype() != flat.dtype() ||
-      grad.numel() != flat.numel()) {
-    grad = Tensor::zeros({flat.numel()}, flat.dtype(), flat.device());
+  const DType dtype = grad_dtype.value_or(flat.dtype());
+  if (!grad.defined() || grad.device() != flat.device() || grad.dtype() != dtype || grad.numel() != flat.numel()) {
+    grad = Tensor::zeros({flat.numel()}, dtype, flat.device());
     grad.set_name(name + ".grad");
   } else {
     grad.impl()->storage->materialize();  // sharded training frees it between steps

@@ -11,6 +11,7 @@
 // every handle held by a layer stays valid.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,6 +69,9 @@ struct ParamGroup {
   std::vector<int64_t> offsets;   // element offset of each parameter in `flat`
   Tensor flat;                    // 1-D [numel()], parameters back to back (aligned)
   Tensor grad;                    // 1-D like `flat`; undefined until the first zero_grad()
+  // dtype of `grad`; unset: the flat's. Set wider (fp32 for bf16 parameters) so that gradients
+  // accumulated over micro-batches are summed in it rather than in the compute dtype.
+  std::optional<DType> grad_dtype;
 
   int64_t numel() const { return flat.defined() ? flat.numel() : 0; }
   // Allocates the flat buffer on `device` in `dtype` (zero-filled) and binds every parameter to

@@ -12,6 +12,7 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "nn/language_model.h"
+#include "nn/optim.h"
 #include "tests/compare.h"
 
 using namespace moda;
@@ -200,6 +201,41 @@ TEST_CASE("nn model: state-dict names", "[cpu][nn]") {
   }
   ModelConfig tied = tiny(Variant::Sequence, NormPlacement::Pre);
   for (auto& [n, t] : LanguageModel(tied).state_dict()) CHECK(n != "lm_head.weight");
+}
+
+// Micro-batch accumulation in a wider dtype than the parameters (the trainer's fp32 gradient for
+// bf16 models; here f64 for f32 ones, the same code path on the CPU): .grad views the wider
+// buffer and backward passes add into it.
+TEST_CASE("nn model: a group's gradient may be wider than its parameters and accumulates in it", "[cpu][nn]") {
+  ModelConfig c = tiny(Variant::DepthKVFFN, NormPlacement::Post);
+  LanguageModel m(c, {7, Device::cpu(), DType::F32});
+  Tensor ids = ids_tensor({1, 2, 3, 4, 5, 6, 7, 8}, 2, 4);
+  Tensor tgt = ids_tensor({2, 3, 4, 5, 6, 7, 8, -1}, 2, 4);
+  m.forward(ids, tgt).backward();
+  std::map<std::string, std::vector<double>> ref;
+  for (auto& p : m.parameters()) ref[p.name] = p.tensor.grad().to_double_vector();
+  for (auto& g : m.param_groups()) g.grad_dtype = DType::F64;
+  m.zero_grad();
+  for (int micro = 0; micro < 3; ++micro) m.forward(ids, tgt).backward();
+  for (auto& g : m.param_groups()) {
+    REQUIRE(g.grad.dtype() == DType::F64);
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      INFO(g.params[i].name);
+      const Tensor grad = g.params[i].tensor.grad();
+      CHECK(grad.dtype() == DType::F64);
+      CHECK(grad.same_storage(g.grad));
+      auto want = ref[g.params[i].name];
+      for (auto& e : want) e *= 3;
+      CHECK(rel_l2(grad.to_double_vector(), want) < 1e-6);
+    }
+  }
+  // The optimiser takes the wider gradient (it reads it in its own dtype).
+  std::vector<OptimParam> params;
+  for (auto& p : m.parameters()) params.push_back({p.name, p.tensor, p.decay});
+  AdamW opt(params, AdamWParams{});
+  const auto before = m.param_groups()[1].params[0].tensor.to_double_vector();
+  opt.step(1e-3, 1.0);
+  CHECK(rel_l2(m.param_groups()[1].params[0].tensor.to_double_vector(), before) > 0);
 }
 
 TEST_CASE("nn model: parameters live in one flat buffer per group, gradients too", "[cpu][nn]") {
