@@ -94,12 +94,12 @@ void AdamW::step(double lr, double grad_scale) {
           using T [[maybe_unused]] = decltype(t);  // unused without CUDA
           MODA_IF_CUDA(
               if constexpr (std::is_same_v<T, bf16>) {  // fp32 master, bf16 copy written back
-                if (g.dtype() == DType::F32)            // accumulated in fp32 (ParamGroup::grad_dtype)
-                  cuda::adamw_step(php, s.master.data<float>(), g.data<float>(), s.exp_avg.data<float>(),
+                // The gradient is bf16, or fp32 when micro-batches accumulate (ParamGroup::grad_dtype).
+                auto step = [&](const auto* grad) {
+                  cuda::adamw_step(php, s.master.data<float>(), grad, s.exp_avg.data<float>(),
                                    s.exp_avg_sq.data<float>(), n, p.data<bf16>(), grad_scale, current_stream());
-                else
-                  cuda::adamw_step(php, s.master.data<float>(), g.data<bf16>(), s.exp_avg.data<float>(),
-                                   s.exp_avg_sq.data<float>(), n, p.data<bf16>(), grad_scale, current_stream());
+                };
+                g.dtype() == DType::F32 ? step(g.data<float>()) : step(g.data<bf16>());
               } else {
                 cuda::adamw_step(php, p.data<float>(), g.to(DType::F32).data<float>(), s.exp_avg.data<float>(),
                                  s.exp_avg_sq.data<float>(), n, static_cast<bf16*>(nullptr), grad_scale,
