@@ -19,6 +19,7 @@
 
 #include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
+#include "kernels/cuda/moda_attention_depth_simt.cuh"
 #include "kernels/cuda/moda_attention_mma.cuh"
 
 namespace moda::cuda {
@@ -691,9 +692,42 @@ void moda_attention_backward_depth(const ModaAttentionShape& s, const bf16* q, M
                                    bool accumulate_depth, void* workspace, cudaStream_t stream) {
   const char* op = "moda_attention_backward_depth (cuda)";
   MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
-  moda_attn::run_backward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, dout,
-                          dos, dq, dqs, nullptr, {}, nullptr, {}, d_depth_k, ddks, d_depth_v, ddvs, false,
-                          accumulate_depth, workspace, stream);
+  if (!moda_attn::simt::takes(s))
+    return moda_attn::run_backward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse,
+                                   dout, dos, dq, dqs, nullptr, {}, nullptr, {}, d_depth_k, ddks, d_depth_v, ddvs,
+                                   false, accumulate_depth, workspace, stream);
+  moda_attn::check_shape(s, op);
+  for (auto [ptr, what] : {std::pair<const void*, const char*>{q, "q"},
+                           {o, "o"},
+                           {lse, "lse"},
+                           {dout, "dout"},
+                           {dq, "dq"},
+                           {depth_k, "depth_k"},
+                           {depth_v, "depth_v"},
+                           {d_depth_k, "d_depth_k"},
+                           {d_depth_v, "d_depth_v"}})
+    moda_attn::check_ptr(ptr, what, op);
+  for (auto [st, what] : {std::pair<ModaStrides, const char*>{qs, "q"}, {os, "o"}, {dos, "dout"}, {dqs, "dq"}})
+    moda_attn::check_strides(st, false, what, op);
+  for (auto [st, what] : {std::pair<ModaStrides, const char*>{dks, "depth_k"},
+                          {dvs, "depth_v"},
+                          {ddks, "d_depth_k"},
+                          {ddvs, "d_depth_v"}})
+    moda_attn::check_strides(st, true, what, op);
+  (void)workspace;  // the CUDA-core kernel needs none
+  auto p = moda_attn::simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, const_cast<float*>(lse));
+  p.dout = reinterpret_cast<const __nv_bfloat16*>(dout), p.do_b = dos.batch, p.do_t = dos.token, p.do_h = dos.head;
+  p.dq = reinterpret_cast<__nv_bfloat16*>(dq), p.dq_b = dqs.batch, p.dq_t = dqs.token, p.dq_h = dqs.head;
+  p.dkd = reinterpret_cast<__nv_bfloat16*>(d_depth_k), p.dkd_b = ddks.batch, p.dkd_t = ddks.token, p.dkd_s = ddks.slot,
+  p.dkd_h = ddks.head;
+  p.dvd = reinterpret_cast<__nv_bfloat16*>(d_depth_v), p.dvd_b = ddvs.batch, p.dvd_t = ddvs.token, p.dvd_s = ddvs.slot,
+  p.dvd_h = ddvs.head;
+  p.accumulate = accumulate_depth;
+  if (s.d == 64)
+    moda_attn::simt::launch_depth_backward<64>(p, int(s.group()), stream);
+  else
+    moda_attn::simt::launch_depth_backward<128>(p, int(s.group()), stream);
+  check_launch(op);
 }
 
 }  // namespace moda::cuda

@@ -17,6 +17,7 @@
 // accumulator = its o), so the depth chunks extend it to the full MoDA softmax in place.
 #include "core/cuda_check.h"
 #include "kernels/cuda/moda_attention.h"
+#include "kernels/cuda/moda_attention_depth_simt.cuh"
 #include "kernels/cuda/moda_attention_mma.cuh"
 
 namespace moda::cuda {
@@ -384,7 +385,20 @@ void moda_attention_forward_depth_merge(const ModaAttentionShape& s, const bf16*
                                         float* lse, cudaStream_t stream) {
   const char* op = "moda_attention_forward_depth_merge (cuda)";
   MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
-  moda_attn::run_forward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, stream);
+  if (!moda_attn::simt::takes(s))
+    return moda_attn::run_forward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse,
+                                  stream);
+  moda_attn::check_shape(s, op);
+  moda_attn::check_ptr(q, "q", op), moda_attn::check_ptr(o, "o", op), moda_attn::check_ptr(lse, "lse", op);
+  moda_attn::check_ptr(depth_k, "depth_k", op), moda_attn::check_ptr(depth_v, "depth_v", op);
+  moda_attn::check_strides(qs, false, "q", op), moda_attn::check_strides(os, false, "o", op);
+  moda_attn::check_strides(dks, true, "depth_k", op), moda_attn::check_strides(dvs, true, "depth_v", op);
+  const auto p = moda_attn::simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, lse);
+  if (s.d == 64)
+    moda_attn::simt::launch_depth_merge_forward<64>(p, int(s.group()), stream);
+  else
+    moda_attn::simt::launch_depth_merge_forward<128>(p, int(s.group()), stream);
+  check_launch(op);
 }
 
 }  // namespace moda::cuda

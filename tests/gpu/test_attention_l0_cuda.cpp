@@ -27,13 +27,13 @@ struct ModeGuard {
   ~ModeGuard() { ops::set_attention_l0(saved, Device::cpu()); }
 };
 
-void check_mode(ops::AttentionL0 mode, int64_t d, int64_t L = 0) {
-  INFO("attention_l0 " << ops::attention_l0_name(mode) << ", d " << d << ", L " << L);
+void check_mode(ops::AttentionL0 mode, int64_t d, int64_t L = 0, int64_t Hq = 8) {
+  INFO("attention_l0 " << ops::attention_l0_name(mode) << ", d " << d << ", L " << L << ", Hq " << Hq << " (Hk 2)");
   ModeGuard guard;
   ops::set_attention_l0(mode, Device::cuda());
   // A depth stream of S slots: depth keys in slots [0, L), this layer's k, v in slot `own`, one slot
   // after it that nobody touches (its gradient sink must keep its prefill).
-  const int64_t B = 2, T = 77, Hq = 8, Hk = 2, S = L + 2, own = L;
+  const int64_t B = 2, T = 77, Hk = 2, S = L + 2, own = L;
   Tensor kst = Tensor::randn({B, T, S, Hk, d}, 11, DType::BF16), vst = Tensor::randn({B, T, S, Hk, d}, 12, DType::BF16);
   Tensor pre_k = Tensor::uniform({B, T, S, Hk, d}, 15, -0.1, 0.1, DType::BF16),
          pre_v = Tensor::uniform({B, T, S, Hk, d}, 16, -0.1, 0.1, DType::BF16);
@@ -109,8 +109,10 @@ TEST_CASE("attention l0 cuda: cuDNN and auto, both forms, match the f64 CPU op",
 }
 
 // With depth keys cuDNN computes the sequence keys' part and our depth kernels merge the rest in
-// (autograd/attention_l0.h). L 1 (one depth key), 5, 20 (the packed-token and one-token tile
-// paths of the depth backward), 70 (more slots than one depth chunk holds).
+// (autograd/attention_l0.h). L 1 (one depth key), 5, 20, 70 (more slots than one depth chunk of
+// the mma.sync kernels holds; an odd number of the CUDA-core kernels' slot groups); G = Hq / Hk
+// 1..4 takes the CUDA-core depth kernels (kernels/cuda/moda_attention_depth_simt.cuh), G 8 the
+// mma.sync ones.
 TEST_CASE("attention l0 cuda: split cuDNN + depth, both forms, match the f64 CPU op", "[gpu][moda][autograd][cudnn]") {
   if (moda::test::skip_without_cudnn()) return;
   for (int64_t d : {64, 128})
@@ -118,6 +120,8 @@ TEST_CASE("attention l0 cuda: split cuDNN + depth, both forms, match the f64 CPU
       check_mode(ops::AttentionL0::Cudnn, d, L);
       if (L == 5) check_mode(ops::AttentionL0::Auto, d, L);
     }
+  for (int64_t Hq : {2, 4, 6, 16})
+    for (int64_t L : {5, 70}) check_mode(ops::AttentionL0::Cudnn, L == 5 ? 64 : 128, L, Hq);
   for (int64_t L : {3}) check_mode(ops::AttentionL0::Moda, 64, L);  // the same checks hold for ours
 }
 

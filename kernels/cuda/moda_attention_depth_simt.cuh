@@ -1,0 +1,309 @@
+#pragma once
+// The depth half of split MoDA attention on CUDA cores, for small head groups (G = Hq / Hk <= 4).
+//
+// Why not the tensor cores: with the sequence keys on cuDNN (autograd/attention_l0.h), what is
+// left per token is G query rows against that token's own L depth keys — a G x L x d product per
+// token. The mma.sync kernels (moda_attention_fwd.cu / _bwd.cu) pad it to 16-row tiles and
+// 16-slot chunks, so at the LM shapes (G 2-4, L 2-72) most of each MMA is masked and the kernels
+// are latency-bound at 1.7-2.5x the depth memory floor (docs/attention-kernels.md). The work is
+// small (B*T*Hq*L*d MACs per pass) and the depth K,V are read once, so plain FMAs suffice.
+//
+// Design: one warp per (batch, token, KV head). Each lane owns 8 consecutive elements of d (one
+// 16-byte load or store); a "row group" of d/8 lanes covers one depth slot, so a warp works on
+// 32/(d/8) slots at once (4 at d = 64, 2 at d = 128) and strides through the L slots. Dot
+// products reduce within the row group (log2(d/8) xor-shuffles). All G query rows of the KV head
+// are kept in registers, so every depth K,V row is read exactly once (the memory floor).
+//   forward: online softmax of each row over the group's slots, then the row groups' partial
+//            (max, sum, accumulator) are combined across the warp and merged with the sequence
+//            part (o_s, lse_s) already in o and lse: the sequence part enters as one "key" whose
+//            log-weight is lse_s and whose value is o_s.
+//   backward: with MoDA's full o and lse, D = rowsum(dout * o) per row; per slot
+//            p = exp(s - lse), ds = p (dout . v_d - D); dv_d = sum_g p dout_g, dk_d = scale
+//            sum_g ds q_g (written once per slot: each slot belongs to one warp), dq_g += scale
+//            sum_l ds k_d (reduced across row groups, added to dq in place).
+// Included by moda_attention_fwd.cu / _bwd.cu, which dispatch here when G <= 4.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "core/bf16.h"
+#include "kernels/cuda/moda_attention_mma.cuh"
+#include "kernels/moda_attention_shape.h"
+
+namespace moda::cuda::moda_attn::simt {
+
+constexpr int kMaxGroup = 4;       // query heads per KV head this path handles
+constexpr int kWarpsPerBlock = 4;  // small blocks: finer occupancy steps at 100-170 registers
+
+struct DepthParams {
+  const __nv_bfloat16 *q, *kd, *vd, *dout;  // dout: backward only
+  __nv_bfloat16 *o, *dq, *dkd, *dvd;        // o: forward in/out (read-only in backward); dq, dkd, dvd: backward
+  float* lse;                               // [B, Hq, T]; forward in/out, backward in
+  int64_t q_b, q_t, q_h, o_b, o_t, o_h, do_b, do_t, do_h, dq_b, dq_t, dq_h;
+  int64_t kd_b, kd_t, kd_s, kd_h, vd_b, vd_t, vd_s, vd_h;
+  int64_t dkd_b, dkd_t, dkd_s, dkd_h, dvd_b, dvd_t, dvd_s, dvd_h;
+  int B, T, Hq, Hk, L;
+  float scale;      // softmax scale
+  bool accumulate;  // backward: add into dkd, dvd instead of overwriting
+};
+
+// 8 bf16 <-> 8 floats through one 16-byte access.
+__device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = unpack_bf16(w[i]);
+    x[2 * i] = f.x, x[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
+  unpack8(*reinterpret_cast<const uint4*>(p), x);
+}
+// The raw 16 bytes of a depth row, zeros when the slot does not exist (loaded one iteration
+// ahead, so that a warp has two slots' loads in flight).
+__device__ __forceinline__ uint4 fetch16(const __nv_bfloat16* p, bool valid) {
+  return valid ? *reinterpret_cast<const uint4*>(p) : make_uint4(0, 0, 0, 0);
+}
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&x)[8]) {
+  uint4 u;
+  u.x = pack_bf16(x[0], x[1]), u.y = pack_bf16(x[2], x[3]), u.z = pack_bf16(x[4], x[5]), u.w = pack_bf16(x[6], x[7]);
+  *reinterpret_cast<uint4*>(p) = u;
+}
+
+// Sum over the R lanes of a row group (R a power of two, groups aligned to R lanes).
+template <int R>
+__device__ __forceinline__ float group_sum(float x) {
+#pragma unroll
+  for (int off = R / 2; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+
+template <int R>
+__device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) {
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) s = fmaf(a[i], b[i], s);
+  return group_sum<R>(s);
+}
+
+// Which (b, t, kv head) this warp handles; false for the tail warps of the last block.
+struct WarpRow {
+  int b, t, hk;
+};
+__device__ __forceinline__ bool warp_row(const DepthParams& p, WarpRow& r) {
+  const int64_t w = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  if (w >= int64_t(p.B) * p.T * p.Hk) return false;
+  r.hk = int(w % p.Hk);
+  const int64_t bt = w / p.Hk;
+  r.t = int(bt % p.T), r.b = int(bt / p.T);
+  return true;
+}
+
+// D is the head dim (64 or 128), G the group size (1..4).
+template <int D, int G>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) depth_merge_forward(DepthParams p) {
+  constexpr int R = D / 8, kGroups = 32 / R;
+  WarpRow w;
+  if (!warp_row(p, w)) return;
+  const int lane = threadIdx.x % 32, grp = lane / R, col = (lane % R) * 8;
+  const float sl2 = p.scale * kLog2e;
+
+  float q[G][8], m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const int h = w.hk * G + g;
+    load8(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, q[g]);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) q[g][i] *= sl2, acc[g][i] = 0.f;
+    m[g] = -INFINITY, l[g] = 0.f;
+  }
+  const __nv_bfloat16* kd = p.kd + w.b * p.kd_b + w.t * p.kd_t + w.hk * p.kd_h + col;
+  const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
+  uint4 kn = fetch16(kd + grp * p.kd_s, grp < p.L), vn = fetch16(vd + grp * p.vd_s, grp < p.L);
+  for (int s0 = 0; s0 < p.L; s0 += kGroups) {
+    const int slot = s0 + grp, next = slot + kGroups;
+    const bool valid = slot < p.L;
+    float k[8], v[8];
+    unpack8(kn, k), unpack8(vn, v);
+    kn = fetch16(kd + next * p.kd_s, next < p.L), vn = fetch16(vd + next * p.vd_s, next < p.L);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float s = dot8<R>(q[g], k);  // every lane of the group computes it (shuffles stay converged)
+      if (valid) {
+        const float mn = fmaxf(m[g], s), c = exp2f(m[g] - mn), e = exp2f(s - mn);
+        l[g] = l[g] * c + e;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(acc[g][i], c, e * v[i]);
+        m[g] = mn;
+      }
+    }
+  }
+  // Combine the row groups (lanes grp*R + j for the same j hold the same columns), then merge
+  // with the sequence part: (max lse_s*log2e, sum 1, accumulator o_s).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const int h = w.hk * G + g;
+    float mt = m[g];
+#pragma unroll
+    for (int off = R; off < 32; off *= 2) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, off));
+    float* lse = p.lse + (int64_t(w.b) * p.Hq + h) * p.T + w.t;
+    const float ms = *lse * kLog2e;
+    const float mx = fmaxf(mt, ms);  // finite: the sequence part has at least its own key
+    const float c = m[g] == -INFINITY ? 0.f : exp2f(m[g] - mx);
+    float lt = l[g] * c, a[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) a[i] = acc[g][i] * c;
+#pragma unroll
+    for (int off = R; off < 32; off *= 2) {
+      lt += __shfl_xor_sync(0xffffffffu, lt, off);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) a[i] += __shfl_xor_sync(0xffffffffu, a[i], off);
+    }
+    if (grp == 0) {
+      __nv_bfloat16* o = p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col;
+      float os[8];
+      load8(o, os);
+      const float cs = exp2f(ms - mx), den = cs + lt, inv = 1.f / den;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) os[i] = (cs * os[i] + a[i]) * inv;
+      store8(o, os);
+      if (lane == 0) *lse = (mx + log2f(den)) * kLn2;
+    }
+  }
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, 4) depth_backward(DepthParams p) {  // <= 128 registers
+  constexpr int R = D / 8, kGroups = 32 / R;
+  WarpRow w;
+  if (!warp_row(p, w)) return;
+  const int lane = threadIdx.x % 32, grp = lane / R, col = (lane % R) * 8;
+  const float sl2 = p.scale * kLog2e;
+
+  // q and dout stay packed (bf16, 4 registers per row instead of 8): the kernel is memory-bound
+  // and needs the occupancy more than it needs the unpacking saved.
+  uint4 qp[G], dop[G];
+  float lse2[G], Dg[G], dq[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const int h = w.hk * G + g;
+    float o[8];
+    qp[g] = fetch16(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, true);
+    dop[g] = fetch16(p.dout + w.b * p.do_b + w.t * p.do_t + h * p.do_h + col, true);
+    float dout[8];
+    unpack8(dop[g], dout), load8(p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col, o);
+    Dg[g] = dot8<R>(dout, o);
+    lse2[g] = p.lse[(int64_t(w.b) * p.Hq + h) * p.T + w.t] * kLog2e;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dq[g][i] = 0.f;
+  }
+  const __nv_bfloat16* kd = p.kd + w.b * p.kd_b + w.t * p.kd_t + w.hk * p.kd_h + col;
+  const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
+  __nv_bfloat16* dkd = p.dkd + w.b * p.dkd_b + w.t * p.dkd_t + w.hk * p.dkd_h + col;
+  __nv_bfloat16* dvd = p.dvd + w.b * p.dvd_b + w.t * p.dvd_t + w.hk * p.dvd_h + col;
+  uint4 kn = fetch16(kd + grp * p.kd_s, grp < p.L), vn = fetch16(vd + grp * p.vd_s, grp < p.L);
+  for (int s0 = 0; s0 < p.L; s0 += kGroups) {
+    const int slot = s0 + grp, next = slot + kGroups;
+    const bool valid = slot < p.L;
+    float k[8], v[8], dk[8], dv[8];
+    unpack8(kn, k), unpack8(vn, v);
+    kn = fetch16(kd + next * p.kd_s, next < p.L), vn = fetch16(vd + next * p.vd_s, next < p.L);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dk[i] = dv[i] = 0.f;
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float q[8], dout[8];
+      unpack8(qp[g], q), unpack8(dop[g], dout);
+      const float s = dot8<R>(q, k) * sl2, dp = dot8<R>(dout, v);
+      const float pr = valid ? exp2f(s - lse2[g]) : 0.f, ds = pr * (dp - Dg[g]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        dv[i] = fmaf(pr, dout[i], dv[i]);
+        dk[i] = fmaf(ds, q[i], dk[i]);
+        dq[g][i] = fmaf(ds, k[i], dq[g][i]);
+      }
+    }
+    if (valid) {
+      __nv_bfloat16* dkp = dkd + slot * p.dkd_s;
+      __nv_bfloat16* dvp = dvd + slot * p.dvd_s;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dk[i] *= p.scale;
+      if (p.accumulate) {
+        float ok[8], ov[8];
+        load8(dkp, ok), load8(dvp, ov);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dk[i] += ok[i], dv[i] += ov[i];
+      }
+      store8(dkp, dk), store8(dvp, dv);
+    }
+  }
+  // dq: the row groups hold partial sums over their slots; add the total into dq (the sequence
+  // keys' part is already there).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+#pragma unroll
+    for (int off = R; off < 32; off *= 2)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dq[g][i] += __shfl_xor_sync(0xffffffffu, dq[g][i], off);
+    if (grp == 0) {
+      __nv_bfloat16* dqp = p.dq + w.b * p.dq_b + w.t * p.dq_t + (w.hk * G + g) * p.dq_h + col;
+      float cur[8];
+      load8(dqp, cur);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) cur[i] = fmaf(p.scale, dq[g][i], cur[i]);
+      store8(dqp, cur);
+    }
+  }
+}
+
+// The parameters both kernels read, from the public functions' arguments (checked there).
+inline DepthParams depth_params(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* kd,
+                                ModaStrides kds, const bf16* vd, ModaStrides vds, const bf16* o, ModaStrides os,
+                                float* lse) {
+  DepthParams p{};
+  p.q = reinterpret_cast<const __nv_bfloat16*>(q), p.kd = reinterpret_cast<const __nv_bfloat16*>(kd);
+  p.vd = reinterpret_cast<const __nv_bfloat16*>(vd);
+  p.o = reinterpret_cast<__nv_bfloat16*>(const_cast<bf16*>(o)), p.lse = lse;
+  p.q_b = qs.batch, p.q_t = qs.token, p.q_h = qs.head;
+  p.o_b = os.batch, p.o_t = os.token, p.o_h = os.head;
+  p.kd_b = kds.batch, p.kd_t = kds.token, p.kd_s = kds.slot, p.kd_h = kds.head;
+  p.vd_b = vds.batch, p.vd_t = vds.token, p.vd_s = vds.slot, p.vd_h = vds.head;
+  p.B = int(s.B), p.T = int(s.T), p.Hq = int(s.Hq), p.Hk = int(s.Hk), p.L = int(s.L);
+  p.scale = float(s.softmax_scale());
+  return p;
+}
+
+// Whether this path takes the shape (else the mma.sync kernels do).
+inline bool takes(const ModaAttentionShape& s) { return s.group() <= kMaxGroup && s.aligned(); }
+
+inline dim3 depth_grid(const DepthParams& p) {
+  const int64_t warps = int64_t(p.B) * p.T * p.Hk;
+  return dim3(unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock));
+}
+
+// Launch the kernel over B*T*Hk warps; false (nothing launched) when G > kMaxGroup.
+template <int D>
+bool launch_depth_merge_forward(const DepthParams& p, int G, cudaStream_t stream) {
+  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
+  switch (G) {
+    case 1: depth_merge_forward<D, 1><<<grid, block, 0, stream>>>(p); return true;
+    case 2: depth_merge_forward<D, 2><<<grid, block, 0, stream>>>(p); return true;
+    case 3: depth_merge_forward<D, 3><<<grid, block, 0, stream>>>(p); return true;
+    case 4: depth_merge_forward<D, 4><<<grid, block, 0, stream>>>(p); return true;
+    default: return false;
+  }
+}
+
+template <int D>
+bool launch_depth_backward(const DepthParams& p, int G, cudaStream_t stream) {
+  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
+  switch (G) {
+    case 1: depth_backward<D, 1><<<grid, block, 0, stream>>>(p); return true;
+    case 2: depth_backward<D, 2><<<grid, block, 0, stream>>>(p); return true;
+    case 3: depth_backward<D, 3><<<grid, block, 0, stream>>>(p); return true;
+    case 4: depth_backward<D, 4><<<grid, block, 0, stream>>>(p); return true;
+    default: return false;
+  }
+}
+
+}  // namespace moda::cuda::moda_attn::simt
