@@ -685,6 +685,24 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
                           accumulate_kv, accumulate_depth, workspace, stream);
 }
 
+namespace moda_attn::simt {
+namespace {
+// One instantiation per group size: the G query rows of a warp live in registers.
+template <int D>
+void launch_depth_backward(const DepthParams& p, int G, cudaStream_t stream) {
+  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
+  if (G == 1)
+    depth_backward<D, 1><<<grid, block, 0, stream>>>(p);
+  else if (G == 2)
+    depth_backward<D, 2><<<grid, block, 0, stream>>>(p);
+  else if (G == 3)
+    depth_backward<D, 3><<<grid, block, 0, stream>>>(p);
+  else
+    depth_backward<D, 4><<<grid, block, 0, stream>>>(p);
+}
+}  // namespace
+}  // namespace moda_attn::simt
+
 void moda_attention_backward_depth(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
                                    ModaStrides dks, const bf16* depth_v, ModaStrides dvs, const bf16* o, ModaStrides os,
                                    const float* lse, const bf16* dout, ModaStrides dos, bf16* dq, ModaStrides dqs,

@@ -21,14 +21,18 @@
 //            p = exp(s - lse), ds = p (dout . v_d - D); dv_d = sum_g p dout_g, dk_d = scale
 //            sum_g ds q_g (written once per slot: each slot belongs to one warp), dq_g += scale
 //            sum_l ds k_d (reduced across row groups, added to dq in place).
-// Included by moda_attention_fwd.cu / _bwd.cu, which dispatch here when G <= 4.
-#include <cuda_bf16.h>
-
+// Included by moda_attention_fwd.cu / _bwd.cu, which launch these kernels when G <= 4, and by a
+// CPU test that runs them lane by lane (tests/cpu/test_depth_simt_emulated.cpp): device code only
+// here, no launch syntax.
 #include <cstdint>
 
 #include "core/bf16.h"
-#include "kernels/cuda/moda_attention_mma.cuh"
 #include "kernels/moda_attention_shape.h"
+#ifndef MODA_SIMT_EMULATION  // tests/cpu/test_depth_simt_emulated.cpp runs these kernels on the CPU
+#include <cuda_bf16.h>
+
+#include "kernels/cuda/moda_attention_mma.cuh"
+#endif
 
 namespace moda::cuda::moda_attn::simt {
 
@@ -279,31 +283,6 @@ inline bool takes(const ModaAttentionShape& s) { return s.group() <= kMaxGroup &
 inline dim3 depth_grid(const DepthParams& p) {
   const int64_t warps = int64_t(p.B) * p.T * p.Hk;
   return dim3(unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock));
-}
-
-// Launch the kernel over B*T*Hk warps; false (nothing launched) when G > kMaxGroup.
-template <int D>
-bool launch_depth_merge_forward(const DepthParams& p, int G, cudaStream_t stream) {
-  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
-  switch (G) {
-    case 1: depth_merge_forward<D, 1><<<grid, block, 0, stream>>>(p); return true;
-    case 2: depth_merge_forward<D, 2><<<grid, block, 0, stream>>>(p); return true;
-    case 3: depth_merge_forward<D, 3><<<grid, block, 0, stream>>>(p); return true;
-    case 4: depth_merge_forward<D, 4><<<grid, block, 0, stream>>>(p); return true;
-    default: return false;
-  }
-}
-
-template <int D>
-bool launch_depth_backward(const DepthParams& p, int G, cudaStream_t stream) {
-  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
-  switch (G) {
-    case 1: depth_backward<D, 1><<<grid, block, 0, stream>>>(p); return true;
-    case 2: depth_backward<D, 2><<<grid, block, 0, stream>>>(p); return true;
-    case 3: depth_backward<D, 3><<<grid, block, 0, stream>>>(p); return true;
-    case 4: depth_backward<D, 4><<<grid, block, 0, stream>>>(p); return true;
-    default: return false;
-  }
 }
 
 }  // namespace moda::cuda::moda_attn::simt

@@ -380,6 +380,24 @@ void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStri
                          os, lse, stream);
 }
 
+namespace moda_attn::simt {
+namespace {
+// One instantiation per group size: the G query rows of a warp live in registers.
+template <int D>
+void launch_depth_merge_forward(const DepthParams& p, int G, cudaStream_t stream) {
+  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
+  if (G == 1)
+    depth_merge_forward<D, 1><<<grid, block, 0, stream>>>(p);
+  else if (G == 2)
+    depth_merge_forward<D, 2><<<grid, block, 0, stream>>>(p);
+  else if (G == 3)
+    depth_merge_forward<D, 3><<<grid, block, 0, stream>>>(p);
+  else
+    depth_merge_forward<D, 4><<<grid, block, 0, stream>>>(p);
+}
+}  // namespace
+}  // namespace moda_attn::simt
+
 void moda_attention_forward_depth_merge(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
                                         ModaStrides dks, const bf16* depth_v, ModaStrides dvs, bf16* o, ModaStrides os,
                                         float* lse, cudaStream_t stream) {
