@@ -51,7 +51,10 @@ struct DepthParams {
   bool accumulate;  // backward: add into dkd, dvd instead of overwriting
 };
 
-// 8 bf16 <-> 8 floats through one 16-byte access.
+// 8 bf16 <-> 8 floats through one 16-byte access. The loads and stores go through __ldcg /
+// __stcg (L2 only: every row is touched once) on uint4, which keeps them one 16-byte instruction;
+// a plain dereference of a reinterpret_cast uint4 was split by nvcc into 2-, 4- and 8-byte pieces
+// once the value was unpacked (seen in the PTX).
 __device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
@@ -61,17 +64,17 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&x)[8]) {
   }
 }
 __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
-  unpack8(*reinterpret_cast<const uint4*>(p), x);
+  unpack8(__ldcg(reinterpret_cast<const uint4*>(p)), x);
 }
 // The raw 16 bytes of a depth row, zeros when the slot does not exist (loaded one iteration
 // ahead, so that a warp has two slots' loads in flight).
 __device__ __forceinline__ uint4 fetch16(const __nv_bfloat16* p, bool valid) {
-  return valid ? *reinterpret_cast<const uint4*>(p) : make_uint4(0, 0, 0, 0);
+  return valid ? __ldcg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
 }
 __device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&x)[8]) {
   uint4 u;
   u.x = pack_bf16(x[0], x[1]), u.y = pack_bf16(x[2], x[3]), u.z = pack_bf16(x[4], x[5]), u.w = pack_bf16(x[6], x[7]);
-  *reinterpret_cast<uint4*>(p) = u;
+  __stcg(reinterpret_cast<uint4*>(p), u);
 }
 
 // Sum over the R lanes of a row group (R a power of two, groups aligned to R lanes).

@@ -22,6 +22,8 @@ struct uint4 {
   uint32_t x, y, z, w;
 };
 inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return {a, b, c, d}; }
+inline uint4 __ldcg(const uint4* p) { return *p; }
+inline void __stcg(uint4* p, uint4 v) { *p = v; }
 struct float2 {
   float x, y;
 };
