@@ -53,6 +53,12 @@ struct AttnCase {
   for (int64_t G : {2, 4, 16, 32}) out.push_back({"table2", 1, 16384, 8 * G, 8, 64, 64});  // G = 8 is above
   for (int64_t L : {128, 256}) out.push_back({"table2", 1, 16384, 64, 8, L, 64});
   out.push_back({"lm", 8, 4096, 16, 8, 72, 64});
+  // The depth phase at the training configs' last layers (and T6's middle one): 125M (12 layers),
+  // Table 6 (48 layers, width 384), Table 3 700M (36 layers); depth_kv_ffn adds 2 slots a layer.
+  out.push_back({"train", 64, 1024, 12, 4, 22, 64});
+  out.push_back({"train", 8, 4096, 6, 2, 47, 64});
+  out.push_back({"train", 8, 4096, 6, 2, 94, 64});
+  out.push_back({"train", 8, 4096, 16, 8, 70, 64});
   return out;
 }
 
@@ -114,6 +120,48 @@ double copy_bandwidth(int iters) {
   const double ms = time_ms(
       [&] { MODA_CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice), kOp); }, 2, iters);
   return 2.0 * double(bytes) / (ms * 1e-3);
+}
+
+// The split path's two depth kernels alone, the backward adding into the depth gradients as the
+// model does (accumulate on), each against the bytes it must move (its own floor): per token and KV
+// head, in rows of d: forward reads q (G rows), K, V (2L) and rewrites o (2G); backward reads q,
+// dout, o (3G) and K, V (2L), rewrites dq (2G) and the depth gradients (4L).
+void time_depth_kernels(const AttnCase& c, nlohmann::json& r, const ModaAttentionShape& shape, const DevBuf& q,
+                        const DevBuf& dout, const DevBuf& o, const DevBuf& dq, const DevBuf& lse, const DevBuf& ws,
+                        const bf16* K, const bf16* V, bf16* dK, bf16* dV, const ModaStrides& qs, const ModaStrides& dep,
+                        double bw, int warmup, int iters) {
+  const double row = 2.0 * c.d, rows = double(c.B) * c.T * c.Hk, G = double(c.Hq / c.Hk), L = double(c.L);
+  r["depth_fwd_ms"] = time_ms(
+      [&] {
+        cuda::moda_attention_forward_depth_merge(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                                 lse.as<float>(), nullptr);
+      },
+      warmup, iters);
+  r["depth_bwd_ms"] = time_ms(
+      [&] {
+        cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                            lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV, dep,
+                                            true, ws.ptr, nullptr);
+      },
+      warmup, iters);
+  r["depth_fwd_floor_ms"] = rows * row * (3 * G + 2 * L) / bw * 1e3;
+  r["depth_bwd_floor_ms"] = rows * row * (5 * G + 6 * L) / bw * 1e3;
+}
+
+// One table row per case that has the depth kernels' timings.
+void print_depth_table(const nlohmann::json& all) {
+  std::printf("\ndepth kernels of the split path alone (backward accumulating, as in the model); floor = the bytes\n"
+              "each must move / copy bandwidth\n%-7s %2s %6s %4s %3s %3s | %9s %9s %6s | %9s %9s %6s\n",
+              "group", "B", "T", "Hq", "G", "L", "fwd ms", "floor", "ratio", "bwd ms", "floor", "ratio");
+  for (const auto& r : all) {
+    if (!r.contains("depth_fwd_ms")) continue;
+    const double f = r["depth_fwd_ms"], ff = r["depth_fwd_floor_ms"], b = r["depth_bwd_ms"],
+                 bf = r["depth_bwd_floor_ms"];
+    std::printf("%-7s %2lld %6lld %4lld %3lld %3lld | %9.3f %9.3f %6.2f | %9.3f %9.3f %6.2f\n",
+                r["group"].get<std::string>().c_str(), r["B"].get<long long>(), r["T"].get<long long>(),
+                r["Hq"].get<long long>(), r["G"].get<long long>(), r["L"].get<long long>(), f, ff, f / ff, b, bf,
+                b / bf);
+  }
 }
 
 nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int warmup, int iters, double bw,
@@ -183,6 +231,7 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
             },
             warmup, iters);
         r["split_over_moda_cudnn"] = r["moda_split_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
+        time_depth_kernels(c, r, shape, q, dout, o, dq, lse, ws, K, V, dK, dV, qs, dep, bw, warmup, iters);
       }
     } catch (const Error& e) {
       r["moda_cudnn_error"] = e.what();
@@ -203,7 +252,8 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
 int run(const std::vector<std::string>& argv) {
   Args args(argv, {"cases", "iters", "warmup", "only"}, {"json"});
   const std::string which = args.get_or("cases", "all");
-  MODA_USAGE_CHECK(which == "all" || which == "table2" || which == "lm", "--cases must be all, table2 or lm, got '",
+  MODA_USAGE_CHECK(which == "all" || which == "table2" || which == "lm" || which == "train",
+                   "--cases must be all, table2, lm or train, got '",
                    which, "'");
   const int iters = int(args.get_int("iters", 10)), warmup = int(args.get_int("warmup", 3));
   MODA_USAGE_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
@@ -260,7 +310,10 @@ int run(const std::vector<std::string>& argv) {
     std::fflush(stdout);
     all.push_back(r);
   }
-  if (json) std::printf("%s\n", all.dump(1).c_str());
+  if (json)
+    std::printf("%s\n", all.dump(1).c_str());
+  else
+    print_depth_table(all);
   return 0;
 #else
   MODA_FAIL("moda bench attention needs a build with CUDA");
@@ -268,12 +321,13 @@ int run(const std::vector<std::string>& argv) {
 }
 
 constexpr const char* kBenchAttentionUsage =
-    R"(usage: moda bench attention [--cases all|table2|lm] [--only I...] [--iters N] [--warmup N] [--json]
+    R"(usage: moda bench attention [--cases all|table2|lm|train] [--only I...] [--iters N] [--warmup N] [--json]
   Times the fused MoDA attention kernels (forward, forward+backward, and L=0) on the paper's
   shapes, causal, bf16 (docs/attention-kernels.md). Needs a CUDA device. With cuDNN, also our
   cuDNN fused-attention wrapper at L=0 (columns cudnn fwd, cudnn f+b, L0/cuDNN) and, at L>0, the
-  split path: cuDNN over the sequence keys + our depth kernels (split f+b, split/cuDNN).
-  --cases C           all (default), table2 or lm
+  split path: cuDNN over the sequence keys + our depth kernels (split f+b, split/cuDNN), and
+  then a table of the two depth kernels alone against the bytes each must move.
+  --cases C           all (default), table2, lm or train (the training configs' depth shapes)
   --only I...         only the cases with these indices (0-based, in the list order)
   --iters N           timed runs per case (default 10)
   --warmup N          untimed runs first (default 3)

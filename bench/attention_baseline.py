@@ -10,7 +10,7 @@ Timing: CUDA events around each call, median of --iters runs after --warmup runs
 command. FLOPs: 4 * B * Hq * d * visible keys forward (causal: T(T+1)/2 per head, plus T*L with
 depth), 2.5x that backward.
 
-Usage: python3 bench/attention_baseline.py --moda build-gpu/moda [--cases all|table2|lm] [--iters 10]
+Usage: python3 bench/attention_baseline.py --moda build-gpu/moda [--cases all|table2|lm|train] [--iters 10]
 """
 import argparse
 import datetime
@@ -93,7 +93,7 @@ def driver_version():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--moda", default="build-gpu/moda", help="path of the moda binary")
-    ap.add_argument("--cases", default="all", choices=["all", "table2", "lm"])
+    ap.add_argument("--cases", default="all", choices=["all", "table2", "lm", "train"])
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--only", type=int, nargs="*", default=[], help="indices into the case list")

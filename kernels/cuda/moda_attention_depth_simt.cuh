@@ -38,6 +38,12 @@ namespace moda::cuda::moda_attn::simt {
 
 constexpr int kMaxGroup = 4;       // query heads per KV head this path handles
 constexpr int kWarpsPerBlock = 4;  // small blocks: finer occupancy steps at 100-170 registers
+#ifndef MODA_SIMT_FWD_STAGES
+#define MODA_SIMT_FWD_STAGES 1
+#define MODA_SIMT_FWD_BLOCKS 5
+#endif
+constexpr int kForwardStages = MODA_SIMT_FWD_STAGES;  // K, V loads in flight per row group
+constexpr int kForwardBlocks = MODA_SIMT_FWD_BLOCKS;  // blocks per SM the forward's registers allow
 
 struct DepthParams {
   const __nv_bfloat16 *q, *kd, *vd, *dout;  // dout: backward only
@@ -108,34 +114,54 @@ __device__ __forceinline__ bool warp_row(const DepthParams& p, WarpRow& r) {
 
 // D is the head dim (64 or 128), G the group size (1..4).
 template <int D, int G>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) depth_merge_forward(DepthParams p) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, kForwardBlocks) depth_merge_forward(DepthParams p) {
   constexpr int R = D / 8, kGroups = 32 / R;
   WarpRow w;
   if (!warp_row(p, w)) return;
-  const int lane = threadIdx.x % 32, grp = lane / R, col = (lane % R) * 8;
+  const int lane = threadIdx.x % 32, grp = lane / R, col = (lane % R) * 8, wib = threadIdx.x / 32;
   const float sl2 = p.scale * kLog2e;
 
-  float q[G][8], m[G], l[G], acc[G][8];
+  // Everything this warp reads is requested up front: q (into shared memory, read by every row
+  // group: a broadcast), and the sequence part o, lse it merges with at the end (row group 0), so
+  // that no load waits after the slot loop. The registers go to the accumulators and the loads.
+  __shared__ uint4 q_sh[kWarpsPerBlock][G][R];
+  uint4 o_seq[G];
+  float lse_seq[G], m[G], l[G], acc[G][8];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     const int h = w.hk * G + g;
-    load8(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, q[g]);
+    const uint4 qp = fetch16(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, true);
+    if (grp == 0) q_sh[wib][g][lane] = qp;
+    o_seq[g] = fetch16(p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col, grp == 0);
+    lse_seq[g] = __ldcg(p.lse + (int64_t(w.b) * p.Hq + h) * p.T + w.t);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) q[g][i] *= sl2, acc[g][i] = 0.f;
+    for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
     m[g] = -INFINITY, l[g] = 0.f;
   }
+  __syncwarp();
   const __nv_bfloat16* kd = p.kd + w.b * p.kd_b + w.t * p.kd_t + w.hk * p.kd_h + col;
   const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
-  uint4 kn = fetch16(kd + grp * p.kd_s, grp < p.L), vn = fetch16(vd + grp * p.vd_s, grp < p.L);
+  // kForwardStages iterations of K, V loads in flight ahead of the arithmetic.
+  uint4 kr[kForwardStages], vr[kForwardStages];
+#pragma unroll
+  for (int i = 0; i < kForwardStages; ++i) {
+    const int slot = grp + i * kGroups;
+    kr[i] = fetch16(kd + slot * p.kd_s, slot < p.L), vr[i] = fetch16(vd + slot * p.vd_s, slot < p.L);
+  }
   for (int s0 = 0; s0 < p.L; s0 += kGroups) {
-    const int slot = s0 + grp, next = slot + kGroups;
+    const int slot = s0 + grp, ahead = slot + kForwardStages * kGroups;
     const bool valid = slot < p.L;
     float k[8], v[8];
-    unpack8(kn, k), unpack8(vn, v);
-    kn = fetch16(kd + next * p.kd_s, next < p.L), vn = fetch16(vd + next * p.vd_s, next < p.L);
+    unpack8(kr[0], k), unpack8(vr[0], v);
+#pragma unroll
+    for (int i = 0; i + 1 < kForwardStages; ++i) kr[i] = kr[i + 1], vr[i] = vr[i + 1];
+    kr[kForwardStages - 1] = fetch16(kd + ahead * p.kd_s, ahead < p.L);
+    vr[kForwardStages - 1] = fetch16(vd + ahead * p.vd_s, ahead < p.L);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-      const float s = dot8<R>(q[g], k);  // every lane of the group computes it (shuffles stay converged)
+      float q[8];
+      unpack8(q_sh[wib][g][lane % R], q);
+      const float s = dot8<R>(q, k) * sl2;  // every lane of the group computes it (shuffles stay converged)
       if (valid) {
         const float mn = fmaxf(m[g], s), c = exp2f(m[g] - mn), e = exp2f(s - mn);
         l[g] = l[g] * c + e;
@@ -153,8 +179,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) depth_merge_forward(Depth
     float mt = m[g];
 #pragma unroll
     for (int off = R; off < 32; off *= 2) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, off));
-    float* lse = p.lse + (int64_t(w.b) * p.Hq + h) * p.T + w.t;
-    const float ms = *lse * kLog2e;
+    const float ms = lse_seq[g] * kLog2e;
     const float mx = fmaxf(mt, ms);  // finite: the sequence part has at least its own key
     const float c = m[g] == -INFINITY ? 0.f : exp2f(m[g] - mx);
     float lt = l[g] * c, a[8];
@@ -167,14 +192,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) depth_merge_forward(Depth
       for (int i = 0; i < 8; ++i) a[i] += __shfl_xor_sync(0xffffffffu, a[i], off);
     }
     if (grp == 0) {
-      __nv_bfloat16* o = p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col;
       float os[8];
-      load8(o, os);
+      unpack8(o_seq[g], os);
       const float cs = exp2f(ms - mx), den = cs + lt, inv = 1.f / den;
 #pragma unroll
       for (int i = 0; i < 8; ++i) os[i] = (cs * os[i] + a[i]) * inv;
-      store8(o, os);
-      if (lane == 0) *lse = (mx + log2f(den)) * kLn2;
+      store8(p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col, os);
+      if (lane == 0) p.lse[(int64_t(w.b) * p.Hq + h) * p.T + w.t] = (mx + log2f(den)) * kLn2;
     }
   }
 }
@@ -187,62 +211,56 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, 4) depth_backward(DepthPa
   const int lane = threadIdx.x % 32, grp = lane / R, col = (lane % R) * 8;
   const float sl2 = p.scale * kLog2e;
 
-  // q and dout stay packed (bf16, 4 registers per row instead of 8): the kernel is memory-bound
-  // and needs the occupancy more than it needs the unpacking saved.
-  uint4 qp[G], dop[G];
+  // q and dout rows live in shared memory (every row group reads the same 16 bytes per lane: a
+  // broadcast), not in registers: the registers go to the loads in flight, and the kernel is
+  // memory-bound at 4 blocks (16 warps) per SM.
+  __shared__ uint4 q_sh[kWarpsPerBlock][G][R], do_sh[kWarpsPerBlock][G][R];
+  const int wib = threadIdx.x / 32;
   float lse2[G], Dg[G], dq[G][8];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     const int h = w.hk * G + g;
-    float o[8];
-    qp[g] = fetch16(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, true);
-    dop[g] = fetch16(p.dout + w.b * p.do_b + w.t * p.do_t + h * p.do_h + col, true);
-    float dout[8];
-    unpack8(dop[g], dout), load8(p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col, o);
+    float o[8], dout[8];
+    const uint4 qp = fetch16(p.q + w.b * p.q_b + w.t * p.q_t + h * p.q_h + col, true);
+    const uint4 dop = fetch16(p.dout + w.b * p.do_b + w.t * p.do_t + h * p.do_h + col, true);
+    if (grp == 0) q_sh[wib][g][lane] = qp, do_sh[wib][g][lane] = dop;
+    unpack8(dop, dout), load8(p.o + w.b * p.o_b + w.t * p.o_t + h * p.o_h + col, o);
     Dg[g] = dot8<R>(dout, o);
     lse2[g] = p.lse[(int64_t(w.b) * p.Hq + h) * p.T + w.t] * kLog2e;
 #pragma unroll
     for (int i = 0; i < 8; ++i) dq[g][i] = 0.f;
   }
+  __syncwarp();
   const __nv_bfloat16* kd = p.kd + w.b * p.kd_b + w.t * p.kd_t + w.hk * p.kd_h + col;
   const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
   __nv_bfloat16* dkd = p.dkd + w.b * p.dkd_b + w.t * p.dkd_t + w.hk * p.dkd_h + col;
   __nv_bfloat16* dvd = p.dvd + w.b * p.dvd_b + w.t * p.dvd_t + w.hk * p.dvd_h + col;
+  // The next iteration's K, V and (accumulate mode) old depth gradients are requested before this
+  // one's arithmetic, so the read-modify-write does not wait for memory in the loop.
+  const bool acc = p.accumulate;
   uint4 kn = fetch16(kd + grp * p.kd_s, grp < p.L), vn = fetch16(vd + grp * p.vd_s, grp < p.L);
+  uint4 okn = fetch16(dkd + grp * p.dkd_s, acc && grp < p.L), ovn = fetch16(dvd + grp * p.dvd_s, acc && grp < p.L);
   for (int s0 = 0; s0 < p.L; s0 += kGroups) {
     const int slot = s0 + grp, next = slot + kGroups;
     const bool valid = slot < p.L;
     float k[8], v[8], dk[8], dv[8];
-    unpack8(kn, k), unpack8(vn, v);
+    unpack8(kn, k), unpack8(vn, v), unpack8(okn, dk), unpack8(ovn, dv);  // zeros unless accumulating
     kn = fetch16(kd + next * p.kd_s, next < p.L), vn = fetch16(vd + next * p.vd_s, next < p.L);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) dk[i] = dv[i] = 0.f;
+    okn = fetch16(dkd + next * p.dkd_s, acc && next < p.L), ovn = fetch16(dvd + next * p.dvd_s, acc && next < p.L);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float q[8], dout[8];
-      unpack8(qp[g], q), unpack8(dop[g], dout);
+      unpack8(q_sh[wib][g][lane % R], q), unpack8(do_sh[wib][g][lane % R], dout);
       const float s = dot8<R>(q, k) * sl2, dp = dot8<R>(dout, v);
-      const float pr = valid ? exp2f(s - lse2[g]) : 0.f, ds = pr * (dp - Dg[g]);
+      const float pr = valid ? exp2f(s - lse2[g]) : 0.f, ds = pr * (dp - Dg[g]), dss = ds * p.scale;
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         dv[i] = fmaf(pr, dout[i], dv[i]);
-        dk[i] = fmaf(ds, q[i], dk[i]);
+        dk[i] = fmaf(dss, q[i], dk[i]);  // dk starts at the old gradient, so the scale goes into ds
         dq[g][i] = fmaf(ds, k[i], dq[g][i]);
       }
     }
-    if (valid) {
-      __nv_bfloat16* dkp = dkd + slot * p.dkd_s;
-      __nv_bfloat16* dvp = dvd + slot * p.dvd_s;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dk[i] *= p.scale;
-      if (p.accumulate) {
-        float ok[8], ov[8];
-        load8(dkp, ok), load8(dvp, ov);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) dk[i] += ok[i], dv[i] += ov[i];
-      }
-      store8(dkp, dk), store8(dvp, dv);
-    }
+    if (valid) store8(dkd + slot * p.dkd_s, dk), store8(dvd + slot * p.dvd_s, dv);
   }
   // dq: the row groups hold partial sums over their slots; add the total into dq (the sequence
   // keys' part is already there).

@@ -18,11 +18,13 @@
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __shared__ static  // one warp runs at a time, its 32 lanes share it
 struct uint4 {
   uint32_t x, y, z, w;
 };
 inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return {a, b, c, d}; }
 inline uint4 __ldcg(const uint4* p) { return *p; }
+inline float __ldcg(const float* p) { return *p; }
 inline void __stcg(uint4* p, uint4 v) { *p = v; }
 struct float2 {
   float x, y;
@@ -50,6 +52,8 @@ inline float __shfl_xor_sync(unsigned, float x, int offset) {
   emulation::lanes->arrive_and_wait();
   return y;
 }
+
+inline void __syncwarp() { emulation::lanes->arrive_and_wait(); }
 
 namespace moda::cuda::moda_attn {
 constexpr float kLog2e = 1.4426950408889634f;
