@@ -14,6 +14,7 @@
 #ifdef MODA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "core/allocator.h"
 #include "core/cuda_check.h"
 #include "core/stream.h"
 #include "kernels/cuda/cudnn_sdpa.h"
@@ -206,7 +207,12 @@ bool use_cudnn(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, co
   auto it = chosen.find(key);
   if (it != chosen.end()) return it->second;
   if (capture != cudaStreamCaptureStatusNone) return false;
-  return chosen[key] = tune(s, q, k, v, kd, vd);
+  chosen[key] = tune(s, q, k, v, kd, vd);
+  // The caching allocator reuses a block only for requests of up to its size: the tuning's
+  // temporaries (a different batch size per depth) would stay cached and unused, and the 700M
+  // depth_kv_ffn run reserved 138 GiB for 77 GiB live. Hand them back now (tune synchronised).
+  cuda_allocator::release_cached(q.device().index);
+  return chosen[key];
 }
 
 void cudnn_forward(const ModaAttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kd,
