@@ -38,12 +38,11 @@ namespace moda::cuda::moda_attn::simt {
 
 constexpr int kMaxGroup = 4;       // query heads per KV head this path handles
 constexpr int kWarpsPerBlock = 4;  // small blocks: finer occupancy steps at 100-170 registers
-#ifndef MODA_SIMT_FWD_STAGES
-#define MODA_SIMT_FWD_STAGES 1
-#define MODA_SIMT_FWD_BLOCKS 5
-#endif
-constexpr int kForwardStages = MODA_SIMT_FWD_STAGES;  // K, V loads in flight per row group
-constexpr int kForwardBlocks = MODA_SIMT_FWD_BLOCKS;  // blocks per SM the forward's registers allow
+// Depth rows travel global -> shared memory by cp.async through a per-warp ring of this many
+// iterations, so that a warp keeps kStages - 1 iterations of loads in flight without holding them
+// in registers (the kernels are memory-bound: each SM must keep ~30 KB requested).
+constexpr int kForwardStages = 4;   // K, V: 4 x 2 KB per warp
+constexpr int kBackwardStages = 3;  // K, V and the old depth gradients: 3 x 4 KB per warp
 
 struct DepthParams {
   const __nv_bfloat16 *q, *kd, *vd, *dout;  // dout: backward only
@@ -77,6 +76,13 @@ __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
 __device__ __forceinline__ uint4 fetch16(const __nv_bfloat16* p, bool valid) {
   return valid ? __ldcg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
 }
+#ifndef MODA_SIMT_EMULATION  // the CPU test defines its own: a plain copy
+// 16 bytes of a depth row into this lane's ring entry; zeros when the slot does not exist.
+__device__ __forceinline__ void copy16_async(uint4* dst, const __nv_bfloat16* src, bool valid) {
+  cp_async16(smem_addr(dst), src, valid);
+}
+#endif
+
 __device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&x)[8]) {
   uint4 u;
   u.x = pack_bf16(x[0], x[1]), u.y = pack_bf16(x[2], x[3]), u.z = pack_bf16(x[4], x[5]), u.w = pack_bf16(x[6], x[7]);
@@ -114,7 +120,7 @@ __device__ __forceinline__ bool warp_row(const DepthParams& p, WarpRow& r) {
 
 // D is the head dim (64 or 128), G the group size (1..4).
 template <int D, int G>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32, kForwardBlocks) depth_merge_forward(DepthParams p) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, 5) depth_merge_forward(DepthParams p) {  // <= 102 registers
   constexpr int R = D / 8, kGroups = 32 / R;
   WarpRow w;
   if (!warp_row(p, w)) return;
@@ -141,22 +147,28 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, kForwardBlocks) depth_mer
   __syncwarp();
   const __nv_bfloat16* kd = p.kd + w.b * p.kd_b + w.t * p.kd_t + w.hk * p.kd_h + col;
   const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
-  // kForwardStages iterations of K, V loads in flight ahead of the arithmetic.
-  uint4 kr[kForwardStages], vr[kForwardStages];
-#pragma unroll
-  for (int i = 0; i < kForwardStages; ++i) {
-    const int slot = grp + i * kGroups;
-    kr[i] = fetch16(kd + slot * p.kd_s, slot < p.L), vr[i] = fetch16(vd + slot * p.vd_s, slot < p.L);
-  }
-  for (int s0 = 0; s0 < p.L; s0 += kGroups) {
-    const int slot = s0 + grp, ahead = slot + kForwardStages * kGroups;
+  __shared__ uint4 k_ring[kWarpsPerBlock][kForwardStages][32], v_ring[kWarpsPerBlock][kForwardStages][32];
+  const int iters = (p.L + kGroups - 1) / kGroups;
+  auto request = [&](int it) {  // iteration it's slots into ring entry it % kForwardStages
+    const int slot = it * kGroups + grp, st = it % kForwardStages;
     const bool valid = slot < p.L;
-    float k[8], v[8];
-    unpack8(kr[0], k), unpack8(vr[0], v);
+    copy16_async(&k_ring[wib][st][lane], kd + (valid ? slot : 0) * p.kd_s, valid);
+    copy16_async(&v_ring[wib][st][lane], vd + (valid ? slot : 0) * p.vd_s, valid);
+  };
 #pragma unroll
-    for (int i = 0; i + 1 < kForwardStages; ++i) kr[i] = kr[i + 1], vr[i] = vr[i + 1];
-    kr[kForwardStages - 1] = fetch16(kd + ahead * p.kd_s, ahead < p.L);
-    vr[kForwardStages - 1] = fetch16(vd + ahead * p.vd_s, ahead < p.L);
+  for (int it = 0; it < kForwardStages - 1; ++it) {
+    if (it < iters) request(it);
+    cp_async_commit();  // one group per iteration, empty ones included, so the wait count is fixed
+  }
+  for (int it = 0; it < iters; ++it) {
+    const int slot = it * kGroups + grp;
+    const bool valid = slot < p.L;
+    // The entry refilled here was read (into registers) by this lane in the previous iteration.
+    if (it + kForwardStages - 1 < iters) request(it + kForwardStages - 1);
+    cp_async_commit();
+    cp_async_wait<kForwardStages - 1>();  // iteration it's group has landed (each lane reads its own copy)
+    float k[8], v[8];
+    unpack8(k_ring[wib][it % kForwardStages][lane], k), unpack8(v_ring[wib][it % kForwardStages][lane], v);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float q[8];
@@ -235,18 +247,35 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, 4) depth_backward(DepthPa
   const __nv_bfloat16* vd = p.vd + w.b * p.vd_b + w.t * p.vd_t + w.hk * p.vd_h + col;
   __nv_bfloat16* dkd = p.dkd + w.b * p.dkd_b + w.t * p.dkd_t + w.hk * p.dkd_h + col;
   __nv_bfloat16* dvd = p.dvd + w.b * p.dvd_b + w.t * p.dvd_t + w.hk * p.dvd_h + col;
-  // The next iteration's K, V and (accumulate mode) old depth gradients are requested before this
-  // one's arithmetic, so the read-modify-write does not wait for memory in the loop.
+  // K, V and (accumulate mode) the old depth gradients of kBackwardStages - 1 iterations ahead
+  // are in flight while this one computes, so the read-modify-write never waits in the loop.
+  constexpr int S = kBackwardStages;
+  __shared__ uint4 k_ring[kWarpsPerBlock][S][32], v_ring[kWarpsPerBlock][S][32];
+  __shared__ uint4 dk_ring[kWarpsPerBlock][S][32], dv_ring[kWarpsPerBlock][S][32];
   const bool acc = p.accumulate;
-  uint4 kn = fetch16(kd + grp * p.kd_s, grp < p.L), vn = fetch16(vd + grp * p.vd_s, grp < p.L);
-  uint4 okn = fetch16(dkd + grp * p.dkd_s, acc && grp < p.L), ovn = fetch16(dvd + grp * p.dvd_s, acc && grp < p.L);
-  for (int s0 = 0; s0 < p.L; s0 += kGroups) {
-    const int slot = s0 + grp, next = slot + kGroups;
+  const int iters = (p.L + kGroups - 1) / kGroups;
+  auto request = [&](int it) {
+    const int slot = it * kGroups + grp, st = it % S, sl = slot < p.L ? slot : 0;
     const bool valid = slot < p.L;
+    copy16_async(&k_ring[wib][st][lane], kd + sl * p.kd_s, valid);
+    copy16_async(&v_ring[wib][st][lane], vd + sl * p.vd_s, valid);
+    copy16_async(&dk_ring[wib][st][lane], dkd + sl * p.dkd_s, valid && acc);  // zeros unless accumulating
+    copy16_async(&dv_ring[wib][st][lane], dvd + sl * p.dvd_s, valid && acc);
+  };
+#pragma unroll
+  for (int it = 0; it < S - 1; ++it) {
+    if (it < iters) request(it);
+    cp_async_commit();
+  }
+  for (int it = 0; it < iters; ++it) {
+    const int slot = it * kGroups + grp, st = it % S;
+    const bool valid = slot < p.L;
+    if (it + S - 1 < iters) request(it + S - 1);
+    cp_async_commit();
+    cp_async_wait<S - 1>();
     float k[8], v[8], dk[8], dv[8];
-    unpack8(kn, k), unpack8(vn, v), unpack8(okn, dk), unpack8(ovn, dv);  // zeros unless accumulating
-    kn = fetch16(kd + next * p.kd_s, next < p.L), vn = fetch16(vd + next * p.vd_s, next < p.L);
-    okn = fetch16(dkd + next * p.dkd_s, acc && next < p.L), ovn = fetch16(dvd + next * p.dvd_s, acc && next < p.L);
+    unpack8(k_ring[wib][st][lane], k), unpack8(v_ring[wib][st][lane], v);
+    unpack8(dk_ring[wib][st][lane], dk), unpack8(dv_ring[wib][st][lane], dv);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float q[8], dout[8];

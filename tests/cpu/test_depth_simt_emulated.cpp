@@ -54,6 +54,13 @@ inline float __shfl_xor_sync(unsigned, float x, int offset) {
 }
 
 inline void __syncwarp() { emulation::lanes->arrive_and_wait(); }
+// cp.async: the copy happens at once (each lane reads back only what it copied itself).
+inline void copy16_async(uint4* dst, const moda::bf16* src, bool valid) {
+  *dst = valid ? *reinterpret_cast<const uint4*>(src) : uint4{0, 0, 0, 0};
+}
+inline void cp_async_commit() {}
+template <int N>
+void cp_async_wait() {}
 
 namespace moda::cuda::moda_attn {
 constexpr float kLog2e = 1.4426950408889634f;
