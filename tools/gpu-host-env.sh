@@ -9,7 +9,8 @@ fi
 for tarball in prebuilt*.tar.xz; do
   [ -f "$tarball" ] || continue
   dir=/tmp/$(basename "$tarball" .tar.xz)
-  [ -d "$dir" ] || tar -C /tmp -xJf "$tarball"
+  # Into /tmp/NAME whatever the folder inside is called (a renamed tarball must not land on another).
+  [ -d "$dir" ] || { mkdir -p "$dir" && tar -C "$dir" --strip-components=1 -xJf "$tarball"; }
   export LD_LIBRARY_PATH=$dir/lib:${LD_LIBRARY_PATH:-}
   src=$(cat "$dir/source_dir" 2>/dev/null || true)  # where its tests look for fixtures
   if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
