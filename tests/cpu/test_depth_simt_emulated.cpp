@@ -115,9 +115,12 @@ Bf random_bf16(size_t n, float sd, uint32_t seed) {
 
 double f(bf16 x) { return bf16_to_float(x); }
 
+// lse_mean: the sequence part's log-sum-exp; far below the depth scores (-12) and with q, k of
+// standard deviation qk_sd = 2.5 (scores spread over ~+-20), the forward's running max moves off
+// its start and then again past accumulated slots (its rescale branch).
 template <int D, int G>
-void check(int L, bool accumulate) {
-  INFO("d " << D << ", G " << G << ", L " << L << ", accumulate " << accumulate);
+void check(int L, bool accumulate, float lse_mean = 2.f, float qk_sd = 1.f) {
+  INFO("d " << D << ", G " << G << ", L " << L << ", accumulate " << accumulate << ", lse mean " << lse_mean);
   // q, o, dout, dq: [B, T, Hq, D] with a padded head stride; depth rows: slots [1, 1 + L) of a
   // stream [B, T, S, Hk, D], so slot 0 and the slots after them must stay untouched.
   const int B = 2, T = 2, Hk = 2, Hq = Hk * G, S = L + 3, first = 1;
@@ -125,12 +128,12 @@ void check(int L, bool accumulate) {
   const int64_t qh = D + 8, qt = Hq * qh, qb = T * qt;
   const ModaStrides qs{qb, qt, 0, qh}, ds{int64_t(T) * S * Hk * D, int64_t(S) * Hk * D, int64_t(Hk) * D, D};
   const int64_t off = int64_t(first) * Hk * D, stream_n = int64_t(B) * T * S * Hk * D;
-  const Bf q = random_bf16(B * qb, 1, 1), o = random_bf16(B * qb, 1, 2), dout = random_bf16(B * qb, 1, 3),
-           dq_in = random_bf16(B * qb, 1, 4), kst = random_bf16(stream_n, 1, 5), vst = random_bf16(stream_n, 1, 6),
+  const Bf q = random_bf16(B * qb, qk_sd, 1), o = random_bf16(B * qb, 1, 2), dout = random_bf16(B * qb, 1, 3),
+           dq_in = random_bf16(B * qb, 1, 4), kst = random_bf16(stream_n, qk_sd, 5), vst = random_bf16(stream_n, 1, 6),
            dk_in = random_bf16(stream_n, 0.1f, 7), dv_in = random_bf16(stream_n, 0.1f, 8);
   std::vector<float> lse(B * Hq * T);
   std::mt19937 rng(9);
-  for (auto& x : lse) x = std::normal_distribution<float>(2.f, 1.f)(rng);
+  for (auto& x : lse) x = std::normal_distribution<float>(lse_mean, 1.f)(rng);
   ModaAttentionShape s;
   s.B = B, s.T = T, s.Hq = Hq, s.Hk = Hk, s.L = L, s.d = D;
   auto qi = [&](int b, int t, int h, int i) { return b * qb + t * qt + h * qh + i; };
@@ -165,9 +168,10 @@ void check(int L, bool accumulate) {
         }
       }
 
-  // Depth backward, from o and lse as given (any values serve).
+  // Depth backward, from o as given (any values serve) and the merged lse (so p <= 1, as in use).
   Bf dq = dq_in, dk = dk_in, dv = dv_in;
-  DepthParams p = depth_params(s, q.data(), qs, kst.data() + off, ds, vst.data() + off, ds, o.data(), qs, lse.data());
+  DepthParams p =
+      depth_params(s, q.data(), qs, kst.data() + off, ds, vst.data() + off, ds, o.data(), qs, lse_out.data());
   p.dout = dout.data(), p.do_b = qb, p.do_t = qt, p.do_h = qh;
   p.dq = dq.data(), p.dq_b = qb, p.dq_t = qt, p.dq_h = qh;
   p.dkd = dk.data() + off, p.dkd_b = ds.batch, p.dkd_t = ds.token, p.dkd_s = ds.slot, p.dkd_h = ds.head;
@@ -188,7 +192,7 @@ void check(int L, bool accumulate) {
             for (int i = 0; i < D; ++i)
               x += f(q[qi(b, t, h, i)]) * f(kst[di(b, t, l, hk, i)]),
                   dp += f(dout[qi(b, t, h, i)]) * f(vst[di(b, t, l, hk, i)]);
-            const double pr = std::exp(x * scale - lse[lsei(b, h, t)]), dsr = pr * (dp - Dr);
+            const double pr = std::exp(x * scale - lse_out[lsei(b, h, t)]), dsr = pr * (dp - Dr);
             for (int i = 0; i < D; ++i) {
               dqr[i] += scale * dsr * f(kst[di(b, t, l, hk, i)]);
               dkr[l * D + i] += scale * dsr * f(q[qi(b, t, h, i)]);
@@ -226,4 +230,5 @@ TEST_CASE("cuda depth kernels (CPU lane emulation): merge forward and depth back
     check<64, 1>(L, accumulate), check<64, 2>(L, accumulate), check<64, 3>(L, accumulate);
     check<64, 4>(L, accumulate), check<128, 3>(L, !accumulate);
   }
+  check<64, 3>(70, true, -12.f, 2.5f), check<128, 2>(9, false, -12.f, 2.5f);
 }
