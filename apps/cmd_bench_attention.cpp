@@ -139,9 +139,9 @@ void time_depth_kernels(const AttnCase& c, nlohmann::json& r, const ModaAttentio
       warmup, iters);
   r["depth_bwd_ms"] = time_ms(
       [&] {
-        cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
-                                            lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV, dep,
-                                            true, ws.ptr, nullptr);
+        cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs, lse.as<float>(),
+                                            dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV, dep, true, ws.ptr,
+                                            nullptr);
       },
       warmup, iters);
   r["depth_fwd_floor_ms"] = rows * row * (3 * G + 2 * L) / bw * 1e3;
@@ -150,9 +150,10 @@ void time_depth_kernels(const AttnCase& c, nlohmann::json& r, const ModaAttentio
 
 // One table row per case that has the depth kernels' timings.
 void print_depth_table(const nlohmann::json& all) {
-  std::printf("\ndepth kernels of the split path alone (backward accumulating, as in the model); floor = the bytes\n"
-              "each must move / copy bandwidth\n%-7s %2s %6s %4s %3s %3s | %9s %9s %6s | %9s %9s %6s\n",
-              "group", "B", "T", "Hq", "G", "L", "fwd ms", "floor", "ratio", "bwd ms", "floor", "ratio");
+  std::printf(
+      "\ndepth kernels of the split path alone (backward accumulating, as in the model); floor = the bytes\n"
+      "each must move / copy bandwidth\n%-7s %2s %6s %4s %3s %3s | %9s %9s %6s | %9s %9s %6s\n",
+      "group", "B", "T", "Hq", "G", "L", "fwd ms", "floor", "ratio", "bwd ms", "floor", "ratio");
   for (const auto& r : all) {
     if (!r.contains("depth_fwd_ms")) continue;
     const double f = r["depth_fwd_ms"], ff = r["depth_fwd_floor_ms"], b = r["depth_bwd_ms"],
@@ -253,8 +254,7 @@ int run(const std::vector<std::string>& argv) {
   Args args(argv, {"cases", "iters", "warmup", "only"}, {"json"});
   const std::string which = args.get_or("cases", "all");
   MODA_USAGE_CHECK(which == "all" || which == "table2" || which == "lm" || which == "train",
-                   "--cases must be all, table2, lm or train, got '",
-                   which, "'");
+                   "--cases must be all, table2, lm or train, got '", which, "'");
   const int iters = int(args.get_int("iters", 10)), warmup = int(args.get_int("warmup", 3));
   MODA_USAGE_CHECK(iters >= 1 && warmup >= 0, "--iters must be >= 1 and --warmup >= 0");
   std::vector<size_t> only;  // indices into the case list, for quick runs
