@@ -7,10 +7,22 @@
 #           T 16384 (G 8, L 64) and the LM shape with the split columns; when a second build was
 #           carried as prebuilt-main.tar.xz (tools/pack-prebuilt.sh), the bench runs with it too,
 #           in the same sitting (an A/B of a branch against main)
+#   depth   the two depth kernels alone at the training shapes (`moda bench attention --cases train`)
+#           with every build carried as prebuilt*.tar.xz, one after another in the same sitting
+#           (e.g. prebuilt.tar.xz = main, prebuilt-fwdlazy.tar.xz = a branch); the tables go to $OUT
 set -uo pipefail
 source tools/gpu-host-env.sh
 b=${MODA_BUILD:-/tmp/build-gpu}
 part=${1:-all}
+if [ "$part" = depth ]; then
+  for dir in /tmp/prebuilt*/; do
+    name=$(basename "$dir")
+    echo "== $name"
+    timeout 120 "$dir/tests/moda_tests_gpu" "attention l0 cuda: split*" 2>&1 | tail -1
+    timeout 120 "$dir/moda" bench attention --cases train --iters 20 2>&1 | tail -6 | tee "$OUT/depth-$name.txt"
+  done
+  exit 0
+fi
 targets=(moda_tests_gpu); [ "$part" = all ] && targets+=(moda)
 [ -n "${MODA_BUILD:-}" ] || bash tools/gpu-host-build.sh $b "${targets[@]}" 2>&1 | tail -3
 timeout 150 $b/tests/moda_tests_gpu "attention l0 cuda: split*" 2>&1 | tail -25
