@@ -687,18 +687,10 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
 
 namespace moda_attn::simt {
 namespace {
-// One instantiation per group size: the G query rows of a warp live in registers.
 template <int D>
 void launch_depth_backward(const DepthParams& p, int G, cudaStream_t stream) {
-  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
-  if (G == 1)
-    depth_backward<D, 1><<<grid, block, 0, stream>>>(p);
-  else if (G == 2)
-    depth_backward<D, 2><<<grid, block, 0, stream>>>(p);
-  else if (G == 3)
-    depth_backward<D, 3><<<grid, block, 0, stream>>>(p);
-  else
-    depth_backward<D, 4><<<grid, block, 0, stream>>>(p);
+  with_group(
+      G, [&](auto g) { depth_backward<D, decltype(g)::value><<<depth_grid(p), kWarpsPerBlock * 32, 0, stream>>>(p); });
 }
 }  // namespace
 }  // namespace moda_attn::simt

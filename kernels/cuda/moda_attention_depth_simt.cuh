@@ -31,6 +31,7 @@
 // CPU test that runs them lane by lane (tests/cpu/test_depth_simt_emulated.cpp): device code only
 // here, no launch syntax.
 #include <cstdint>
+#include <type_traits>
 
 #include "core/bf16.h"
 #include "kernels/moda_attention_shape.h"
@@ -339,6 +340,20 @@ inline bool takes(const ModaAttentionShape& s) { return s.group() <= kMaxGroup &
 inline dim3 depth_grid(const DepthParams& p) {
   const int64_t warps = int64_t(p.B) * p.T * p.Hk;
   return dim3(unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock));
+}
+
+// Calls launch(std::integral_constant<int, G>{}) for the group size G in 1..kMaxGroup: one kernel
+// instantiation per G (a warp keeps its G query rows' state in registers).
+template <class Launch>
+void with_group(int G, Launch&& launch) {
+  if (G == 1)
+    launch(std::integral_constant<int, 1>{});
+  else if (G == 2)
+    launch(std::integral_constant<int, 2>{});
+  else if (G == 3)
+    launch(std::integral_constant<int, 3>{});
+  else
+    launch(std::integral_constant<int, 4>{});
 }
 
 }  // namespace moda::cuda::moda_attn::simt

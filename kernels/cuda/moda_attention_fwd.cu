@@ -382,18 +382,11 @@ void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStri
 
 namespace moda_attn::simt {
 namespace {
-// One instantiation per group size: the G query rows of a warp live in registers.
 template <int D>
 void launch_depth_merge_forward(const DepthParams& p, int G, cudaStream_t stream) {
-  const dim3 grid = depth_grid(p), block(kWarpsPerBlock * 32);
-  if (G == 1)
-    depth_merge_forward<D, 1><<<grid, block, 0, stream>>>(p);
-  else if (G == 2)
-    depth_merge_forward<D, 2><<<grid, block, 0, stream>>>(p);
-  else if (G == 3)
-    depth_merge_forward<D, 3><<<grid, block, 0, stream>>>(p);
-  else
-    depth_merge_forward<D, 4><<<grid, block, 0, stream>>>(p);
+  with_group(G, [&](auto g) {
+    depth_merge_forward<D, decltype(g)::value><<<depth_grid(p), kWarpsPerBlock * 32, 0, stream>>>(p);
+  });
 }
 }  // namespace
 }  // namespace moda_attn::simt
