@@ -171,6 +171,10 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
   const size_t qbytes = size_t(c.B * c.T * c.Hq * c.d) * 2, sbytes = size_t(c.B * c.T * S * c.Hk * c.d) * 2;
   DevBuf q(qbytes, &pattern), dout(qbytes, &pattern), o(qbytes), dq(qbytes);
   DevBuf kst(sbytes, &pattern), vst(sbytes, &pattern), dkst(sbytes), dvst(sbytes);
+  // The accumulating depth backward reads the gradients: start them at zero, not at whatever
+  // the allocation held (NaNs would not change the timing, but would poison a checked run).
+  MODA_CUDA_CHECK(cudaMemset(dkst.ptr, 0, sbytes), kOp);
+  MODA_CUDA_CHECK(cudaMemset(dvst.ptr, 0, sbytes), kOp);
   DevBuf lse(size_t(c.B * c.Hq * c.T) * 4);
   ModaAttentionShape shape;
   shape.B = c.B, shape.T = c.T, shape.Hq = c.Hq, shape.Hk = c.Hk, shape.L = c.L, shape.d = c.d, shape.causal = true;
