@@ -126,24 +126,11 @@ double copy_bandwidth(int iters) {
 // model does (accumulate on), each against the bytes it must move (its own floor): per token and KV
 // head, in rows of d: forward reads q (G rows), K, V (2L) and rewrites o (2G); backward reads q,
 // dout, o (3G) and K, V (2L), rewrites dq (2G) and the depth gradients (4L).
-void time_depth_kernels(const AttnCase& c, nlohmann::json& r, const ModaAttentionShape& shape, const DevBuf& q,
-                        const DevBuf& dout, const DevBuf& o, const DevBuf& dq, const DevBuf& lse, const DevBuf& ws,
-                        const bf16* K, const bf16* V, bf16* dK, bf16* dV, const ModaStrides& qs, const ModaStrides& dep,
-                        double bw, int warmup, int iters) {
+void time_depth_kernels(const AttnCase& c, nlohmann::json& r, const std::function<void()>& depth_merge,
+                        const std::function<void(bool accumulate)>& depth_backward, double bw, int warmup, int iters) {
   const double row = 2.0 * c.d, rows = double(c.B) * c.T * c.Hk, G = double(c.Hq / c.Hk), L = double(c.L);
-  r["depth_fwd_ms"] = time_ms(
-      [&] {
-        cuda::moda_attention_forward_depth_merge(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
-                                                 lse.as<float>(), nullptr);
-      },
-      warmup, iters);
-  r["depth_bwd_ms"] = time_ms(
-      [&] {
-        cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs, lse.as<float>(),
-                                            dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV, dep, true, ws.ptr,
-                                            nullptr);
-      },
-      warmup, iters);
+  r["depth_fwd_ms"] = time_ms(depth_merge, warmup, iters);
+  r["depth_bwd_ms"] = time_ms([&] { depth_backward(true); }, warmup, iters);
   r["depth_fwd_floor_ms"] = rows * row * (3 * G + 2 * L) / bw * 1e3;
   r["depth_bwd_floor_ms"] = rows * row * (5 * G + 6 * L) / bw * 1e3;
 }
@@ -224,19 +211,25 @@ nlohmann::json run_case(const AttnCase& c, const std::vector<bf16>& pattern, int
           warmup, iters);
       r["l0_over_moda_cudnn"] = r["l0_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
       if (c.L > 0) {
+        auto depth_merge = [&] {
+          cuda::moda_attention_forward_depth_merge(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                                   lse.as<float>(), nullptr);
+        };
+        auto depth_backward = [&](bool accumulate) {
+          cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
+                                              lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV, dep,
+                                              accumulate, ws.ptr, nullptr);
+        };
         r["moda_split_fwdbwd_ms"] = time_ms(
             [&] {
               cuda::cudnn_sdpa_forward(p, nullptr);
-              cuda::moda_attention_forward_depth_merge(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
-                                                       lse.as<float>(), nullptr);
+              depth_merge();
               cuda::cudnn_sdpa_backward(p, nullptr);
-              cuda::moda_attention_backward_depth(shape, q.as<bf16>(), qs, K, dep, V, dep, o.as<bf16>(), qs,
-                                                  lse.as<float>(), dout.as<bf16>(), qs, dq.as<bf16>(), qs, dK, dep, dV,
-                                                  dep, false, ws.ptr, nullptr);
+              depth_backward(false);
             },
             warmup, iters);
         r["split_over_moda_cudnn"] = r["moda_split_fwdbwd_ms"].get<double>() / r["moda_cudnn_fwdbwd_ms"].get<double>();
-        time_depth_kernels(c, r, shape, q, dout, o, dq, lse, ws, K, V, dK, dV, qs, dep, bw, warmup, iters);
+        time_depth_kernels(c, r, depth_merge, depth_backward, bw, warmup, iters);
       }
     } catch (const Error& e) {
       r["moda_cudnn_error"] = e.what();

@@ -608,8 +608,17 @@ size_t moda_attention_backward_workspace_bytes(const ModaAttentionShape& s) {
 namespace moda_attn {
 namespace {
 
+// The depth backward on CUDA cores (moda_attention_depth_simt.cuh), one instantiation per group size.
+template <int D>
+void launch_simt_depth_backward(const simt::DepthParams& p, int G, cudaStream_t stream) {
+  simt::with_group(G, [&](auto g) {
+    simt::depth_backward<D, decltype(g)::value><<<simt::depth_grid(p), simt::kWarpsPerBlock * 32, 0, stream>>>(p);
+  });
+}
+
 // Checks the operands (the sequence keys and their gradients only when they are used) and runs
-// the kernels; `depth_only` adds the depth part of dq into dq and leaves k, v, dk, dv alone.
+// the kernels; `depth_only` adds the depth part of dq into dq and leaves k, v, dk, dv alone (small
+// head groups on CUDA cores, which need no workspace).
 void run_backward(const char* op, bool depth_only, const ModaAttentionShape& s, const bf16* q, ModaStrides qs,
                   const bf16* k, ModaStrides ks, const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks,
                   const bf16* depth_v, ModaStrides dvs, const bf16* o, ModaStrides os, const float* lse,
@@ -632,6 +641,21 @@ void run_backward(const char* op, bool depth_only, const ModaAttentionShape& s, 
     check_ptr(d_depth_k, "d_depth_k", op), check_ptr(d_depth_v, "d_depth_v", op);
     check_strides(dks, true, "depth_k", op), check_strides(dvs, true, "depth_v", op);
     check_strides(ddks, true, "d_depth_k", op), check_strides(ddvs, true, "d_depth_v", op);
+  }
+  if (depth_only && simt::takes(s)) {
+    auto p = simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, const_cast<float*>(lse));
+    p.dout = reinterpret_cast<const bf*>(dout), p.do_b = dos.batch, p.do_t = dos.token, p.do_h = dos.head;
+    p.dq = reinterpret_cast<bf*>(dq), p.dq_b = dqs.batch, p.dq_t = dqs.token, p.dq_h = dqs.head;
+    p.dkd = reinterpret_cast<bf*>(d_depth_k), p.dkd_b = ddks.batch, p.dkd_t = ddks.token, p.dkd_s = ddks.slot;
+    p.dkd_h = ddks.head;
+    p.dvd = reinterpret_cast<bf*>(d_depth_v), p.dvd_b = ddvs.batch, p.dvd_t = ddvs.token, p.dvd_s = ddvs.slot;
+    p.dvd_h = ddvs.head;
+    p.accumulate = accumulate_depth;
+    if (s.d == 64)
+      launch_simt_depth_backward<64>(p, int(s.group()), stream);
+    else
+      launch_simt_depth_backward<128>(p, int(s.group()), stream);
+    return check_launch(op);
   }
   const size_t ws_bytes = moda_attention_backward_workspace_bytes(s);
   void* ws = workspace;
@@ -685,16 +709,6 @@ void moda_attention_backward(const ModaAttentionShape& s, const bf16* q, ModaStr
                           accumulate_kv, accumulate_depth, workspace, stream);
 }
 
-namespace moda_attn::simt {
-namespace {
-template <int D>
-void launch_depth_backward(const DepthParams& p, int G, cudaStream_t stream) {
-  with_group(
-      G, [&](auto g) { depth_backward<D, decltype(g)::value><<<depth_grid(p), kWarpsPerBlock * 32, 0, stream>>>(p); });
-}
-}  // namespace
-}  // namespace moda_attn::simt
-
 void moda_attention_backward_depth(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
                                    ModaStrides dks, const bf16* depth_v, ModaStrides dvs, const bf16* o, ModaStrides os,
                                    const float* lse, const bf16* dout, ModaStrides dos, bf16* dq, ModaStrides dqs,
@@ -702,42 +716,9 @@ void moda_attention_backward_depth(const ModaAttentionShape& s, const bf16* q, M
                                    bool accumulate_depth, void* workspace, cudaStream_t stream) {
   const char* op = "moda_attention_backward_depth (cuda)";
   MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
-  if (!moda_attn::simt::takes(s))
-    return moda_attn::run_backward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse,
-                                   dout, dos, dq, dqs, nullptr, {}, nullptr, {}, d_depth_k, ddks, d_depth_v, ddvs,
-                                   false, accumulate_depth, workspace, stream);
-  moda_attn::check_shape(s, op);
-  for (auto [ptr, what] : {std::pair<const void*, const char*>{q, "q"},
-                           {o, "o"},
-                           {lse, "lse"},
-                           {dout, "dout"},
-                           {dq, "dq"},
-                           {depth_k, "depth_k"},
-                           {depth_v, "depth_v"},
-                           {d_depth_k, "d_depth_k"},
-                           {d_depth_v, "d_depth_v"}})
-    moda_attn::check_ptr(ptr, what, op);
-  for (auto [st, what] : {std::pair<ModaStrides, const char*>{qs, "q"}, {os, "o"}, {dos, "dout"}, {dqs, "dq"}})
-    moda_attn::check_strides(st, false, what, op);
-  for (auto [st, what] : {std::pair<ModaStrides, const char*>{dks, "depth_k"},
-                          {dvs, "depth_v"},
-                          {ddks, "d_depth_k"},
-                          {ddvs, "d_depth_v"}})
-    moda_attn::check_strides(st, true, what, op);
-  (void)workspace;  // the CUDA-core kernel needs none
-  auto p = moda_attn::simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, const_cast<float*>(lse));
-  p.dout = reinterpret_cast<const __nv_bfloat16*>(dout), p.do_b = dos.batch, p.do_t = dos.token, p.do_h = dos.head;
-  p.dq = reinterpret_cast<__nv_bfloat16*>(dq), p.dq_b = dqs.batch, p.dq_t = dqs.token, p.dq_h = dqs.head;
-  p.dkd = reinterpret_cast<__nv_bfloat16*>(d_depth_k), p.dkd_b = ddks.batch, p.dkd_t = ddks.token, p.dkd_s = ddks.slot,
-  p.dkd_h = ddks.head;
-  p.dvd = reinterpret_cast<__nv_bfloat16*>(d_depth_v), p.dvd_b = ddvs.batch, p.dvd_t = ddvs.token, p.dvd_s = ddvs.slot,
-  p.dvd_h = ddvs.head;
-  p.accumulate = accumulate_depth;
-  if (s.d == 64)
-    moda_attn::simt::launch_depth_backward<64>(p, int(s.group()), stream);
-  else
-    moda_attn::simt::launch_depth_backward<128>(p, int(s.group()), stream);
-  check_launch(op);
+  moda_attn::run_backward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, dout,
+                          dos, dq, dqs, nullptr, {}, nullptr, {}, d_depth_k, ddks, d_depth_v, ddvs, false,
+                          accumulate_depth, workspace, stream);
 }
 
 }  // namespace moda::cuda

@@ -335,7 +335,16 @@ void launch_fwd(FwdParams p, int B, int Hk, cudaStream_t stream) {
   check_launch("moda_attention_forward");
 }
 
-// Checks the operands (k, v only when the sequence keys are read) and launches the kernel.
+// The depth merge on CUDA cores (moda_attention_depth_simt.cuh), one instantiation per group size.
+template <int D>
+void launch_simt_depth_merge(const simt::DepthParams& p, int G, cudaStream_t stream) {
+  simt::with_group(G, [&](auto g) {
+    simt::depth_merge_forward<D, decltype(g)::value><<<simt::depth_grid(p), simt::kWarpsPerBlock * 32, 0, stream>>>(p);
+  });
+}
+
+// Checks the operands (k, v only when the sequence keys are read) and launches the kernel: the
+// depth merge (sequence part given) of small head groups on CUDA cores, the rest on the MMA kernel.
 void run_forward(const char* op, bool seq_given, const ModaAttentionShape& s, const bf16* q, ModaStrides qs,
                  const bf16* k, ModaStrides ks, const bf16* v, ModaStrides vs, const bf16* depth_k, ModaStrides dks,
                  const bf16* depth_v, ModaStrides dvs, bf16* o, ModaStrides os, float* lse, cudaStream_t stream) {
@@ -349,6 +358,14 @@ void run_forward(const char* op, bool seq_given, const ModaAttentionShape& s, co
   if (s.L > 0) {
     check_ptr(depth_k, "depth_k", op), check_ptr(depth_v, "depth_v", op);
     check_strides(dks, true, "depth_k", op), check_strides(dvs, true, "depth_v", op);
+  }
+  if (seq_given && simt::takes(s)) {
+    const auto p = simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, lse);
+    if (s.d == 64)
+      launch_simt_depth_merge<64>(p, int(s.group()), stream);
+    else
+      launch_simt_depth_merge<128>(p, int(s.group()), stream);
+    return check_launch(op);
   }
   FwdParams p{};
   p.q = reinterpret_cast<const bf*>(q), p.k = reinterpret_cast<const bf*>(k), p.v = reinterpret_cast<const bf*>(v);
@@ -380,36 +397,12 @@ void moda_attention_forward(const ModaAttentionShape& s, const bf16* q, ModaStri
                          os, lse, stream);
 }
 
-namespace moda_attn::simt {
-namespace {
-template <int D>
-void launch_depth_merge_forward(const DepthParams& p, int G, cudaStream_t stream) {
-  with_group(G, [&](auto g) {
-    depth_merge_forward<D, decltype(g)::value><<<depth_grid(p), kWarpsPerBlock * 32, 0, stream>>>(p);
-  });
-}
-}  // namespace
-}  // namespace moda_attn::simt
-
 void moda_attention_forward_depth_merge(const ModaAttentionShape& s, const bf16* q, ModaStrides qs, const bf16* depth_k,
                                         ModaStrides dks, const bf16* depth_v, ModaStrides dvs, bf16* o, ModaStrides os,
                                         float* lse, cudaStream_t stream) {
   const char* op = "moda_attention_forward_depth_merge (cuda)";
   MODA_CHECK(s.L > 0, op, ": needs depth keys (L > 0), got L = 0");
-  if (!moda_attn::simt::takes(s))
-    return moda_attn::run_forward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse,
-                                  stream);
-  moda_attn::check_shape(s, op);
-  moda_attn::check_ptr(q, "q", op), moda_attn::check_ptr(o, "o", op), moda_attn::check_ptr(lse, "lse", op);
-  moda_attn::check_ptr(depth_k, "depth_k", op), moda_attn::check_ptr(depth_v, "depth_v", op);
-  moda_attn::check_strides(qs, false, "q", op), moda_attn::check_strides(os, false, "o", op);
-  moda_attn::check_strides(dks, true, "depth_k", op), moda_attn::check_strides(dvs, true, "depth_v", op);
-  const auto p = moda_attn::simt::depth_params(s, q, qs, depth_k, dks, depth_v, dvs, o, os, lse);
-  if (s.d == 64)
-    moda_attn::simt::launch_depth_merge_forward<64>(p, int(s.group()), stream);
-  else
-    moda_attn::simt::launch_depth_merge_forward<128>(p, int(s.group()), stream);
-  check_launch(op);
+  moda_attn::run_forward(op, true, s, q, qs, nullptr, {}, nullptr, {}, depth_k, dks, depth_v, dvs, o, os, lse, stream);
 }
 
 }  // namespace moda::cuda
